@@ -1,0 +1,86 @@
+# Copyright (c) 2026 jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""AzureJitModule: AnsibleModule plus the shared auth options, SDK clients and clean failures."""
+
+from __future__ import annotations
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _auth
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details
+
+try:
+    from azure.core.exceptions import AzureError
+except ImportError:  # reported by AzureJitModule via missing_required_lib
+
+    class AzureError(Exception):
+        """Stand-in so ``except AzureError`` stays valid when the SDK is missing."""
+
+
+class AzureJitModule:
+    """Thin wrapper: modules declare their own options; auth options are added here."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = copy.deepcopy(_auth.AUTH_ARGUMENT_SPEC)
+        spec.update(argument_spec)
+        kwargs.setdefault("supports_check_mode", True)
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        if _auth.AZURE_IMPORT_ERROR:
+            self.module.fail_json(msg=missing_required_lib(_auth.AZURE_LIBRARIES), exception=_auth.AZURE_IMPORT_ERROR)
+        self._clients = None
+
+    @property
+    def params(self):
+        return self.module.params
+
+    @property
+    def check_mode(self):
+        return self.module.check_mode
+
+    @property
+    def diff_mode(self):
+        return self.module._diff
+
+    def exit_json(self, **result):
+        self.module.exit_json(**result)
+
+    def fail_json(self, msg, **result):
+        self.module.fail_json(msg=msg, **result)
+
+    def warn(self, message):
+        self.module.warn(message)
+
+    @property
+    def clients(self):
+        """Credential and clients are built on first use, so validation can fail before any login."""
+        if self._clients is None:
+            try:
+                settings = _auth.resolve_settings(self.params)
+                cloud = _auth.resolve_cloud(settings.get("cloud_environment"))
+                subscription_id = settings.get("subscription_id")
+                if not subscription_id and settings["auth_source"] == "cli":
+                    subscription_id = _auth.cli_subscription_id()
+                if not subscription_id:
+                    raise _auth.AuthError("subscription_id is required (option, AZURE_SUBSCRIPTION_ID or the credential file)")
+                credential = _auth.build_credential(settings, cloud)
+            except _auth.AuthError as exc:
+                self.fail_json(msg="Azure authentication: %s" % exc)
+            self._clients = _auth.AzureClients(credential, subscription_id, cloud)
+        return self._clients
+
+    @property
+    def subscription_id(self):
+        return self.clients.subscription_id
+
+    def azure_call(self, action, function, *args, **kwargs):
+        """Run one SDK call; any Azure error ends the module with a clean, specific message."""
+        try:
+            return function(*args, **kwargs)
+        except AzureError as exc:
+            self.fail_azure(exc, action)
+
+    def fail_azure(self, exc, action, **result):
+        self.fail_json(msg=describe_error(exc, action), error=error_details(exc), **result)

@@ -1,0 +1,24 @@
+"""Make the working tree importable as ``ansible_collections.jitaccess.azure``.
+
+The repository root *is* the collection, but Python (and Ansible) only find it under an
+``ansible_collections/<namespace>/<name>`` directory. A symlink under ``.build/`` gives it that
+shape without copying, and ``tools/`` goes on the path for ``armsim``.
+"""
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS_ROOT = os.path.join(ROOT, ".build", "src")
+LINK = os.path.join(COLLECTIONS_ROOT, "ansible_collections", "jitaccess", "azure")
+
+if not os.path.exists(LINK):
+    os.makedirs(os.path.dirname(LINK), exist_ok=True)
+    try:
+        os.symlink(ROOT, LINK)
+    except FileExistsError:  # another xdist worker made it first
+        pass
+
+for path in (COLLECTIONS_ROOT, os.path.join(ROOT, "tools")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
