@@ -5,6 +5,7 @@ The repository root *is* the collection, but Python (and Ansible) only find it u
 shape without copying, and ``tools/`` goes on the path for ``armsim``.
 """
 
+import contextlib
 import os
 import sys
 
@@ -14,10 +15,8 @@ LINK = os.path.join(COLLECTIONS_ROOT, "ansible_collections", "jitaccess", "azure
 
 if not os.path.exists(LINK):
     os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):  # another xdist worker made it first
         os.symlink(ROOT, LINK)
-    except FileExistsError:  # another xdist worker made it first
-        pass
 
 for path in (COLLECTIONS_ROOT, os.path.join(ROOT, "tools")):
     if path not in sys.path:

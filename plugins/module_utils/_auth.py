@@ -149,8 +149,7 @@ def _fetch_json(url):
         return response.json()
     except requests.exceptions.SSLError as exc:
         raise AuthError(
-            "TLS verification failed for cloud metadata %s: %s. Trust its CA with REQUESTS_CA_BUNDLE; "
-            "verification cannot be turned off" % (url, exc)
+            "TLS verification failed for cloud metadata %s: %s. Trust its CA with REQUESTS_CA_BUNDLE; verification cannot be turned off" % (url, exc)
         ) from None
     except (requests.exceptions.RequestException, ValueError) as exc:
         raise AuthError("could not read cloud metadata from %s: %s" % (url, exc)) from None
@@ -190,10 +189,7 @@ def resolve_settings(params, credential_file_reader=read_credential_file):
             source = "env"
         else:
             from_file = credential_file_reader(settings.get("profile"))
-            if has_service_principal(from_file):
-                source = "credential_file"
-            else:
-                source = "cli"
+            source = "credential_file" if has_service_principal(from_file) else "cli"
     if source == "credential_file":
         from_file = credential_file_reader(settings.get("profile"))
         if not has_service_principal(from_file):

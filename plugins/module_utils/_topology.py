@@ -1,0 +1,192 @@
+# Copyright (c) 2026 jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""VM -> NIC -> subnet -> NSG resolution from bulk list calls.
+
+:func:`read_inventory` makes a constant number of paged list calls per subscription (VMs, NICs,
+NSGs, VNets, public IPs), whatever the VM count. :func:`build_topology` is pure: it joins those
+REST-shaped lists into one record per VM describing every NSG on its network path.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.jitaccess.azure.plugins.module_utils._jit import (
+    JitValidationError,
+    normalize_id,
+    normalize_location,
+    parse_resource_id,
+    vm_id_from_reference,
+)
+
+UNSUPPORTED_NO_NSG = "no network security group on any NIC or subnet of the VM"
+UNSUPPORTED_NO_NIC = "the VM has no network interface"
+
+
+def to_rest(model):
+    """REST-shaped dict (camelCase, ``properties`` nesting) of an SDK model of either generation."""
+    if hasattr(model, "serialize"):  # msrest models (azure-mgmt-security)
+        return model.serialize(keep_readonly=True)
+    return model.as_dict()  # typespec models (azure-mgmt-network / -compute >= 2025)
+
+
+def _props(resource):
+    return resource.get("properties") or {}
+
+
+def _ref_id(value):
+    return (value or {}).get("id")
+
+
+def resource_group_of(resource_id):
+    return parse_resource_id(resource_id).resource_group
+
+
+class Inventory:
+    """The raw bulk reads: lists of REST dicts, one per resource kind."""
+
+    KINDS = ("virtual_machines", "network_interfaces", "network_security_groups", "virtual_networks", "public_ip_addresses")
+
+    def __init__(self, virtual_machines=(), network_interfaces=(), network_security_groups=(), virtual_networks=(), public_ip_addresses=()):
+        self.virtual_machines = list(virtual_machines)
+        self.network_interfaces = list(network_interfaces)
+        self.network_security_groups = list(network_security_groups)
+        self.virtual_networks = list(virtual_networks)
+        self.public_ip_addresses = list(public_ip_addresses)
+
+
+def read_inventory(clients, call, kinds=Inventory.KINDS):
+    """List every resource of ``kinds`` in the subscription: one paged list call per kind.
+
+    ``call(action, function)`` runs an SDK call and turns errors into a module failure.
+    """
+    compute = clients.compute
+    network = clients.network
+    listers = {
+        # statusOnly returns the model plus its instance view, so power state costs no extra call.
+        "virtual_machines": ("list virtual machines", lambda: compute.virtual_machines.list_all(status_only="true")),
+        "network_interfaces": ("list network interfaces", network.network_interfaces.list_all),
+        "network_security_groups": ("list network security groups", network.network_security_groups.list_all),
+        "virtual_networks": ("list virtual networks", network.virtual_networks.list_all),
+        "public_ip_addresses": ("list public IP addresses", network.public_ip_addresses.list_all),
+    }
+    lists = {}
+    for kind in kinds:
+        action, lister = listers[kind]
+        lists[kind] = call(action, lambda lister=lister: [to_rest(item) for item in lister()])
+    return Inventory(**lists)
+
+
+def power_state_of(vm):
+    statuses = (_props(vm).get("instanceView") or {}).get("statuses") or []
+    for status in statuses:
+        code = status.get("code") or ""
+        if code.lower().startswith("powerstate/"):
+            return code.split("/", 1)[1]
+    return None
+
+
+def os_type_of(vm):
+    os_disk = (_props(vm).get("storageProfile") or {}).get("osDisk") or {}
+    return os_disk.get("osType")
+
+
+def _subnet_index(virtual_networks):
+    """subnet id -> (subnet NSG id, VNet address prefixes)."""
+    index = {}
+    for vnet in virtual_networks:
+        spaces = list((_props(vnet).get("addressSpace") or {}).get("addressPrefixes") or [])
+        for subnet in _props(vnet).get("subnets") or []:
+            index[normalize_id(subnet.get("id"))] = (_ref_id(_props(subnet).get("networkSecurityGroup")), spaces)
+    return index
+
+
+def _nic_record(nic, subnets, public_ips):
+    props = _props(nic)
+    configs = props.get("ipConfigurations") or []
+    primary = next((c for c in configs if _props(c).get("primary")), configs[0] if configs else {})
+    config_props = _props(primary)
+    subnet_id = _ref_id(config_props.get("subnet"))
+    subnet_nsg, spaces = subnets.get(normalize_id(subnet_id), (None, []))
+    public_ip_id = _ref_id(config_props.get("publicIPAddress"))
+    public_ip = public_ips.get(normalize_id(public_ip_id)) if public_ip_id else None
+    return {
+        "id": nic.get("id"),
+        "name": nic.get("name"),
+        "private_ip": config_props.get("privateIPAddress"),
+        "subnet_id": subnet_id,
+        "nic_nsg_id": _ref_id(props.get("networkSecurityGroup")),
+        "subnet_nsg_id": subnet_nsg,
+        "public_ip_id": public_ip_id,
+        "public_ip": _props(public_ip).get("ipAddress") if public_ip else None,
+        "vnet_address_prefixes": spaces,
+    }
+
+
+def build_topology(inventory):
+    """Return ``{vm id (lower-cased): record}``; records are JSON-ready dicts.
+
+    A record has id, name, resource_group, location, os_type, power_state, tags, ``nics`` (each
+    with private IP, NIC NSG, subnet NSG and public IP), ``nsg_ids`` (every NSG on the VM's
+    path, subnet NSG first, without duplicates) and ``unsupported_reason`` (None when JIT can
+    protect it).
+    """
+    subnets = _subnet_index(inventory.virtual_networks)
+    public_ips = {normalize_id(ip.get("id")): ip for ip in inventory.public_ip_addresses}
+    nics = {normalize_id(nic.get("id")): nic for nic in inventory.network_interfaces}
+    topology = {}
+    for vm in inventory.virtual_machines:
+        props = _props(vm)
+        nic_refs = (props.get("networkProfile") or {}).get("networkInterfaces") or []
+        records = [_nic_record(nics[normalize_id(ref.get("id"))], subnets, public_ips) for ref in nic_refs if normalize_id(ref.get("id")) in nics]
+        nsg_ids = []
+        for record in records:
+            for nsg_id in (record["subnet_nsg_id"], record["nic_nsg_id"]):
+                if nsg_id and normalize_id(nsg_id) not in {normalize_id(known) for known in nsg_ids}:
+                    nsg_ids.append(nsg_id)
+        reason = None
+        if not records:
+            reason = UNSUPPORTED_NO_NIC
+        elif not nsg_ids:
+            reason = UNSUPPORTED_NO_NSG
+        topology[normalize_id(vm.get("id"))] = {
+            "id": vm.get("id"),
+            "name": vm.get("name"),
+            "resource_group": resource_group_of(vm.get("id")),
+            "location": normalize_location(vm.get("location", "")),
+            "os_type": os_type_of(vm),
+            "power_state": power_state_of(vm),
+            "tags": vm.get("tags") or {},
+            "nics": records,
+            "nsg_ids": nsg_ids,
+            "unsupported_reason": reason,
+        }
+    return topology
+
+
+def resolve_vms(references, topology, subscription):
+    """Map module ``virtual_machines`` entries to topology records, in input order.
+
+    Raises :class:`JitValidationError` naming every unknown VM at once, and rejects duplicates.
+    """
+    resolved = []
+    seen = {}
+    unknown = []
+    for reference in references:
+        vm_id = vm_id_from_reference(reference, subscription)
+        key = normalize_id(vm_id)
+        if key in seen:
+            raise JitValidationError("virtual machine %s is listed twice in virtual_machines" % vm_id)
+        seen[key] = True
+        record = topology.get(key)
+        if record is None:
+            unknown.append(vm_id)
+        else:
+            resolved.append((reference, record))
+    if unknown:
+        raise JitValidationError("virtual machine(s) not found in subscription %s: %s" % (subscription, ", ".join(unknown)))
+    return resolved
+
+
+def nsgs_by_id(inventory):
+    """NSG id (lower-cased) -> REST dict, for evaluation and rule lookups."""
+    return {normalize_id(nsg.get("id")): nsg for nsg in inventory.network_security_groups}

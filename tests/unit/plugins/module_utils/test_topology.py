@@ -1,0 +1,119 @@
+"""VM -> NIC -> subnet -> NSG joins from bulk list results (REST shapes, as the SDK returns them)."""
+
+import pytest
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _topology
+from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError
+
+SUB = "00000000-0000-0000-0000-000000000001"
+RG = "/subscriptions/%s/resourceGroups/rg-web" % SUB
+NET = RG + "/providers/Microsoft.Network"
+
+
+def vm(name, nics, os_type="Linux", power="running"):
+    return {
+        "id": RG + "/providers/Microsoft.Compute/virtualMachines/" + name,
+        "name": name,
+        "location": "West Europe",
+        "tags": {"env": "prod"},
+        "properties": {
+            "storageProfile": {"osDisk": {"osType": os_type}},
+            "networkProfile": {"networkInterfaces": [{"id": NET + "/networkInterfaces/" + nic} for nic in nics]},
+            "instanceView": {"statuses": [{"code": "ProvisioningState/succeeded"}, {"code": "PowerState/" + power}]},
+        },
+    }
+
+
+def nic(name, subnet, ip, nsg=None, public_ip=None):
+    config = {"primary": True, "privateIPAddress": ip, "subnet": {"id": NET + "/virtualNetworks/vnet/subnets/" + subnet}}
+    if public_ip:
+        config["publicIPAddress"] = {"id": NET + "/publicIPAddresses/" + public_ip}
+    props = {"ipConfigurations": [{"name": "ipconfig1", "properties": config}]}
+    if nsg:
+        props["networkSecurityGroup"] = {"id": NET + "/networkSecurityGroups/" + nsg}
+    return {"id": NET + "/networkInterfaces/" + name, "name": name, "properties": props}
+
+
+INVENTORY = _topology.Inventory(
+    virtual_machines=[
+        vm("both", ["nic-both"]),
+        vm("nic-only", ["nic-nic"], os_type="Windows", power="deallocated"),
+        vm("bare", ["nic-bare"]),
+        vm("no-nic", []),
+    ],
+    network_interfaces=[
+        nic("nic-both", "guarded", "10.1.0.4", nsg="nsg-nic", public_ip="pip-1"),
+        nic("nic-nic", "open", "10.1.1.4", nsg="nsg-nic"),
+        nic("nic-bare", "open", "10.1.1.5"),
+    ],
+    virtual_networks=[
+        {
+            "id": NET + "/virtualNetworks/vnet",
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.1.0.0/16"]},
+                "subnets": [
+                    {
+                        "id": NET + "/virtualNetworks/vnet/subnets/guarded",
+                        "properties": {"networkSecurityGroup": {"id": NET + "/networkSecurityGroups/nsg-subnet"}},
+                    },
+                    {"id": NET + "/virtualNetworks/vnet/subnets/open", "properties": {}},
+                ],
+            },
+        }
+    ],
+    public_ip_addresses=[{"id": NET + "/publicIPAddresses/PIP-1", "properties": {"ipAddress": "20.1.2.3"}}],
+)
+
+
+def test_paths_list_subnet_nsg_first_and_flag_unsupported():
+    topology = _topology.build_topology(INVENTORY)
+    both = topology[(RG + "/providers/Microsoft.Compute/virtualMachines/both").lower()]
+    assert both["location"] == "westeurope"
+    assert both["resource_group"] == "rg-web"
+    assert both["power_state"] == "running"
+    assert both["os_type"] == "Linux"
+    assert [n.rsplit("/", 1)[1] for n in both["nsg_ids"]] == ["nsg-subnet", "nsg-nic"]
+    assert both["nics"][0]["public_ip"] == "20.1.2.3"  # joined case-insensitively
+    assert both["nics"][0]["vnet_address_prefixes"] == ["10.1.0.0/16"]
+    assert both["unsupported_reason"] is None
+
+    by_name = {record["name"]: record for record in topology.values()}
+    assert by_name["nic-only"]["power_state"] == "deallocated"
+    assert [n.rsplit("/", 1)[1] for n in by_name["nic-only"]["nsg_ids"]] == ["nsg-nic"]
+    assert by_name["bare"]["unsupported_reason"] == _topology.UNSUPPORTED_NO_NSG
+    assert by_name["no-nic"]["unsupported_reason"] == _topology.UNSUPPORTED_NO_NIC
+    assert by_name["no-nic"]["os_type"] == "Linux"
+
+
+def test_resolve_by_name_or_id_reports_all_unknown_and_duplicates():
+    topology = _topology.build_topology(INVENTORY)
+    resolved = _topology.resolve_vms(
+        [{"name": "BOTH", "resource_group": "RG-WEB"}, {"id": RG + "/providers/Microsoft.Compute/virtualMachines/bare"}], topology, SUB
+    )
+    assert [record["name"] for _, record in resolved] == ["both", "bare"]
+    with pytest.raises(JitValidationError, match="not found in subscription .*: .*/ghost1, .*/ghost2"):
+        _topology.resolve_vms([{"name": "ghost1", "resource_group": "rg-web"}, {"name": "ghost2", "resource_group": "rg-web"}], topology, SUB)
+    with pytest.raises(JitValidationError, match="listed twice"):
+        _topology.resolve_vms(
+            [
+                {"name": "both", "resource_group": "rg-web"},
+                {"id": (RG + "/providers/Microsoft.Compute/virtualMachines/both").upper().replace("SUBSCRIPTIONS", "subscriptions")},
+            ],
+            topology,
+            SUB,
+        )
+
+
+def test_to_rest_handles_both_sdk_model_generations():
+    from azure.mgmt.network import models as network_models
+    from azure.mgmt.security import models as security_models
+
+    rule = network_models.SecurityRule(name="r", priority=100, access="Allow")
+    assert _topology.to_rest(rule) == {"name": "r", "properties": {"priority": 100, "access": "Allow"}}
+    policy = security_models.JitNetworkAccessPolicy(virtual_machines=[])
+    assert _topology.to_rest(policy) == {"properties": {"virtualMachines": []}}
+
+
+def test_nsgs_by_id_is_case_insensitive():
+    inventory = _topology.Inventory(network_security_groups=[{"id": NET + "/networkSecurityGroups/NSG-A"}])
+    assert list(_topology.nsgs_by_id(inventory)) == [(NET + "/networkSecurityGroups/nsg-a").lower()]
