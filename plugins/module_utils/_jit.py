@@ -96,10 +96,6 @@ def _props(resource):
     return props if isinstance(props, dict) else resource
 
 
-def _quote(value):
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 def _as_list(value):
     if value is None:
         return []
@@ -870,9 +866,7 @@ def _prefix_within(source, allowed):
     for prefix in allowed:
         try:
             container = ipaddress.ip_network(prefix, strict=False)
-        except ValueError:
-            if prefix.lower() == source.lower():
-                return True
+        except ValueError:  # a service tag or other text: a concrete source cannot be shown inside it
             continue
         if container.version == network.version and network.subnet_of(container):
             return True
