@@ -507,12 +507,15 @@ def test_classify_rule_dicts_and_description_fallback():
     assert not nsg.is_jit_allow_rule(rest_rule("plain", 100))
 
 
+def names(found):
+    return [r.name for r in found]
+
+
 def test_find_jit_rules():
     other_allow = jit_allow(priority=101, port="3389", source="198.51.100.1", name=ALLOW_NAME.replace("1235477045", "7"))
     other_vm = jit_deny(priority=4095, destination="10.1.0.9", name=DENY_NAME.replace("-1906413329", "9"))
     outbound = rest_rule("SecurityCenter-JITRule_1_ab", 4000, "Deny", direction="Outbound")
     rules = [jit_deny(), jit_allow(), other_allow, other_vm, outbound, rest_rule("AllowSsh", 300)]
-    names = lambda found: [r.name for r in found]  # noqa: E731
     assert names(nsg.find_jit_rules(rules)) == [ALLOW_NAME, other_allow["name"], other_vm["name"], DENY_NAME]
     assert names(nsg.find_jit_rules(rules, kind="deny", destination=VM_IP)) == [DENY_NAME]
     assert names(nsg.find_jit_rules(rules, kind="allow", ports=[22])) == [ALLOW_NAME]
@@ -561,7 +564,7 @@ def test_priorities():
         rest_rule("b", 101),
         rest_rule("c", 4096),
         rest_rule("out", 102, direction="Outbound"),
-        *[r for r in nsg.DEFAULT_INBOUND_RULES],
+        *nsg.DEFAULT_INBOUND_RULES,
     ]
     assert nsg.used_priorities(rules) == {100, 101, 4096}
     assert nsg.lowest_free_priority(rules) == 102
