@@ -1,0 +1,717 @@
+#!/usr/bin/python
+# Copyright (c) 2026 jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: jit_policy
+short_description: Put Azure VMs under just-in-time (JIT) VM access, or take them out
+version_added: 1.0.0
+description:
+  - Adds virtual machines to (or removes them from) Microsoft Defender for Cloud just-in-time
+    network access policies, safely and in bulk.
+  - B(Merge-safe.) A JIT policy is shared by every VM of a resource group and region. This module
+    reads each affected policy, changes only the entries of the VMs it is given, and keeps every
+    other VM entry as it is (unless O(purge_virtual_machines=true)). C(Set-AzJitNetworkAccessPolicy)
+    instead replaces the whole VM list and silently un-protects the VMs it was not given.
+  - B(Bulk.) VMs may span resource groups and regions. VMs are resolved with a constant number of
+    list calls, grouped by policy (subscription, resource group, region, O(policy_name)), and each
+    affected policy gets one read and at most one write. Nothing is written when nothing differs.
+  - B(Verified.) After a write the policy is read again; every VM asked for must be there as asked
+    and no VM entry that was present may be lost. The JIT API has no ETag, so a concurrent writer can
+    overwrite the change; when that is detected the module merges again on the fresh policy and
+    writes again (at most three writes per policy), then fails clearly if it cannot converge.
+  - Comparison is done after normalisation (ports and prefixes sorted, V(PT180M) equals V(PT3H), VM
+    ids case-insensitive), so a second run with the same input reports no change and makes no write.
+  - Every option is validated before the first write; a bad value fails with a message naming it
+    and the allowed range, and changes nothing.
+author:
+  - jitaccess.azure contributors
+extends_documentation_fragment:
+  - jitaccess.azure._auth
+  - jitaccess.azure._attributes
+  - jitaccess.azure._attributes.ACTIONGROUPS
+attributes:
+  check_mode:
+    support: full
+    details: Reads the policies and reports what would change; makes no write.
+  diff_mode:
+    support: full
+    details: Returns one before/after entry per changed policy, showing its VM entries.
+  idempotent:
+    support: full
+options:
+  virtual_machines:
+    description:
+      - The VMs to put under JIT (O(state=present)) or to take out of it (O(state=absent)).
+      - Each VM is given by O(virtual_machines[].id), or by O(virtual_machines[].name) and
+        O(virtual_machines[].resource_group) in the subscription O(subscription_id).
+      - A VM may appear only once. Every VM must exist.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      id:
+        description:
+          - Full resource id of the VM,
+            C(/subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name>).
+          - Mutually exclusive with O(virtual_machines[].name) and O(virtual_machines[].resource_group).
+        type: str
+      name:
+        description:
+          - Name of the VM. Requires O(virtual_machines[].resource_group).
+        type: str
+      resource_group:
+        description:
+          - Resource group of the VM. Requires O(virtual_machines[].name).
+        type: str
+      ports:
+        description:
+          - Port rules for this VM only, replacing O(ports) (and the OS defaults) for it.
+          - Same format as O(ports).
+        type: list
+        elements: dict
+        suboptions:
+          number:
+            description: Port number, 0 to 65535. Each number may appear once per VM.
+            type: int
+            required: true
+          protocol:
+            description: Protocol of the port.
+            type: str
+            choices: [TCP, UDP, '*']
+            default: TCP
+          allowed_source_address_prefixes:
+            description:
+              - Source IPv4 addresses or CIDRs from which access may be requested, or V(*) for any.
+              - When neither this nor O(virtual_machines[].ports[].allowed_source_address_prefix) is set, V(*).
+            type: list
+            elements: str
+          allowed_source_address_prefix:
+            description:
+              - One source prefix; a shorthand for a one-element
+                O(virtual_machines[].ports[].allowed_source_address_prefixes). Mutually exclusive with it.
+            type: str
+          max_request_access_duration:
+            description:
+              - Longest access a request may open, 5 minutes to 24 hours.
+              - ISO 8601 (V(PT3H), V(PT90M), V(PT1H30M)) or a short form (V(3h), V(90m), V(1h30m)).
+            type: str
+            default: PT3H
+  ports:
+    description:
+      - Port rules for every VM in O(virtual_machines) that has no O(virtual_machines[].ports) of its own.
+      - When not set, OS-aware defaults are used for each VM, with protocol V(TCP), any source and
+        V(PT3H) - port 22 for Linux VMs; ports 3389, 5985 and 5986 for Windows VMs.
+      - Ignored with O(state=absent).
+    type: list
+    elements: dict
+    suboptions:
+      number:
+        description: Port number, 0 to 65535. Each number may appear once.
+        type: int
+        required: true
+      protocol:
+        description: Protocol of the port.
+        type: str
+        choices: [TCP, UDP, '*']
+        default: TCP
+      allowed_source_address_prefixes:
+        description:
+          - Source IPv4 addresses or CIDRs from which access may be requested, or V(*) for any.
+          - IPv6 is not supported by JIT. A CIDR with host bits set is refused.
+          - When neither this nor O(ports[].allowed_source_address_prefix) is set, V(*).
+        type: list
+        elements: str
+      allowed_source_address_prefix:
+        description:
+          - One source prefix; a shorthand for a one-element O(ports[].allowed_source_address_prefixes).
+            Mutually exclusive with it.
+        type: str
+      max_request_access_duration:
+        description:
+          - Longest access a request may open, 5 minutes to 24 hours.
+          - ISO 8601 (V(PT3H), V(PT90M), V(PT1H30M)) or a short form (V(3h), V(90m), V(1h30m)).
+        type: str
+        default: PT3H
+  policy_name:
+    description:
+      - Name of the JIT policy. The Azure portal and Defender for Cloud use V(default).
+      - One policy with this name exists per resource group and region; each VM goes into the
+        policy of its own resource group and region.
+    type: str
+    default: default
+  state:
+    description:
+      - V(present) adds the VMs to their policy, or updates their ports; the policy is created
+        when it does not exist.
+      - V(absent) removes the VMs from their policy; a policy left without VMs is deleted.
+        Azure then removes the VMs' JIT deny rules from their NSGs.
+    type: str
+    choices: [present, absent]
+    default: present
+  purge_virtual_machines:
+    description:
+      - With O(state=present), also remove from each affected policy every VM not named in
+        O(virtual_machines). Policies of other resource groups or regions are never touched.
+      - Ignored with O(state=absent).
+    type: bool
+    default: false
+  skip_unsupported:
+    description:
+      - JIT cannot protect a VM without a network security group on any of its NICs or subnets.
+      - When V(false), such a VM fails the task before anything is written.
+      - When V(true), such VMs are left out and listed in RV(skipped) with the reason.
+    type: bool
+    default: false
+notes:
+  - "RBAC: configuring JIT needs C(Microsoft.Security/locations/jitNetworkAccessPolicies/write) and
+    C(Microsoft.Compute/virtualMachines/write), plus read access to the VMs, network interfaces and
+    virtual networks (C(Microsoft.Security/locations/jitNetworkAccessPolicies/read),
+    C(Microsoft.Compute/virtualMachines/read), C(Microsoft.Network/networkInterfaces/read),
+    C(Microsoft.Network/virtualNetworks/read)); O(state=absent) may also need
+    C(Microsoft.Security/locations/jitNetworkAccessPolicies/delete)."
+  - JIT needs Microsoft Defender for Servers Plan 2 on the subscription. Classic VMs are not supported.
+  - A VM's JIT policy lives in the VM's resource group and the VM's region; its id is
+    C(/subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.Security/locations/<region>/jitNetworkAccessPolicies/<policy_name>).
+  - The JIT policy PUT replaces the whole VM list and has no ETag, so two writers can overwrite each
+    other. This module merges, verifies after writing and retries; other tools may not.
+  - When a VM is put under JIT, Azure writes a deny rule for the policy ports on every NSG on the VM's
+    path (NIC NSG and subnet NSG), named C(MicrosoftDefenderForCloud-JITRule_...), with the VM's private
+    IP as destination. It is placed after any existing rule that already matches those ports (else at
+    the highest free priority from 4096 down), so a pre-existing allow rule from the Internet keeps
+    admitting traffic and bypasses JIT. Use M(jitaccess.azure.nsg_jit_facts) to find such bypasses.
+  - Tools that own an NSG's full rule set (Terraform, azure_rm_securitygroup with purge) delete JIT
+    deny rules on their next run.
+seealso:
+  - module: jitaccess.azure.jit_request
+  - module: jitaccess.azure.nsg_jit_facts
+  - name: Just-in-time VM access overview
+    description: Microsoft Defender for Cloud documentation.
+    link: https://learn.microsoft.com/azure/defender-for-cloud/just-in-time-access-overview
+requirements:
+  - azure-identity
+  - azure-mgmt-security
+  - azure-mgmt-compute
+  - azure-mgmt-network
+"""
+
+EXAMPLES = r"""
+- name: Put two VMs under JIT with the OS defaults (Linux 22; Windows 3389, 5985, 5986)
+  jitaccess.azure.jit_policy:
+    virtual_machines:
+      - name: web-1
+        resource_group: rg-web
+      - name: app-1
+        resource_group: rg-app
+
+- name: Allow SSH only from the office, for at most 1 hour; one VM also gets port 8443
+  jitaccess.azure.jit_policy:
+    virtual_machines:
+      - name: web-1
+        resource_group: rg-web
+      - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-2
+        ports:
+          - number: 22
+            allowed_source_address_prefixes: [203.0.113.0/24]
+            max_request_access_duration: 1h
+          - number: 8443
+            max_request_access_duration: 30m
+    ports:
+      - number: 22
+        allowed_source_address_prefixes: [203.0.113.0/24]
+        max_request_access_duration: 1h
+
+- name: Preview a fleet rollout, leaving out VMs that have no NSG
+  jitaccess.azure.jit_policy:
+    virtual_machines: "{{ candidates }}"
+    skip_unsupported: true
+  check_mode: true
+  diff: true
+  register: preview
+
+- name: Make the policy of rg-web hold exactly these VMs
+  jitaccess.azure.jit_policy:
+    virtual_machines:
+      - name: web-1
+        resource_group: rg-web
+    purge_virtual_machines: true
+
+- name: Take a VM out of JIT (its deny rules are removed; an empty policy is deleted)
+  jitaccess.azure.jit_policy:
+    virtual_machines:
+      - name: web-1
+        resource_group: rg-web
+    state: absent
+"""
+
+RETURN = r"""
+policies:
+  description:
+    - Each policy holding one of the given VMs, as it is after the run (as it would be, in check mode).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Resource id of the policy.
+      type: str
+      sample: "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security\
+        /locations/westeurope/jitNetworkAccessPolicies/default"
+    name:
+      description: Name of the policy.
+      type: str
+      sample: default
+    resource_group:
+      description: Resource group of the policy (that of its VMs).
+      type: str
+      sample: rg-web
+    location:
+      description: Region of the policy (that of its VMs).
+      type: str
+      sample: westeurope
+    action:
+      description: What was done to the policy (or would be, in check mode).
+      type: str
+      choices: [created, updated, deleted, unchanged]
+      sample: updated
+    changed:
+      description: Whether the policy was (or would be) written or deleted.
+      type: bool
+      sample: true
+    attempts:
+      description: Number of writes made to this policy (more than one when a concurrent writer was repaired).
+      type: int
+      sample: 1
+    changes:
+      description: Lower-cased ids of the VM entries added, changed and removed.
+      type: dict
+      sample:
+        added: [/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-web/providers/microsoft.compute/virtualmachines/web-1]
+        changed: []
+        removed: []
+      contains:
+        added:
+          description: VMs added to the policy.
+          type: list
+          elements: str
+        changed:
+          description: VMs whose ports changed.
+          type: list
+          elements: str
+        removed:
+          description: VMs removed from the policy.
+          type: list
+          elements: str
+    virtual_machines:
+      description:
+        - Every VM entry of the policy, including VMs not named in this run; empty when the policy
+          was deleted. Ports are sorted by number; durations in canonical ISO 8601.
+      type: list
+      elements: dict
+      sample:
+        - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-1
+          ports:
+            - number: 22
+              protocol: TCP
+              allowed_source_address_prefixes: ["*"]
+              max_request_access_duration: PT3H
+      contains:
+        id:
+          description: Resource id of the VM.
+          type: str
+        ports:
+          description: Port rules of the VM.
+          type: list
+          elements: dict
+          contains:
+            number:
+              description: Port number.
+              type: int
+            protocol:
+              description: V(TCP), V(UDP) or V(*).
+              type: str
+            allowed_source_address_prefixes:
+              description: Allowed source prefixes, sorted.
+              type: list
+              elements: str
+            max_request_access_duration:
+              description: Longest access a request may open, ISO 8601.
+              type: str
+skipped:
+  description:
+    - VMs left out because JIT cannot protect them (only with O(skip_unsupported=true)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/legacy-1
+      name: legacy-1
+      resource_group: rg-web
+      reason: no network security group on any NIC or subnet of the VM
+  contains:
+    id:
+      description: Resource id of the VM.
+      type: str
+    name:
+      description: Name of the VM.
+      type: str
+    resource_group:
+      description: Resource group of the VM.
+      type: str
+    reason:
+      description: Why JIT cannot protect the VM.
+      type: str
+diff:
+  description:
+    - In diff mode, one entry per changed policy with the policy's VM entries before and after
+      (normalised, sorted by lower-cased VM id).
+  returned: when diff mode is enabled and a policy changes
+  type: list
+  elements: dict
+  sample:
+    - before_header: "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security\
+        /locations/westeurope/jitNetworkAccessPolicies/default"
+      after_header: "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security\
+        /locations/westeurope/jitNetworkAccessPolicies/default"
+      before:
+        virtual_machines: []
+      after:
+        virtual_machines:
+          - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-web/providers/microsoft.compute/virtualmachines/web-1
+            ports:
+              - number: 22
+                protocol: TCP
+                allowedSourceAddressPrefix: "*"
+                maxRequestAccessDuration: PT3H
+"""
+
+import io  # noqa: E402
+import json  # noqa: E402
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _jit  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, read_inventory  # noqa: E402
+
+try:
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+except ImportError:  # reported by AzureJitModule
+
+    class AzureError(Exception):
+        """Stand-in when the SDK is missing."""
+
+    class ResourceNotFoundError(AzureError):
+        """Stand-in when the SDK is missing."""
+
+
+MAX_WRITE_ATTEMPTS = 3
+"""Writes per policy before giving up on a concurrent writer."""
+
+_PORT_OPTIONS = dict(
+    number=dict(type="int", required=True),
+    protocol=dict(type="str", choices=["TCP", "UDP", "*"], default="TCP"),
+    allowed_source_address_prefixes=dict(type="list", elements="str"),
+    allowed_source_address_prefix=dict(type="str"),
+    max_request_access_duration=dict(type="str", default="PT3H"),
+)
+
+ARGUMENT_SPEC = dict(
+    virtual_machines=dict(
+        type="list",
+        elements="dict",
+        required=True,
+        options=dict(
+            id=dict(type="str"),
+            name=dict(type="str"),
+            resource_group=dict(type="str"),
+            ports=dict(type="list", elements="dict", options=_PORT_OPTIONS),
+        ),
+    ),
+    ports=dict(type="list", elements="dict", options=_PORT_OPTIONS),
+    policy_name=dict(type="str", default=_jit.DEFAULT_POLICY_NAME),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    purge_virtual_machines=dict(type="bool", default=False),
+    skip_unsupported=dict(type="bool", default=False),
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure steps (unit-tested in tests/unit/plugins/modules/test_jit_policy.py)
+
+
+class PolicyConvergenceError(Exception):
+    """A policy could not be brought to the desired state because another writer kept replacing it."""
+
+
+def _validate_policy_name(name):
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise _jit.JitValidationError(f"policy_name {name!r} is not valid: expected a non-empty name without '/'")
+    return name.strip()
+
+
+def validate_options(params, subscription):
+    """Validate every option without touching Azure.
+
+    Returns ``(refs, default_ports)``: ``refs`` is a list of ``{"id", "ports"}`` (``ports`` the
+    canonical per-VM override or ``None``); ``default_ports`` the canonical ``ports`` or ``None``.
+    Raises :class:`_jit.JitValidationError` naming the bad value.
+    """
+    _validate_policy_name(params.get("policy_name"))
+    vms = params.get("virtual_machines") or []
+    if not vms:
+        raise _jit.JitValidationError("virtual_machines is empty: name at least one VM (by id, or by name and resource_group)")
+    present = params.get("state", "present") == "present"
+    default_ports = None
+    if present and params.get("ports") is not None:
+        if not params["ports"]:
+            raise _jit.JitValidationError("ports is empty: give at least one port rule, or omit ports for the OS defaults")
+        default_ports = _jit.normalize_port_rules(params["ports"], name="ports")
+    refs = []
+    seen = {}
+    for reference in vms:
+        given = {key: reference.get(key) for key in ("id", "name", "resource_group")}
+        vm_id = _jit.vm_id_from_reference(given, subscription)
+        key = _jit.normalize_id(vm_id)
+        if key in seen:
+            raise _jit.JitValidationError(f"virtual machine {vm_id} is listed more than once in virtual_machines (also as {seen[key]}): list each VM once")
+        seen[key] = vm_id
+        ports = None
+        if present and reference.get("ports") is not None:
+            label = reference.get("name") or vm_id
+            if not reference["ports"]:
+                raise _jit.JitValidationError(f"ports of virtual machine {label} is empty: give at least one port rule, or omit it")
+            ports = _jit.normalize_port_rules(reference["ports"], name=f"ports of virtual machine {label}")
+        refs.append({"id": vm_id, "ports": ports})
+    return refs, default_ports
+
+
+def resolve_targets(refs, topology, subscription, present=True, skip_unsupported=False):
+    """Match validated refs to topology records.
+
+    Returns ``(targets, skipped)``: targets are ``{"id", "location", "record", "ports"}`` (the
+    record's id spelling, as Azure has it), skipped ``{"id", "name", "resource_group", "reason"}``.
+    Unknown VMs, and (with ``present`` and not ``skip_unsupported``) unsupported VMs, raise.
+    """
+    unknown = [ref["id"] for ref in refs if _jit.normalize_id(ref["id"]) not in topology]
+    if unknown:
+        raise _jit.JitValidationError(f"virtual machine(s) not found in subscription {subscription}: {', '.join(unknown)}")
+    targets, skipped, unsupported = [], [], []
+    for ref in refs:
+        record = topology[_jit.normalize_id(ref["id"])]
+        if present and record.get("unsupported_reason"):
+            if skip_unsupported:
+                skipped.append({"id": record["id"], "name": record["name"], "resource_group": record["resource_group"], "reason": record["unsupported_reason"]})
+            else:
+                unsupported.append(f"{record['id']} ({record['unsupported_reason']})")
+            continue
+        targets.append({"id": record["id"], "location": record["location"], "record": record, "ports": ref["ports"]})
+    if unsupported:
+        raise _jit.JitValidationError(
+            f"JIT cannot protect virtual machine(s): {'; '.join(unsupported)}. Add a network security group to a NIC or subnet, or set skip_unsupported: true"
+        )
+    return targets, skipped
+
+
+def desired_entry(target, default_ports):
+    """The REST policy entry wanted for a target VM: its override, else ``ports``, else OS defaults."""
+    ports = target["ports"] or default_ports
+    if ports is None:
+        os_type = target["record"].get("os_type")
+        try:
+            ports = _jit.default_port_rules(os_type)
+        except _jit.JitValidationError:
+            raise _jit.JitValidationError(
+                f"virtual machine {target['id']} has OS type {os_type!r}, which has no default JIT ports (Linux 22; Windows 3389, 5985, 5986): set ports"
+            ) from None
+    return _jit.build_policy_vm(target["id"], ports)
+
+
+def plan_entries(existing, desired, remove_ids, purge):
+    """The VM list to write: ``desired`` merged into ``existing`` (or ``remove_ids`` taken out)."""
+    if remove_ids:
+        return _jit.remove_policy_vms(existing, remove_ids)
+    return _jit.merge_policy_vms(existing, desired, purge=purge)
+
+
+def policy_body(entries):
+    """Body of a JIT policy PUT."""
+    return {"kind": "Basic", "properties": {"virtualMachines": list(entries)}}
+
+
+def reconcile_policy(key, desired, remove_ids, purge, api, *, check_mode, max_attempts=MAX_WRITE_ATTEMPTS):
+    """Bring one policy to the desired state: one GET, a PUT/DELETE only when something differs,
+    then a verifying GET; on a lost update re-merge on the fresh read and write again.
+
+    ``api`` has ``get(key) -> policy dict or None``, ``put(key, body) -> policy dict`` and
+    ``delete(key)``. Returns a dict with ``before`` and ``after`` entries, ``action``,
+    ``attempts`` (writes made), ``changed`` and ``concurrent`` (ids another writer removed).
+    """
+    current = api.get(key)
+    existed = current is not None
+    before = _jit.policy_vm_entries(current)
+    baseline = before
+    after = plan_entries(baseline, desired, remove_ids, purge)
+    if _jit.policy_vms_equal(baseline, after):
+        return {"before": before, "after": before, "action": "unchanged", "attempts": 0, "changed": False, "concurrent": [], "exists": existed}
+    action = ("updated" if existed else "created") if after else "deleted"
+    if check_mode:
+        return {"before": before, "after": after, "action": action, "attempts": 0, "changed": True, "concurrent": [], "exists": bool(after)}
+    desired_ids = {_jit.normalize_id(entry["id"]) for entry in desired}
+    concurrent = []
+    attempts = 0
+    while True:
+        attempts += 1
+        preserved = [entry["id"] for entry in after if _jit.normalize_id(entry["id"]) not in desired_ids]
+        removed = [entry["id"] for entry in baseline if not _jit.find_policy_vm(after, entry["id"])]
+        if after:
+            api.put(key, policy_body(after))
+        else:
+            api.delete(key)
+        read_back = api.get(key)
+        result = _jit.verify_policy(_jit.policy_vm_entries(read_back), desired, preserved_ids=preserved, removed_ids=removed)
+        if result.ok:
+            after = _jit.policy_vm_entries(read_back)
+            break
+        # A concurrent writer replaced the list after our write (the JIT PUT has no ETag).
+        concurrent = sorted(set(concurrent) | set(result.lost))
+        baseline = _jit.policy_vm_entries(read_back)
+        after = plan_entries(baseline, desired, remove_ids, purge)
+        if _jit.policy_vms_equal(baseline, after):  # our entries are as asked; only others' entries changed
+            after = baseline
+            break
+        if attempts >= max_attempts:
+            raise PolicyConvergenceError(
+                f"JIT policy {_jit.policy_key_id(key)} did not converge after {attempts} writes: another writer kept replacing it"
+                f" (VM entries not as asked: {', '.join(result.not_as_asked) or 'none'}; entries removed by the other writer:"
+                f" {', '.join(result.lost) or 'none'}). Retry when the other writer is done"
+            )
+    return {"before": before, "after": after, "action": action, "attempts": attempts, "changed": True, "concurrent": concurrent, "exists": bool(after)}
+
+
+def _snake_port(port):
+    canonical = _jit.canonical_port(port)
+    return {
+        "number": canonical["number"],
+        "protocol": canonical["protocol"],
+        "allowed_source_address_prefixes": sorted(set(_jit.port_prefixes(canonical)), key=_jit.prefix_sort_key),
+        "max_request_access_duration": canonical["maxRequestAccessDuration"],
+    }
+
+
+def returned_entries(entries):
+    """Policy VM entries for the result: snake_case, ports canonical and sorted, ids as Azure has them."""
+    return [{"id": entry.get("id"), "ports": [_snake_port(port) for port in _jit.normalize_policy_vm(entry)["ports"]]} for entry in entries]
+
+
+# --------------------------------------------------------------------------------------------------
+# Azure access
+
+
+class PolicyApi:
+    """GET/PUT/DELETE of JIT policies with raw REST JSON (nothing dropped by model round-trips)."""
+
+    def __init__(self, module):
+        self.module = module
+        self.operations = module.clients.security.jit_network_access_policies
+
+    @staticmethod
+    def _raw(pipeline_response, _deserialized, _headers):
+        return pipeline_response.http_response.json()
+
+    def get(self, key):
+        try:
+            return self.operations.get(key.resource_group, key.location, key.policy_name, cls=self._raw)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            self.module.fail_azure(exc, f"read JIT policy {_jit.policy_key_id(key)}")
+
+    def put(self, key, body):
+        payload = io.BytesIO(json.dumps(body).encode("utf-8"))
+        return self.module.azure_call(
+            f"write JIT policy {_jit.policy_key_id(key)}",
+            self.operations.create_or_update,
+            key.resource_group,
+            key.location,
+            key.policy_name,
+            payload,
+            content_type="application/json",
+            cls=self._raw,
+        )
+
+    def delete(self, key):
+        return self.module.azure_call(f"delete JIT policy {_jit.policy_key_id(key)}", self.operations.delete, key.resource_group, key.location, key.policy_name)
+
+
+def main():
+    module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    present = params["state"] == "present"
+    policy_name = params["policy_name"]
+    try:
+        _validate_policy_name(policy_name)
+        subscription = module.subscription_id
+        refs, default_ports = validate_options(params, subscription)
+    except _jit.JitValidationError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+
+    kinds = ("virtual_machines", "network_interfaces", "virtual_networks") if present else ("virtual_machines",)
+    inventory = read_inventory(module.clients, module.azure_call, kinds=kinds)
+    topology = build_topology(inventory)
+    try:
+        targets, skipped = resolve_targets(refs, topology, subscription, present=present, skip_unsupported=params["skip_unsupported"])
+        groups = _jit.group_vms_by_policy(targets, policy_name=policy_name)
+        plans = []
+        for key, members in groups.items():
+            desired = [desired_entry(member, default_ports) for member in members] if present else []
+            remove_ids = [member["id"] for member in members] if not present else []
+            plans.append((key, desired, remove_ids))
+    except _jit.JitValidationError as exc:
+        module.fail_json(msg=str(exc), changed=False, skipped=[])
+
+    api = PolicyApi(module)
+    purge = present and params["purge_virtual_machines"]
+    policies, diffs = [], []
+    changed = False
+    for key, desired, remove_ids in plans:
+        try:
+            outcome = reconcile_policy(key, desired, remove_ids, purge, api, check_mode=module.check_mode)
+        except PolicyConvergenceError as exc:
+            module.fail_json(msg=str(exc), changed=True, policies=policies, skipped=skipped)
+        policy_id = _jit.policy_key_id(key)
+        changed = changed or outcome["changed"]
+        policies.append(
+            {
+                "id": policy_id,
+                "name": key.policy_name,
+                "resource_group": key.resource_group,
+                "location": key.location,
+                "action": outcome["action"],
+                "changed": outcome["changed"],
+                "attempts": outcome["attempts"],
+                "changes": _jit.summarize_policy_vm_changes(outcome["before"], outcome["after"]),
+                "virtual_machines": returned_entries(outcome["after"]),
+            }
+        )
+        if outcome["attempts"] > 1:
+            lost = ", ".join(outcome["concurrent"]) or "none"
+            module.warn(f"JIT policy {policy_id}: another writer replaced it during this run; merged again and rewrote it (entries it removed: {lost})")
+        if outcome["changed"]:
+            diff = _jit.diff_policy_vms(outcome["before"], outcome["after"])
+            diffs.append(
+                {
+                    "before_header": policy_id,
+                    "after_header": policy_id,
+                    "before": {"virtual_machines": diff["before"]},
+                    "after": {"virtual_machines": diff["after"]},
+                }
+            )
+    result = {"changed": changed, "policies": policies, "skipped": skipped}
+    if module.diff_mode:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

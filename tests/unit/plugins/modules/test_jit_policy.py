@@ -1,0 +1,247 @@
+"""Pure steps of the jit_policy module: option validation, target resolution, reconciliation loop."""
+
+import copy
+
+import pytest
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _jit
+from ansible_collections.jitaccess.azure.plugins.modules import jit_policy as mod
+
+SUB = "00000000-0000-0000-0000-000000000001"
+
+
+def vm_id(name, rg="rg-web"):
+    return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def port(number, prefix="*", duration="PT3H", protocol="TCP"):
+    return {"number": number, "protocol": protocol, "allowed_source_address_prefix": prefix, "max_request_access_duration": duration}
+
+
+def params(vms, **extra):
+    base = {"virtual_machines": vms, "ports": None, "policy_name": "default", "state": "present", "purge_virtual_machines": False, "skip_unsupported": False}
+    base.update(extra)
+    return base
+
+
+def ref(name, rg="rg-web", ports=None):
+    return {"id": None, "name": name, "resource_group": rg, "ports": ports}
+
+
+def record(name, rg="rg-web", location="westeurope", os_type="Linux", reason=None):
+    return {"id": vm_id(name, rg), "name": name, "resource_group": rg, "location": location, "os_type": os_type, "unsupported_reason": reason}
+
+
+def topology(*records):
+    return {_jit.normalize_id(item["id"]): item for item in records}
+
+
+KEY = _jit.PolicyKey(SUB, "rg-web", "westeurope", "default")
+
+
+# --- validate_options -------------------------------------------------------------------------
+
+
+def test_validate_options_resolves_ids_and_normalises_ports():
+    refs, default_ports = mod.validate_options(
+        params(
+            [ref("web-1"), {"id": vm_id("web-2"), "name": None, "resource_group": None, "ports": [port(8443, duration="90m")]}], ports=[port(22, duration="3h")]
+        ),
+        SUB,
+    )
+    assert [item["id"] for item in refs] == [vm_id("web-1"), vm_id("web-2")]
+    assert refs[0]["ports"] is None
+    assert refs[1]["ports"] == [{"number": 8443, "protocol": "TCP", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H30M"}]
+    assert default_ports[0]["maxRequestAccessDuration"] == "PT3H"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (params([]), "virtual_machines is empty"),
+        (params([ref("web-1")], ports=[]), "ports is empty"),
+        (params([ref("web-1")], ports=[port(70000)]), "port 70000 is out of range: allowed 0-65535"),
+        (params([ref("web-1")], ports=[port(-1)]), "port -1 is out of range"),
+        (params([ref("web-1")], ports=[port(22, duration="2m")]), "is out of range: allowed PT5M"),
+        (params([ref("web-1")], ports=[port(22, duration="25h")]), "PT25H"),
+        (params([ref("web-1")], ports=[port(22, duration="soon")]), "'soon' is not a valid duration"),
+        (params([ref("web-1")], ports=[port(22, prefix="300.1.1.1")]), "'300.1.1.1' is not valid"),
+        (params([ref("web-1")], ports=[port(22, prefix="10.0.0.0/33")]), "'10.0.0.0/33' is not valid"),
+        (params([ref("web-1")], ports=[port(22, prefix="2001:db8::/64")]), "IPv6"),
+        (params([ref("web-1")], ports=[dict(port(22), allowed_source_address_prefixes=["10.0.0.0/8"])]), "mutually exclusive"),
+        (params([ref("web-1")], ports=[port(22), port(22)]), "port 22 is listed more than once"),
+        (params([ref("web-1"), {"id": vm_id("WEB-1"), "name": None, "resource_group": None, "ports": None}]), "listed more than once in virtual_machines"),
+        (params([{"id": "/subscriptions/x/virtualMachines/web-1", "name": None, "resource_group": None, "ports": None}]), "is malformed"),
+        (params([{"id": None, "name": "web-1", "resource_group": None, "ports": None}]), "is incomplete"),
+        (params([ref("web-1", ports=[])]), "ports of virtual machine web-1 is empty"),
+        (params([ref("web-1")], policy_name="a/b"), "policy_name 'a/b' is not valid"),
+    ],
+)
+def test_validate_options_refuses_bad_input(options, message):
+    with pytest.raises(_jit.JitValidationError, match=None) as info:
+        mod.validate_options(options, SUB)
+    assert message in str(info.value)
+
+
+def test_validate_options_ignores_ports_for_absent():
+    refs, default_ports = mod.validate_options(params([ref("web-1", ports=[port(70000)])], ports=[port(70000)], state="absent"), SUB)
+    assert default_ports is None and refs[0]["ports"] is None
+
+
+# --- resolve_targets / desired_entry ----------------------------------------------------------
+
+
+def test_resolve_targets_names_every_unknown_vm():
+    refs = [{"id": vm_id("ghost-1"), "ports": None}, {"id": vm_id("web-1"), "ports": None}, {"id": vm_id("ghost-2"), "ports": None}]
+    with pytest.raises(_jit.JitValidationError) as info:
+        mod.resolve_targets(refs, topology(record("web-1")), SUB)
+    assert "ghost-1" in str(info.value) and "ghost-2" in str(info.value) and "web-1" not in str(info.value)
+
+
+def test_resolve_targets_unsupported_fails_or_is_skipped():
+    topo = topology(record("web-1"), record("bare-1", reason="no network security group on any NIC or subnet of the VM"))
+    refs = [{"id": vm_id("web-1").lower(), "ports": None}, {"id": vm_id("bare-1"), "ports": None}]
+    with pytest.raises(_jit.JitValidationError, match="bare-1 .no network security group.*skip_unsupported"):
+        mod.resolve_targets(refs, topo, SUB)
+    targets, skipped = mod.resolve_targets(refs, topo, SUB, skip_unsupported=True)
+    assert [item["id"] for item in targets] == [vm_id("web-1")]  # Azure's spelling, not the user's
+    assert skipped == [
+        {"id": vm_id("bare-1"), "name": "bare-1", "resource_group": "rg-web", "reason": "no network security group on any NIC or subnet of the VM"}
+    ]
+    targets, skipped = mod.resolve_targets(refs, topo, SUB, present=False)
+    assert len(targets) == 2 and skipped == []
+
+
+def test_desired_entry_os_defaults_and_overrides():
+    linux = {"id": vm_id("web-1"), "record": record("web-1"), "ports": None}
+    windows = {"id": vm_id("win-1"), "record": record("win-1", os_type="Windows"), "ports": None}
+    assert [p["number"] for p in mod.desired_entry(linux, None)["ports"]] == [22]
+    assert [p["number"] for p in mod.desired_entry(windows, None)["ports"]] == [3389, 5985, 5986]
+    defaults = _jit.normalize_port_rules([port(2222)])
+    assert [p["number"] for p in mod.desired_entry(windows, defaults)["ports"]] == [2222]
+    override = dict(windows, ports=_jit.normalize_port_rules([port(443)]))
+    assert [p["number"] for p in mod.desired_entry(override, defaults)["ports"]] == [443]
+    unknown = {"id": vm_id("odd-1"), "record": record("odd-1", os_type=None), "ports": None}
+    with pytest.raises(_jit.JitValidationError, match="odd-1 has OS type None.*set ports"):
+        mod.desired_entry(unknown, None)
+
+
+# --- reconcile_policy -------------------------------------------------------------------------
+
+
+def entry(name, *numbers, duration="PT3H"):
+    return {
+        "id": vm_id(name),
+        "ports": [{"number": n, "protocol": "TCP", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": duration} for n in numbers],
+    }
+
+
+class FakeApi:
+    """In-memory JIT policy store; ``after_put`` lets a test play a concurrent writer."""
+
+    def __init__(self, entries=None, after_put=None):
+        self.entries = copy.deepcopy(entries)
+        self.after_put = after_put
+        self.calls = []
+
+    def get(self, key):
+        self.calls.append("GET")
+        if self.entries is None:
+            return None
+        return {"id": _jit.policy_key_id(key), "properties": {"virtualMachines": copy.deepcopy(self.entries)}}
+
+    def put(self, key, body):
+        self.calls.append("PUT")
+        self.entries = copy.deepcopy(body["properties"]["virtualMachines"])
+        if self.after_put:
+            self.after_put(self)
+        return body
+
+    def delete(self, key):
+        self.calls.append("DELETE")
+        self.entries = None
+
+
+def test_reconcile_creates_merges_and_is_idempotent():
+    api = FakeApi()
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False)
+    assert out["action"] == "created" and out["attempts"] == 1 and api.calls == ["GET", "PUT", "GET"]
+    api.entries.append(entry("other", 3389))
+    out = mod.reconcile_policy(KEY, [entry("web-2", 22)], [], False, api, check_mode=False)
+    assert out["action"] == "updated" and [e["id"] for e in api.entries] == [vm_id("web-1"), vm_id("other"), vm_id("web-2")]
+    api.calls.clear()
+    same = [entry("web-2", 22, duration="PT180M")]
+    same[0]["id"] = same[0]["id"].upper()
+    out = mod.reconcile_policy(KEY, same, [], False, api, check_mode=False)
+    assert out == dict(out, action="unchanged", changed=False, attempts=0) and api.calls == ["GET"]
+
+
+def test_reconcile_check_mode_writes_nothing():
+    api = FakeApi([entry("other", 22)])
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], True, api, check_mode=True)
+    assert out["changed"] and out["action"] == "updated" and api.calls == ["GET"]
+    assert [e["id"] for e in out["after"]] == [vm_id("web-1")]  # purge preview
+
+
+def test_reconcile_absent_deletes_empty_policy_and_keeps_others():
+    api = FakeApi([entry("web-1", 22), entry("other", 22)])
+    out = mod.reconcile_policy(KEY, [], [vm_id("web-1")], False, api, check_mode=False)
+    assert out["action"] == "updated" and api.entries == [entry("other", 22)]
+    out = mod.reconcile_policy(KEY, [], [vm_id("other").lower()], False, api, check_mode=False)
+    assert out["action"] == "deleted" and api.entries is None and api.calls[-3:] == ["GET", "DELETE", "GET"]
+    out = mod.reconcile_policy(KEY, [], [vm_id("other")], False, api, check_mode=False)
+    assert out["action"] == "unchanged" and not out["changed"]
+
+
+def test_reconcile_repairs_a_lost_update():
+    stale = [entry("other", 22), entry("theirs", 22)]
+
+    def stale_writer(api):
+        if api.calls.count("PUT") == 1:  # another writer PUTs a list read before our write
+            api.entries = copy.deepcopy(stale)
+
+    api = FakeApi([entry("other", 22)], after_put=stale_writer)
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False)
+    assert out["attempts"] == 2 and api.calls == ["GET", "PUT", "GET", "PUT", "GET"]
+    assert [e["id"] for e in api.entries] == [vm_id("other"), vm_id("theirs"), vm_id("web-1")]
+    assert out["concurrent"] == []
+
+
+def test_reconcile_reports_entries_another_writer_removed_without_restoring_them():
+    def remover(api):
+        if api.calls.count("PUT") == 1:
+            api.entries = [entry("web-1", 22)]  # "other" removed on purpose by someone else
+
+    api = FakeApi([entry("other", 22)], after_put=remover)
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False)
+    assert out["attempts"] == 1 and out["concurrent"] == [_jit.normalize_id(vm_id("other"))]
+    assert api.entries == [entry("web-1", 22)]
+
+
+def test_reconcile_gives_up_after_bounded_attempts():
+    def always_stale(api):
+        api.entries = [entry("other", 22)]
+
+    api = FakeApi([entry("other", 22)], after_put=always_stale)
+    with pytest.raises(mod.PolicyConvergenceError, match="did not converge after 3 writes.*web-1"):
+        mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False)
+    assert api.calls.count("PUT") == 3
+
+
+def test_returned_entries_are_snake_case_and_sorted():
+    raw = {
+        "id": vm_id("web-1"),
+        "ports": [
+            {"number": 3389, "protocol": "tcp", "allowedSourceAddressPrefixes": ["10.0.0.0/8", "1.2.3.4"], "maxRequestAccessDuration": "PT180M"},
+            {"number": 22},
+        ],
+    }
+    assert mod.returned_entries([raw]) == [
+        {
+            "id": vm_id("web-1"),
+            "ports": [
+                {"number": 22, "protocol": "TCP", "allowed_source_address_prefixes": ["*"], "max_request_access_duration": "PT3H"},
+                {"number": 3389, "protocol": "TCP", "allowed_source_address_prefixes": ["1.2.3.4", "10.0.0.0/8"], "max_request_access_duration": "PT3H"},
+            ],
+        }
+    ]
