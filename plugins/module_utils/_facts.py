@@ -1,0 +1,623 @@
+# Copyright (c) 2026 jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Pure: the ``nsg_jit_facts`` report (coverage, open access, exposure, stale rules, drift).
+
+Input is what the module read in bulk: an :class:`~._topology.Inventory` (VMs, NICs, NSGs,
+VNets, public IPs) and the subscription's JIT policies (REST dicts). No SDK imports, no I/O.
+
+Terms used in the report:
+
+* ``jit_status``: ``configured`` (the VM is in a JIT policy), ``not_configured``,
+  ``unsupported`` (JIT cannot protect it: ``unsupported_reason`` says why; the VM may still be
+  listed in a policy, which is then reported as drift).
+* ``exposure``: one entry per NIC and port (management ports 22, 3389, 5985, 5986, plus the VM's
+  policy ports). The subnet NSG then the NIC NSG are evaluated for an arbitrary Internet source
+  with every rule present (active JIT allow rules included, Azure's default rules last).
+  ``exposed`` needs the NSGs to admit the Internet *and* a public IP on the NIC; when the NSGs
+  admit the Internet but the NIC has no public IP the entry is ``private_only`` (reachable only
+  through something that forwards traffic: a load balancer, NAT or firewall rule).
+* ``jit_bypassed``: a JIT deny rule covers the port on the path, yet with the JIT allow rules
+  (access requests) left out the Internet still gets through: an allow rule evaluated before
+  the deny rule admits it.
+* ``stale_rules``: JIT allow rules without an active request (expired or revoked but still
+  present) and JIT deny rules for VMs in no policy (or rules whose destination is no VM).
+* ``drift``: a VM in a policy whose JIT deny rule for a policy port is missing on an NSG of its
+  path (what Terraform or ``azure_rm_securitygroup`` with ``purge_rules`` do to JIT rules).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg, _topology
+
+MANAGEMENT_PORTS = (22, 3389, 5985, 5986)
+
+STATUS_CONFIGURED = "configured"
+STATUS_NOT_CONFIGURED = "not_configured"
+STATUS_UNSUPPORTED = "unsupported"
+STATUSES = (STATUS_CONFIGURED, STATUS_NOT_CONFIGURED, STATUS_UNSUPPORTED)
+
+STALE_ALLOW_NO_REQUEST = "JIT allow rule without an active access request (expired or revoked but still present)"
+STALE_DENY_NO_POLICY = "JIT deny rule for a VM that is in no JIT policy"
+STALE_DENY_PORT_NOT_IN_POLICY = "JIT deny rule for ports that are not in the VM's JIT policy"
+STALE_NO_VM = "JIT rule whose destination is no VM on this NSG's path"
+DRIFT_DENY_MISSING = "JIT deny rule missing: the port is in the VM's JIT policy but this NSG does not block it"
+DRIFT_UNSUPPORTED = "the VM is in a JIT policy but JIT cannot protect it"
+
+
+# --------------------------------------------------------------------------------------------------
+# Scope
+
+
+def check_tags(tags):
+    """Validate the ``tags`` option: a dict of tag name -> value (strings, numbers, booleans)."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict):
+        raise _jit.JitValidationError(f"tags {tags!r} is not valid: expected a dictionary of tag name to value")
+    result = {}
+    for key, value in tags.items():
+        if value is None or isinstance(value, (list, dict)):
+            raise _jit.JitValidationError(f"tag {key!r} has value {value!r}: expected a string (the VM must carry this tag with this value)")
+        result[str(key)] = _tag_text(value)
+    return result
+
+
+def _tag_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _has_tags(record, wanted):
+    tags = {str(key).lower(): _tag_text(value) for key, value in (record.get("tags") or {}).items()}
+    return all(tags.get(key.lower()) == value for key, value in wanted.items())
+
+
+def select_vms(topology, subscription, resource_groups=None, virtual_machines=None, tags=None):
+    """Topology records in scope, sorted by resource group then name.
+
+    All filters combine (AND): ``resource_groups`` (names, case-insensitive), ``virtual_machines``
+    (``{id}`` or ``{name, resource_group}``; an unknown VM raises
+    :class:`~._jit.JitValidationError`), ``tags`` (the VM must carry every tag with that value;
+    names case-insensitive, values exact). No filter: every VM of the subscription.
+    """
+    wanted_tags = check_tags(tags)
+    if virtual_machines:
+        records = [record for _reference, record in _topology.resolve_vms(virtual_machines, topology, subscription)]
+    else:
+        records = list(topology.values())
+    if resource_groups:
+        groups = {str(group).strip().lower() for group in resource_groups}
+        records = [record for record in records if str(record["resource_group"]).lower() in groups]
+    if wanted_tags:
+        records = [record for record in records if _has_tags(record, wanted_tags)]
+    return sorted(records, key=lambda record: (str(record["resource_group"]).lower(), str(record["name"]).lower(), _jit.normalize_id(record["id"])))
+
+
+# --------------------------------------------------------------------------------------------------
+# Policies
+
+
+def policy_summary(policy):
+    """``{id, name, resource_group, location}`` of a policy REST dict."""
+    policy_id = policy.get("id")
+    try:
+        key = _jit.parse_jit_policy_id(policy_id)
+        group, location, name = key.resource_group, key.location, key.policy_name
+    except _jit.JitValidationError:
+        group, location, name = None, _jit.normalize_location(policy.get("location") or ""), policy.get("name")
+    return {"id": policy_id, "name": name or policy.get("name"), "resource_group": group, "location": location}
+
+
+def index_policies(policies):
+    """``{vm id lower: [(policy, entry), ...]}`` over every policy's VM entries (sorted by policy id)."""
+    index = {}
+    for policy in sorted(policies, key=lambda item: _jit.normalize_id(item.get("id") or "")):
+        for entry in _jit.policy_vm_entries(policy):
+            index.setdefault(_jit.normalize_id(_jit._get(entry, "id", "")), []).append((policy, entry))
+    return index
+
+
+def port_facts(entry):
+    """Policy ports of a VM entry in user (snake_case) form, sorted by number."""
+    result = []
+    for port in _jit._as_list(_jit._get(entry, "ports")):
+        canonical = _jit.canonical_port(port)
+        result.append(
+            {
+                "number": canonical["number"],
+                "protocol": canonical["protocol"],
+                "allowed_source_address_prefixes": _jit.port_prefixes(canonical),
+                "max_request_access_duration": canonical["maxRequestAccessDuration"],
+            }
+        )
+    return sorted(result, key=_jit._port_sort_key)
+
+
+def request_facts(requests):
+    """Active requests (``_jit.ActiveRequest`` values) as dicts, sorted by port."""
+    return [
+        {
+            "port": request.port,
+            "sources": list(request.sources),
+            "start_time_utc": _jit.format_azure_datetime(request.start_time),
+            "end_time_utc": _jit.format_azure_datetime(request.end_time),
+            "status": request.status,
+            "requestor": request.requestor,
+            "justification": request.justification,
+        }
+        for request in sorted(requests, key=lambda item: item.port)
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# NSGs prepared once for many evaluations
+
+
+def _single_address(token):
+    """The address text when ``token`` is exactly one IPv4 address (``10.0.0.4`` or ``/32``)."""
+    try:
+        network = ipaddress.ip_network(token.strip(), strict=False)
+    except ValueError:
+        return None
+    if network.version == 4 and network.prefixlen == 32:
+        return str(network.network_address)
+    return None
+
+
+class PreparedNsg:
+    """An NSG's rules parsed once, with an index by destination address.
+
+    Rules whose destinations are all single addresses only ever match those addresses, so
+    evaluating a VM needs just the rules for its address plus the "wide" ones (tags, CIDRs,
+    ``*``): same verdicts, and big shared NSGs (one JIT deny rule per VM) stay fast.
+    """
+
+    def __init__(self, nsg):
+        self.id = nsg.get("id")
+        self.name = nsg.get("name")
+        self.resource_group = _topology.resource_group_of(self.id) if self.id else None
+        self.rules = _nsg.rules_from_nsg(nsg)
+        self.jit = {}
+        self._wide = []
+        self._by_address = {}
+        for rule in self.rules:
+            if not rule.is_inbound:
+                continue
+            info = _nsg.classify_jit_rule(rule) if not rule.is_default else None
+            if info is not None:
+                self.jit[rule.name] = info
+            addresses = [_single_address(token) for token in rule.destination_address_prefixes]
+            if addresses and all(addresses) and not rule.destination_application_security_groups:
+                for address in set(addresses):
+                    self._by_address.setdefault(address, []).append(rule)
+            else:
+                self._wide.append(rule)
+
+    def rules_for(self, address, without_jit_allow=False):
+        """Inbound rules that can match destination ``address``."""
+        rules = self._wide + self._by_address.get(str(address), [])
+        if without_jit_allow:
+            rules = [rule for rule in rules if not (rule.name in self.jit and self.jit[rule.name].kind == _nsg.JIT_KIND_ALLOW)]
+        return rules
+
+    def jit_rules_for(self, address, context):
+        """JIT rules (rule, info) whose destination includes ``address``, by priority."""
+        target = ipaddress.ip_address(address)
+        found = []
+        for rule in self.rules_for(address):
+            info = self.jit.get(rule.name)
+            if info is not None and any(context.matches(token, target, destination=True) for token in rule.destination_address_prefixes):
+                found.append((rule, info))
+        return sorted(found, key=lambda item: (item[0].priority, item[0].name))
+
+
+def _rule_ref(nsg, rule):
+    return {"nsg": nsg.name if nsg else None, "nsg_id": nsg.id if nsg else None, "name": rule.name, "priority": rule.priority}
+
+
+def _rule_ports(rule):
+    return sorted(
+        {low if low == high else f"{low}-{high}" for low, high in rule.destination_ranges}, key=lambda item: (int(str(item).split("-")[0]), str(item))
+    )
+
+
+def _covers(rule, port, protocol):
+    return rule.covers_port(port) and rule.covers_protocol(protocol)
+
+
+def _is_address(value):
+    try:
+        return ipaddress.ip_address(str(value)).version == 4
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+
+
+class _Builder:
+    def __init__(self, inventory, policies, now, subscription_id):
+        self.now = _jit.parse_azure_datetime(now)
+        self.subscription_id = subscription_id
+        self.topology = _topology.build_topology(inventory)
+        self.nsgs = {_jit.normalize_id(nsg.get("id")): PreparedNsg(nsg) for nsg in inventory.network_security_groups}
+        self.policies = list(policies)
+        self.by_vm = index_policies(self.policies)
+        self.active = {}
+        for policy in self.policies:
+            for key, request in _jit.active_requests(policy, self.now).items():
+                current = self.active.get(key)
+                if current is None or current.start_time <= request.start_time:
+                    self.active[key] = request
+        self._contexts = {}
+        self.stale = []
+        self.drift = []
+
+    def context(self, prefixes):
+        key = tuple(prefixes or ())
+        if key not in self._contexts:
+            try:
+                self._contexts[key] = _nsg.AddressContext(virtual_network=key)
+            except _jit.JitValidationError:
+                self._contexts[key] = _nsg.AddressContext()
+        return self._contexts[key]
+
+    def nsg(self, nsg_id):
+        return self.nsgs.get(_jit.normalize_id(nsg_id)) if nsg_id else None
+
+    # -- per VM -----------------------------------------------------------------------------------
+
+    def vm_facts(self, record):
+        vm_key = _jit.normalize_id(record["id"])
+        memberships = self.by_vm.get(vm_key, [])
+        policy, entry = memberships[0] if memberships else (None, None)
+        ports = port_facts(entry) if entry is not None else []
+        if record["unsupported_reason"]:
+            status = STATUS_UNSUPPORTED
+        elif memberships:
+            status = STATUS_CONFIGURED
+        else:
+            status = STATUS_NOT_CONFIGURED
+        requests = [request for (vm_id, _port), request in self.active.items() if vm_id == vm_key]
+        active_ports = {request.port for request in requests}
+        policy_port_numbers = {port["number"] for port in ports if isinstance(port["number"], int)}
+
+        nics = []
+        jit_rules = []
+        seen_rules = set()
+        exposure = []
+        for nic in record["nics"]:
+            nics.append(
+                {
+                    "name": nic["name"],
+                    "id": nic["id"],
+                    "private_ip": nic["private_ip"],
+                    "subnet_id": nic["subnet_id"],
+                    "subnet_nsg": nic["subnet_nsg_id"],
+                    "nic_nsg": nic["nic_nsg_id"],
+                    "public_ip": nic["public_ip"],
+                    "public_ip_id": nic["public_ip_id"],
+                }
+            )
+            if not _is_address(nic["private_ip"]):
+                continue
+            context = self.context(nic["vnet_address_prefixes"])
+            levels = ((_nsg.LEVEL_SUBNET, self.nsg(nic["subnet_nsg_id"])), (_nsg.LEVEL_NIC, self.nsg(nic["nic_nsg_id"])))
+            denies = []
+            for level, nsg in levels:
+                if nsg is None:
+                    continue
+                for rule, info in nsg.jit_rules_for(nic["private_ip"], context):
+                    if info.kind == _nsg.JIT_KIND_DENY:
+                        denies.append((level, nsg, rule))
+                    key = (_jit.normalize_id(nsg.id), rule.name.lower())
+                    if key in seen_rules:
+                        continue
+                    seen_rules.add(key)
+                    fact = self.jit_rule_fact(record, nsg, level, rule, info, active_ports, policy_port_numbers, bool(memberships))
+                    jit_rules.append(fact)
+            if memberships:
+                self.check_drift(record, nic, levels, denies, ports, context)
+            for port, protocol in self.ports_to_check(ports):
+                exposure.append(self.exposure_fact(nic, levels, port, protocol, context, denies, port in policy_port_numbers))
+
+        if memberships and record["unsupported_reason"]:
+            self.drift.append(
+                {
+                    "vm_id": record["id"],
+                    "vm_name": record["name"],
+                    "resource_group": record["resource_group"],
+                    "nsg": None,
+                    "nsg_id": None,
+                    "level": None,
+                    "private_ip": None,
+                    "missing_ports": sorted(policy_port_numbers),
+                    "reason": f"{DRIFT_UNSUPPORTED}: {record['unsupported_reason']}",
+                }
+            )
+        facts = {
+            "id": record["id"],
+            "name": record["name"],
+            "resource_group": record["resource_group"],
+            "location": record["location"],
+            "os_type": record["os_type"],
+            "power_state": record["power_state"],
+            "tags": record["tags"],
+            "jit_status": status,
+            "unsupported_reason": record["unsupported_reason"],
+            "policy": policy_summary(policy) if policy is not None else None,
+            "ports": ports,
+            "active_requests": request_facts(requests),
+            "jit_rules": jit_rules,
+            "nics": nics,
+            "exposure": exposure,
+        }
+        if len(memberships) > 1:
+            facts["other_policies"] = [policy_summary(other) for other, _entry in memberships[1:]]
+        return facts
+
+    def ports_to_check(self, ports):
+        """(port, protocol) pairs: management ports over TCP plus every policy port (UDP ports
+        over UDP, TCP and ``*`` over TCP), sorted by port."""
+        wanted = {(port, "TCP") for port in MANAGEMENT_PORTS}
+        for port in ports:
+            if isinstance(port["number"], int):
+                wanted.add((port["number"], "UDP" if str(port["protocol"]).upper() == "UDP" else "TCP"))
+        return sorted(wanted)
+
+    def jit_rule_fact(self, record, nsg, level, rule, info, active_ports, policy_ports, in_policy):
+        covered = {port for port in active_ports if rule.covers_port(port)}
+        fact = {
+            "kind": info.kind,
+            "nsg": nsg.name,
+            "nsg_id": nsg.id,
+            "level": level,
+            "name": rule.name,
+            "priority": rule.priority,
+            "access": rule.access,
+            "ports": _rule_ports(rule),
+            "sources": list(rule.source_address_prefixes),
+            "destination": list(rule.destination_address_prefixes),
+            "description": rule.description,
+        }
+        if info.kind == _nsg.JIT_KIND_ALLOW:
+            stale = not covered
+            reason = STALE_ALLOW_NO_REQUEST
+        elif not in_policy:
+            stale, reason = True, STALE_DENY_NO_POLICY
+        else:
+            stale = not any(rule.covers_port(port) for port in policy_ports)
+            reason = STALE_DENY_PORT_NOT_IN_POLICY
+        fact["stale"] = stale
+        if stale:
+            self.stale.append(dict(fact, vm_id=record["id"], vm_name=record["name"], resource_group=record["resource_group"], reason=reason))
+        return fact
+
+    def check_drift(self, record, nic, levels, denies, ports, context):
+        for level, nsg in levels:
+            if nsg is None:
+                continue
+            missing = []
+            for port in ports:
+                number = port["number"]
+                if not isinstance(number, int):
+                    continue
+                protocol = "UDP" if str(port["protocol"]).upper() == "UDP" else "TCP"
+                if not any(deny_nsg is nsg and _covers(rule, number, protocol) for _level, deny_nsg, rule in denies):
+                    missing.append(number)
+            if missing:
+                self.drift.append(
+                    {
+                        "vm_id": record["id"],
+                        "vm_name": record["name"],
+                        "resource_group": record["resource_group"],
+                        "nsg": nsg.name,
+                        "nsg_id": nsg.id,
+                        "level": level,
+                        "private_ip": nic["private_ip"],
+                        "missing_ports": sorted(set(missing)),
+                        "reason": DRIFT_DENY_MISSING,
+                    }
+                )
+
+    def exposure_fact(self, nic, levels, port, protocol, context, denies, in_policy):
+        address = nic["private_ip"]
+        (subnet_level, subnet_nsg), (nic_level, nic_nsg) = levels
+
+        def evaluate(without_jit_allow):
+            return _nsg.evaluate_inbound_path(
+                subnet_nsg.rules_for(address, without_jit_allow) if subnet_nsg else None,
+                nic_nsg.rules_for(address, without_jit_allow) if nic_nsg else None,
+                _nsg.INTERNET_SOURCE,
+                address,
+                port,
+                protocol=protocol.capitalize(),
+                context=context,
+                subnet_nsg=subnet_nsg.name if subnet_nsg else None,
+                nic_nsg=nic_nsg.name if nic_nsg else None,
+            )
+
+        decision = evaluate(False)
+        by_level = {subnet_level: subnet_nsg, nic_level: nic_nsg}
+        deciding = decision.deciding
+        protecting = [(level, nsg, rule) for level, nsg, rule in denies if _covers(rule, port, protocol)]
+        admits = decision.allowed or decision.partial
+        jit_bypassed = False
+        bypass_rules = []
+        if protecting:
+            baseline = evaluate(True)
+            if baseline.allowed or baseline.partial:
+                jit_bypassed = True
+                for level_decision in baseline.levels:
+                    nsg = by_level[level_decision.level]
+                    if nsg is None:
+                        continue
+                    names = list(level_decision.admitting_rules)
+                    if level_decision.allowed and level_decision.rule_name:
+                        names.insert(0, level_decision.rule_name)
+                    for name in names:
+                        rule = next((item for item in nsg.rules if item.name == name and item.is_inbound), None)
+                        if rule is not None and not rule.is_default:
+                            bypass_rules.append(dict(_rule_ref(nsg, rule), level=level_decision.level))
+        deciding_nsg = by_level.get(deciding.level) if deciding else None
+        deciding_is_jit_allow = bool(
+            deciding_nsg and deciding.rule_name and deciding.allowed and getattr(deciding_nsg.jit.get(deciding.rule_name), "kind", None) == _nsg.JIT_KIND_ALLOW
+        )
+        return {
+            "port": port,
+            "protocol": protocol,
+            "nic": nic["name"],
+            "private_ip": address,
+            "public_ip": nic["public_ip"],
+            "management_port": port in MANAGEMENT_PORTS,
+            "in_policy": in_policy,
+            "jit_protected": bool(protecting),
+            "internet_allowed": decision.allowed,
+            "internet_partial": decision.partial,
+            "admitted_prefixes": list(decision.admitted_prefixes),
+            "exposed": admits and bool(nic["public_ip"]),
+            "private_only": admits and not nic["public_ip"],
+            "open_by_jit_request": deciding_is_jit_allow,
+            "jit_bypassed": jit_bypassed,
+            "bypass_rules": bypass_rules,
+            "decided_by": {
+                "level": deciding.level if deciding else None,
+                "nsg": deciding.nsg if deciding else None,
+                "rule": deciding.rule_name if deciding else None,
+                "priority": deciding.rule_priority if deciding else None,
+                "access": deciding.rule_access if deciding else None,
+            },
+            "levels": [
+                {
+                    "level": item.level,
+                    "nsg": item.nsg,
+                    "present": item.present,
+                    "allowed": item.allowed,
+                    "rule": item.rule_name,
+                    "priority": item.rule_priority,
+                    "access": item.rule_access,
+                }
+                for item in decision.levels
+            ],
+        }
+
+    # -- orphans ---------------------------------------------------------------------------------
+
+    def orphan_rules(self):
+        """JIT rules on any NSG whose destination is no private IP of a NIC behind that NSG."""
+        behind = {}
+        for record in self.topology.values():
+            for nic in record["nics"]:
+                for nsg_id in (nic["subnet_nsg_id"], nic["nic_nsg_id"]):
+                    if nsg_id and _is_address(nic["private_ip"]):
+                        behind.setdefault(_jit.normalize_id(nsg_id), set()).add(nic["private_ip"])
+        context = _nsg.AddressContext()
+        for key in sorted(self.nsgs):
+            nsg = self.nsgs[key]
+            addresses = [ipaddress.ip_address(item) for item in sorted(behind.get(key, ()))]
+            for rule in sorted(nsg.rules, key=lambda item: (item.priority, item.name)):
+                info = nsg.jit.get(rule.name) if rule.is_inbound else None
+                if info is None:
+                    continue
+                if any(context.matches(token, address, destination=True) for token in rule.destination_address_prefixes for address in addresses):
+                    continue
+                self.stale.append(
+                    {
+                        "kind": info.kind,
+                        "nsg": nsg.name,
+                        "nsg_id": nsg.id,
+                        "level": None,
+                        "name": rule.name,
+                        "priority": rule.priority,
+                        "access": rule.access,
+                        "ports": _rule_ports(rule),
+                        "sources": list(rule.source_address_prefixes),
+                        "destination": list(rule.destination_address_prefixes),
+                        "description": rule.description,
+                        "stale": True,
+                        "vm_id": None,
+                        "vm_name": info.vm,
+                        "resource_group": nsg.resource_group,
+                        "reason": STALE_NO_VM,
+                    }
+                )
+
+
+def _summary(vms, stale, drift, policies):
+    statuses = dict.fromkeys(STATUSES, 0)
+    reasons = {}
+    exposed_ports = private_only = bypassed = 0
+    exposed_vms = bypassed_vms = 0
+    requests = 0
+    for vm in vms:
+        statuses[vm["jit_status"]] += 1
+        if vm["unsupported_reason"]:
+            reasons[vm["unsupported_reason"]] = reasons.get(vm["unsupported_reason"], 0) + 1
+        exposed = [item for item in vm["exposure"] if item["exposed"]]
+        exposed_ports += len(exposed)
+        exposed_vms += bool(exposed)
+        private_only += sum(1 for item in vm["exposure"] if item["private_only"])
+        bypasses = [item for item in vm["exposure"] if item["jit_bypassed"]]
+        bypassed += len(bypasses)
+        bypassed_vms += bool(bypasses)
+        requests += len(vm["active_requests"])
+    return {
+        "virtual_machines": len(vms),
+        "jit_status": statuses,
+        "unsupported_reasons": reasons,
+        "policies": len(policies),
+        "active_requests": requests,
+        "exposed_ports": exposed_ports,
+        "exposed_virtual_machines": exposed_vms,
+        "private_only_open_ports": private_only,
+        "jit_bypassed_ports": bypassed,
+        "jit_bypassed_virtual_machines": bypassed_vms,
+        "stale_rules": len(stale),
+        "drift": len(drift),
+    }
+
+
+def build_facts(inventory, policies, now, subscription_id, resource_groups=None, virtual_machines=None, tags=None):
+    """The ``azure_jit`` fact: ``subscription_id``, ``generated_at``, ``scope``,
+    ``virtual_machines``, ``policies``, ``stale_rules``, ``drift`` and ``summary``.
+
+    ``inventory``: an :class:`~._topology.Inventory`; ``policies``: JIT policy REST dicts (every
+    policy of the subscription); ``now``: the current time (aware datetime or ISO string).
+    Raises :class:`~._jit.JitValidationError` for a bad scope (unknown VM, bad tags).
+    """
+    builder = _Builder(inventory, policies, now, subscription_id)
+    selected = select_vms(builder.topology, subscription_id, resource_groups, virtual_machines, tags)
+    vms = [builder.vm_facts(record) for record in selected]
+    whole_subscription = not (resource_groups or virtual_machines or tags)
+    if whole_subscription:
+        builder.orphan_rules()
+    in_scope = {_jit.normalize_id(vm["policy"]["id"]) for vm in vms if vm["policy"]}
+    if whole_subscription:
+        listed = builder.policies
+    else:
+        listed = [policy for policy in builder.policies if _jit.normalize_id(policy.get("id") or "") in in_scope]
+    policy_facts = []
+    for policy in sorted(listed, key=lambda item: _jit.normalize_id(item.get("id") or "")):
+        fact = policy_summary(policy)
+        fact["virtual_machines"] = len(_jit.policy_vm_entries(policy))
+        policy_facts.append(fact)
+    return {
+        "subscription_id": subscription_id,
+        "generated_at": _jit.format_azure_datetime(builder.now.replace(microsecond=0)),
+        "scope": {
+            "resource_groups": list(resource_groups or []),
+            "virtual_machines": [_jit.vm_id_from_reference(item, subscription_id) for item in virtual_machines or []],
+            "tags": check_tags(tags),
+            "whole_subscription": whole_subscription,
+        },
+        "virtual_machines": vms,
+        "policies": policy_facts,
+        "stale_rules": builder.stale,
+        "drift": builder.drift,
+        "summary": _summary(vms, builder.stale, builder.drift, policy_facts),
+    }

@@ -1,0 +1,673 @@
+#!/usr/bin/python
+# Copyright (c) 2026 jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nsg_jit_facts
+short_description: Report JIT coverage, open access and real NSG exposure of Azure VMs
+version_added: 0.1.0
+description:
+  - Reports, for every virtual machine in scope, whether Microsoft Defender for Cloud just-in-time
+    (JIT) VM access protects it, which access requests are open right now, which JIT rules sit on
+    its network security groups (NSGs), and whether the Internet actually reaches its management
+    ports once the subnet NSG and the NIC NSG are evaluated in priority order with Azure's default
+    rules.
+  - Finds JIT bypasses (an allow rule evaluated before JIT's deny rule admits the Internet
+    anyway), stale JIT rules (allow rules whose request is over, deny rules for VMs in no policy)
+    and drift (a policy VM whose deny rule was deleted, as Terraform or
+    C(azure.azcollection.azure_rm_securitygroup) with C(purge_rules) do).
+  - Reads in bulk - one paged list call per kind for the whole subscription (VMs with power state,
+    NICs, NSGs, virtual networks, public IPs, JIT policies), whatever the number of VMs - and
+    filters locally. It never writes.
+  - Returns only C(ansible_facts.azure_jit). See RV(ansible_facts.azure_jit) for the layout and
+    C(docs/nsg_jit_facts.md) in the collection for how to read it.
+author:
+  - jitaccess.azure contributors
+extends_documentation_fragment:
+  - jitaccess.azure._auth
+  - jitaccess.azure._attributes
+  - jitaccess.azure._attributes.FACTS
+  - jitaccess.azure._attributes.ACTIONGROUPS
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it behaves the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  facts:
+    support: full
+options:
+  resource_groups:
+    description:
+      - Only report VMs in these resource groups (names, case-insensitive).
+      - Combines with O(virtual_machines) and O(tags) - a VM must match every filter given.
+      - When no filter is given, every VM of the subscription is reported.
+    type: list
+    elements: str
+  virtual_machines:
+    description:
+      - Only report these VMs. Each entry is either O(virtual_machines[].id) or
+        O(virtual_machines[].name) with O(virtual_machines[].resource_group).
+      - A VM that does not exist fails the module, naming it.
+    type: list
+    elements: dict
+    suboptions:
+      id:
+        description: Resource id of the VM.
+        type: str
+      name:
+        description: Name of the VM.
+        type: str
+      resource_group:
+        description: Resource group of the VM.
+        type: str
+  tags:
+    description:
+      - Only report VMs that carry every one of these tags with exactly this value (tag names
+        are compared case-insensitively).
+    type: dict
+notes:
+  - Needs read access only. A least-privilege custom role is in C(docs/nsg_jit_facts.md):
+    C(Microsoft.Compute/virtualMachines/read), C(Microsoft.Network/networkInterfaces/read),
+    C(Microsoft.Network/networkSecurityGroups/read), C(Microsoft.Network/virtualNetworks/read),
+    C(Microsoft.Network/publicIPAddresses/read) and
+    C(Microsoft.Security/locations/jitNetworkAccessPolicies/read) on the subscription.
+  - Exposure is computed from NSG rules only. Azure Firewall, route tables, load balancer NAT
+    rules and the VM's own firewall are not evaluated; virtual network peerings are not known, so
+    C(VirtualNetwork) means the VM's own address spaces.
+  - A VM with several NICs gets one exposure entry per NIC and port.
+seealso:
+  - module: jitaccess.azure.jit_policy
+  - module: jitaccess.azure.jit_request
+  - name: Manage just-in-time VM access (Microsoft Learn)
+    description: How Defender for Cloud JIT works.
+    link: https://learn.microsoft.com/azure/defender-for-cloud/just-in-time-access-usage
+"""
+
+EXAMPLES = r"""
+- name: Report the whole subscription
+  jitaccess.azure.nsg_jit_facts:
+
+- name: Fail when any management port is exposed to the Internet
+  ansible.builtin.assert:
+    that: ansible_facts.azure_jit.summary.exposed_ports == 0
+    fail_msg: >-
+      Exposed: {{ ansible_facts.azure_jit.virtual_machines
+                  | selectattr('exposure', 'selectattr', 'exposed')
+                  | map(attribute='name') | list }}
+
+- name: Report production web servers only
+  jitaccess.azure.nsg_jit_facts:
+    resource_groups: [rg-web]
+    tags:
+      env: prod
+
+- name: Report two VMs
+  jitaccess.azure.nsg_jit_facts:
+    virtual_machines:
+      - name: web-1
+        resource_group: rg-web
+      - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Compute/virtualMachines/db-1
+
+- name: List VMs JIT does not protect yet (candidates for jitaccess.azure.jit_policy)
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.azure_jit.virtual_machines | selectattr('jit_status', 'eq', 'not_configured') | map(attribute='id') | list }}"
+
+- name: List every bypassed port
+  ansible.builtin.debug:
+    msg: >-
+      {% for vm in ansible_facts.azure_jit.virtual_machines %}{% for e in vm.exposure if e.jit_bypassed %}
+      {{ vm.name }}:{{ e.port }} opened by {{ e.bypass_rules | map(attribute='name') | join(', ') }}
+      {% endfor %}{% endfor %}
+
+- name: Show drift (JIT deny rules deleted by another tool)
+  ansible.builtin.debug:
+    var: ansible_facts.azure_jit.drift
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to the host's facts.
+  returned: always
+  type: dict
+  contains:
+    azure_jit:
+      description:
+        - The report. Lists are sorted (VMs by resource group then name; ports by number).
+      returned: always
+      type: dict
+      contains:
+        subscription_id:
+          description: The subscription that was read.
+          type: str
+          returned: always
+          sample: 00000000-0000-0000-0000-000000000001
+        generated_at:
+          description: When the report was made (UTC); active requests are judged at this time.
+          type: str
+          returned: always
+          sample: "2026-11-21T10:00:00Z"
+        scope:
+          description: The filters used; RV(ansible_facts.azure_jit.scope.whole_subscription) when none.
+          type: dict
+          returned: always
+          sample:
+            resource_groups: [rg-web]
+            virtual_machines: []
+            tags: {env: prod}
+            whole_subscription: false
+        virtual_machines:
+          description: One entry per VM in scope.
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            id:
+              description: VM resource id.
+              type: str
+              returned: always
+            name:
+              description: VM name.
+              type: str
+              returned: always
+            resource_group:
+              description: VM resource group.
+              type: str
+              returned: always
+            location:
+              description: VM region (also the region of its JIT policy).
+              type: str
+              returned: always
+            os_type:
+              description: V(Linux) or V(Windows).
+              type: str
+              returned: always
+            power_state:
+              description: From the instance view, for example V(running), V(deallocated).
+              type: str
+              returned: always
+            tags:
+              description: VM tags.
+              type: dict
+              returned: always
+            jit_status:
+              description:
+                - V(configured) - the VM is in a JIT policy.
+                - V(not_configured) - JIT can protect it but it is in no policy.
+                - V(unsupported) - JIT cannot protect it; see RV(ansible_facts.azure_jit.virtual_machines[].unsupported_reason).
+              type: str
+              returned: always
+              choices: [configured, not_configured, unsupported]
+            unsupported_reason:
+              description: Why JIT cannot protect the VM (no NIC; no NSG on any NIC or subnet), else V(null).
+              type: str
+              returned: always
+            policy:
+              description: The JIT policy holding the VM (V(null) when none).
+              type: dict
+              returned: always
+              contains:
+                id:
+                  description: Policy resource id.
+                  type: str
+                name:
+                  description: Policy name.
+                  type: str
+                resource_group:
+                  description: Policy resource group.
+                  type: str
+                location:
+                  description: Policy region.
+                  type: str
+            other_policies:
+              description: Further policies that also list the VM (unusual); same keys as RV(ansible_facts.azure_jit.virtual_machines[].policy).
+              type: list
+              elements: dict
+              returned: when the VM is in more than one policy
+            ports:
+              description: The VM's ports in its JIT policy (empty when none).
+              type: list
+              elements: dict
+              returned: always
+              contains:
+                number:
+                  description: Port number.
+                  type: int
+                protocol:
+                  description: V(TCP), V(UDP) or V(*).
+                  type: str
+                allowed_source_address_prefixes:
+                  description: Sources a request may name.
+                  type: list
+                  elements: str
+                max_request_access_duration:
+                  description: Longest request, ISO 8601.
+                  type: str
+            active_requests:
+              description: Access requests open right now (status V(Initiated), end time in the future), one per port.
+              type: list
+              elements: dict
+              returned: always
+              contains:
+                port:
+                  description: Port number.
+                  type: int
+                sources:
+                  description: Requested source prefixes (empty when the service recorded none).
+                  type: list
+                  elements: str
+                start_time_utc:
+                  description: When it was requested.
+                  type: str
+                end_time_utc:
+                  description: When access ends.
+                  type: str
+                status:
+                  description: Always V(Initiated).
+                  type: str
+                requestor:
+                  description: Who requested it (user or service principal).
+                  type: str
+                justification:
+                  description: The justification given, or V(null).
+                  type: str
+            jit_rules:
+              description: JIT rules (recognised by name or description) on the VM's NSGs whose destination is one of its private IPs.
+              type: list
+              elements: dict
+              returned: always
+              contains:
+                kind:
+                  description: V(deny) (the standing block) or V(allow) (opened by a request).
+                  type: str
+                nsg:
+                  description: NSG name.
+                  type: str
+                nsg_id:
+                  description: NSG resource id.
+                  type: str
+                level:
+                  description: V(subnet) or V(nic).
+                  type: str
+                name:
+                  description: Rule name.
+                  type: str
+                priority:
+                  description: Rule priority.
+                  type: int
+                access:
+                  description: V(Allow) or V(Deny).
+                  type: str
+                ports:
+                  description: Destination ports (numbers, or C(low-high) strings for ranges).
+                  type: list
+                  elements: raw
+                sources:
+                  description: Source prefixes.
+                  type: list
+                  elements: str
+                destination:
+                  description: Destination prefixes.
+                  type: list
+                  elements: str
+                description:
+                  description: Rule description.
+                  type: str
+                stale:
+                  description: True when the rule is listed in RV(ansible_facts.azure_jit.stale_rules).
+                  type: bool
+            nics:
+              description: Network interfaces.
+              type: list
+              elements: dict
+              returned: always
+              contains:
+                name:
+                  description: NIC name.
+                  type: str
+                id:
+                  description: NIC resource id.
+                  type: str
+                private_ip:
+                  description: Private IP of the primary IP configuration.
+                  type: str
+                subnet_id:
+                  description: Subnet resource id.
+                  type: str
+                subnet_nsg:
+                  description: Resource id of the subnet's NSG, or V(null).
+                  type: str
+                nic_nsg:
+                  description: Resource id of the NIC's NSG, or V(null).
+                  type: str
+                public_ip:
+                  description: Public IP address, or V(null).
+                  type: str
+                public_ip_id:
+                  description: Public IP resource id, or V(null).
+                  type: str
+            exposure:
+              description:
+                - One entry per NIC and port - the management ports 22, 3389, 5985, 5986 (TCP) and every policy port.
+                - The subnet NSG is evaluated, then the NIC NSG, each in priority order with Azure's default rules,
+                  for an arbitrary Internet source; every rule present counts, including JIT allow rules of active requests.
+              type: list
+              elements: dict
+              returned: always
+              contains:
+                port:
+                  description: Port number.
+                  type: int
+                protocol:
+                  description: V(TCP) or V(UDP).
+                  type: str
+                nic:
+                  description: NIC name.
+                  type: str
+                private_ip:
+                  description: The destination evaluated.
+                  type: str
+                public_ip:
+                  description: The NIC's public IP, or V(null).
+                  type: str
+                management_port:
+                  description: True for 22, 3389, 5985, 5986.
+                  type: bool
+                in_policy:
+                  description: True when the port is in the VM's JIT policy.
+                  type: bool
+                jit_protected:
+                  description: True when a JIT deny rule for this address and port is on an NSG of the path.
+                  type: bool
+                internet_allowed:
+                  description: True when both NSGs admit any Internet source.
+                  type: bool
+                internet_partial:
+                  description: True when not every Internet source is admitted but some prefixes are
+                    (RV(ansible_facts.azure_jit.virtual_machines[].exposure[].admitted_prefixes)).
+                  type: bool
+                admitted_prefixes:
+                  description: The Internet prefixes admitted when RV(ansible_facts.azure_jit.virtual_machines[].exposure[].internet_partial).
+                  type: list
+                  elements: str
+                exposed:
+                  description: The NSGs admit the Internet (all or part of it) and the NIC has a public IP.
+                  type: bool
+                private_only:
+                  description: The NSGs admit the Internet but the NIC has no public IP - reachable only through a load balancer, NAT or firewall that forwards to it.
+                  type: bool
+                open_by_jit_request:
+                  description: The rule admitting the Internet is a JIT allow rule (an active request whose source is the whole Internet).
+                  type: bool
+                jit_bypassed:
+                  description: JIT protects the port, yet without its allow rules the Internet still gets in - an allow rule before the deny rule admits it.
+                  type: bool
+                bypass_rules:
+                  description: The rules that bypass JIT (nsg, nsg_id, name, priority, level).
+                  type: list
+                  elements: dict
+                decided_by:
+                  description: The deciding rule of the path - the first level that blocks, else the last level with an NSG (level, nsg, rule, priority, access; all V(null) without NSG).
+                  type: dict
+                levels:
+                  description: The verdict per level, subnet first then NIC (level, nsg, present, allowed, rule, priority, access).
+                  type: list
+                  elements: dict
+        policies:
+          description: JIT policies holding VMs in scope (every policy when the scope is the whole subscription).
+          type: list
+          elements: dict
+          returned: always
+          contains:
+            id:
+              description: Policy resource id.
+              type: str
+            name:
+              description: Policy name.
+              type: str
+            resource_group:
+              description: Policy resource group.
+              type: str
+            location:
+              description: Policy region.
+              type: str
+            virtual_machines:
+              description: Number of VMs in the policy.
+              type: int
+        stale_rules:
+          description:
+            - JIT rules that no longer serve a purpose - allow rules with no active request (expired or revoked
+              but still present), deny rules for VMs in no policy, deny rules for ports not in the policy, and
+              (whole-subscription scope only) JIT rules whose destination is no VM behind that NSG.
+            - Same keys as RV(ansible_facts.azure_jit.virtual_machines[].jit_rules) plus vm_id, vm_name,
+              resource_group and reason.
+          type: list
+          elements: dict
+          returned: always
+        drift:
+          description:
+            - VMs in a JIT policy whose deny rule is missing on an NSG of their path (keys vm_id, vm_name,
+              resource_group, nsg, nsg_id, level, private_ip, missing_ports, reason), or that JIT can no longer protect.
+          type: list
+          elements: dict
+          returned: always
+        summary:
+          description: Counts over the VMs in scope.
+          type: dict
+          returned: always
+  sample:
+    azure_jit:
+      subscription_id: 00000000-0000-0000-0000-000000000001
+      generated_at: "2026-11-21T10:00:00Z"
+      scope: {resource_groups: [], virtual_machines: [], tags: {}, whole_subscription: true}
+      virtual_machines:
+        - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-1
+          name: web-1
+          resource_group: rg-web
+          location: westeurope
+          os_type: Linux
+          power_state: running
+          tags: {env: prod}
+          jit_status: configured
+          unsupported_reason: null
+          policy:
+            id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default
+            name: default
+            resource_group: rg-web
+            location: westeurope
+          ports:
+            - {number: 22, protocol: TCP, allowed_source_address_prefixes: ["*"], max_request_access_duration: PT3H}
+          active_requests:
+            - port: 22
+              sources: [203.0.113.7]
+              start_time_utc: "2026-11-21T09:30:00Z"
+              end_time_utc: "2026-11-21T10:30:00Z"
+              status: Initiated
+              requestor: ansible-ci
+              justification: patching
+          jit_rules:
+            - kind: deny
+              nsg: nsg-web
+              nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+              level: subnet
+              name: MicrosoftDefenderForCloud-JITRule_1234567_0A1B2C3D4E5F60718293A4B5C6D7E8F9
+              priority: 4096
+              access: Deny
+              ports: [22]
+              sources: ["*"]
+              destination: [10.1.0.4]
+              description: MDC JIT Network Access rule for policy 'default' of VM 'web-1'.
+              stale: false
+            - kind: allow
+              nsg: nsg-web
+              nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+              level: subnet
+              name: MicrosoftDefenderForCloud-JITRule-987654-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9
+              priority: 100
+              access: Allow
+              ports: [22]
+              sources: [203.0.113.7]
+              destination: [10.1.0.4]
+              description: MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'web-1'.
+              stale: false
+          nics:
+            - name: web-1-nic
+              id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkInterfaces/web-1-nic
+              private_ip: 10.1.0.4
+              subnet_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/virtualNetworks/vnet-web/subnets/default
+              subnet_nsg: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+              nic_nsg: null
+              public_ip: 20.50.0.11
+              public_ip_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/publicIPAddresses/web-1-ip
+          exposure:
+            - port: 22
+              protocol: TCP
+              nic: web-1-nic
+              private_ip: 10.1.0.4
+              public_ip: 20.50.0.11
+              management_port: true
+              in_policy: true
+              jit_protected: true
+              internet_allowed: true
+              internet_partial: false
+              admitted_prefixes: []
+              exposed: true
+              private_only: false
+              open_by_jit_request: false
+              jit_bypassed: true
+              bypass_rules:
+                - {nsg: nsg-web, nsg_id: "/subscriptions/.../networkSecurityGroups/nsg-web", name: AllowSshAnywhere, priority: 200, level: subnet}
+              decided_by: {level: subnet, nsg: nsg-web, rule: AllowSshAnywhere, priority: 200, access: Allow}
+              levels:
+                - {level: subnet, nsg: nsg-web, present: true, allowed: true, rule: AllowSshAnywhere, priority: 200, access: Allow}
+                - {level: nic, nsg: null, present: false, allowed: true, rule: null, priority: null, access: null}
+            - port: 3389
+              protocol: TCP
+              nic: web-1-nic
+              private_ip: 10.1.0.4
+              public_ip: 20.50.0.11
+              management_port: true
+              in_policy: false
+              jit_protected: false
+              internet_allowed: false
+              internet_partial: false
+              admitted_prefixes: []
+              exposed: false
+              private_only: false
+              open_by_jit_request: false
+              jit_bypassed: false
+              bypass_rules: []
+              decided_by: {level: subnet, nsg: nsg-web, rule: DenyAllInBound, priority: 65500, access: Deny}
+              levels:
+                - {level: subnet, nsg: nsg-web, present: true, allowed: false, rule: DenyAllInBound, priority: 65500, access: Deny}
+                - {level: nic, nsg: null, present: false, allowed: true, rule: null, priority: null, access: null}
+      policies:
+        - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default
+          name: default
+          resource_group: rg-web
+          location: westeurope
+          virtual_machines: 1
+      stale_rules:
+        - kind: allow
+          nsg: nsg-db
+          nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Network/networkSecurityGroups/nsg-db
+          level: nic
+          name: MicrosoftDefenderForCloud-JITRule-1111-0a1b2c3d-0000-0000-0000-000000000001
+          priority: 100
+          access: Allow
+          ports: [22]
+          sources: ["*"]
+          destination: [10.2.0.4]
+          description: MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'db-1'.
+          stale: true
+          vm_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Compute/virtualMachines/db-1
+          vm_name: db-1
+          resource_group: rg-db
+          reason: JIT allow rule without an active access request (expired or revoked but still present)
+      drift:
+        - vm_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Compute/virtualMachines/db-1
+          vm_name: db-1
+          resource_group: rg-db
+          nsg: nsg-db
+          nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Network/networkSecurityGroups/nsg-db
+          level: nic
+          private_ip: 10.2.0.4
+          missing_ports: [22]
+          reason: "JIT deny rule missing: the port is in the VM's JIT policy but this NSG does not block it"
+      summary:
+        virtual_machines: 2
+        jit_status: {configured: 2, not_configured: 0, unsupported: 0}
+        unsupported_reasons: {}
+        policies: 2
+        active_requests: 1
+        exposed_ports: 1
+        exposed_virtual_machines: 1
+        private_only_open_ports: 0
+        jit_bypassed_ports: 1
+        jit_bypassed_virtual_machines: 1
+        stale_rules: 1
+        drift: 1
+"""
+
+import datetime
+
+from ansible_collections.jitaccess.azure.plugins.module_utils._facts import build_facts, check_tags
+from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError, vm_id_from_reference
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, to_rest
+
+VM_SPEC = {
+    "id": {"type": "str"},
+    "name": {"type": "str"},
+    "resource_group": {"type": "str"},
+}
+
+
+def main():
+    module = AzureJitModule(
+        argument_spec={
+            "resource_groups": {"type": "list", "elements": "str"},
+            "virtual_machines": {"type": "list", "elements": "dict", "options": VM_SPEC},
+            "tags": {"type": "dict"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    clients = module.clients
+    subscription = clients.subscription_id
+    try:  # bad input fails before any call to Azure
+        for reference in params["virtual_machines"] or []:
+            vm_id_from_reference(reference, subscription)
+        check_tags(params["tags"])
+    except JitValidationError as exc:
+        module.fail_json(msg=str(exc))
+    inventory = read_inventory(clients, module.azure_call)
+    policies = module.azure_call(
+        "list JIT network access policies",
+        lambda: [to_rest(policy) for policy in clients.security.jit_network_access_policies.list()],
+    )
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run Python < 3.11
+    try:
+        facts = build_facts(
+            inventory,
+            policies,
+            now,
+            subscription,
+            resource_groups=params["resource_groups"],
+            virtual_machines=params["virtual_machines"],
+            tags=params["tags"],
+        )
+    except JitValidationError as exc:
+        module.fail_json(msg=str(exc))
+    for group in params["resource_groups"] or []:
+        if not any(vm["resource_group"].lower() == group.lower() for vm in facts["virtual_machines"]) and not (params["virtual_machines"] or params["tags"]):
+            module.warn(f"resource group {group!r} has no virtual machines in subscription {subscription}")
+    module.exit_json(changed=False, ansible_facts={"azure_jit": facts})
+
+
+if __name__ == "__main__":
+    main()
