@@ -319,12 +319,14 @@ class _Builder:
                     if key in seen_rules:
                         continue
                     seen_rules.add(key)
-                    fact = self.jit_rule_fact(record, nsg, level, rule, info, active_ports, policy_port_numbers, bool(memberships))
+                    fact = self.jit_rule_fact(
+                        record, nsg, level, rule, info, active_ports=active_ports, policy_ports=policy_port_numbers, in_policy=bool(memberships)
+                    )
                     jit_rules.append(fact)
             if memberships:
-                self.check_drift(record, nic, levels, denies, ports, context)
+                self.check_drift(record, nic, levels, denies=denies, ports=ports)
             for port, protocol in self.ports_to_check(ports):
-                exposure.append(self.exposure_fact(nic, levels, port, protocol, context, denies, port in policy_port_numbers))
+                exposure.append(self.exposure_fact(nic, levels, port, protocol, context=context, denies=denies, in_policy=port in policy_port_numbers))
 
         if memberships and record["unsupported_reason"]:
             self.drift.append(
@@ -370,7 +372,7 @@ class _Builder:
                 wanted.add((port["number"], "UDP" if str(port["protocol"]).upper() == "UDP" else "TCP"))
         return sorted(wanted)
 
-    def jit_rule_fact(self, record, nsg, level, rule, info, active_ports, policy_ports, in_policy):
+    def jit_rule_fact(self, record, nsg, level, rule, info, *, active_ports, policy_ports, in_policy):
         covered = {port for port in active_ports if rule.covers_port(port)}
         fact = {
             "kind": info.kind,
@@ -398,7 +400,7 @@ class _Builder:
             self.stale.append(dict(fact, vm_id=record["id"], vm_name=record["name"], resource_group=record["resource_group"], reason=reason))
         return fact
 
-    def check_drift(self, record, nic, levels, denies, ports, context):
+    def check_drift(self, record, nic, levels, *, denies, ports):
         for level, nsg in levels:
             if nsg is None:
                 continue
@@ -425,7 +427,7 @@ class _Builder:
                     }
                 )
 
-    def exposure_fact(self, nic, levels, port, protocol, context, denies, in_policy):
+    def exposure_fact(self, nic, levels, port, protocol, *, context, denies, in_policy):
         address = nic["private_ip"]
         (subnet_level, subnet_nsg), (nic_level, nic_nsg) = levels
 
@@ -582,7 +584,7 @@ def _summary(vms, stale, drift, policies):
     }
 
 
-def build_facts(inventory, policies, now, subscription_id, resource_groups=None, virtual_machines=None, tags=None):
+def build_facts(inventory, policies, now, subscription_id, *, resource_groups=None, virtual_machines=None, tags=None):
     """The ``azure_jit`` fact: ``subscription_id``, ``generated_at``, ``scope``,
     ``virtual_machines``, ``policies``, ``stale_rules``, ``drift`` and ``summary``.
 
@@ -597,10 +599,7 @@ def build_facts(inventory, policies, now, subscription_id, resource_groups=None,
     if whole_subscription:
         builder.orphan_rules()
     in_scope = {_jit.normalize_id(vm["policy"]["id"]) for vm in vms if vm["policy"]}
-    if whole_subscription:
-        listed = builder.policies
-    else:
-        listed = [policy for policy in builder.policies if _jit.normalize_id(policy.get("id") or "") in in_scope]
+    listed = builder.policies if whole_subscription else [policy for policy in builder.policies if _jit.normalize_id(policy.get("id") or "") in in_scope]
     policy_facts = []
     for policy in sorted(listed, key=lambda item: _jit.normalize_id(item.get("id") or "")):
         fact = policy_summary(policy)

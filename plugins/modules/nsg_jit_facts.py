@@ -398,7 +398,9 @@ ansible_facts:
                   description: The NSGs admit the Internet (all or part of it) and the NIC has a public IP.
                   type: bool
                 private_only:
-                  description: The NSGs admit the Internet but the NIC has no public IP - reachable only through a load balancer, NAT or firewall that forwards to it.
+                  description:
+                    - The NSGs admit the Internet but the NIC has no public IP - reachable only through a load balancer,
+                      NAT or firewall that forwards to it.
                   type: bool
                 open_by_jit_request:
                   description: The rule admitting the Internet is a JIT allow rule (an active request whose source is the whole Internet).
@@ -411,7 +413,9 @@ ansible_facts:
                   type: list
                   elements: dict
                 decided_by:
-                  description: The deciding rule of the path - the first level that blocks, else the last level with an NSG (level, nsg, rule, priority, access; all V(null) without NSG).
+                  description:
+                    - The deciding rule of the path - the first level that blocks, else the last level with an NSG
+                      (level, nsg, rule, priority, access; all V(null) without any NSG).
                   type: dict
                 levels:
                   description: The verdict per level, subnet first then NIC (level, nsg, present, allowed, rule, priority, access).
@@ -611,14 +615,14 @@ ansible_facts:
         jit_bypassed_virtual_machines: 1
         stale_rules: 1
         drift: 1
-"""
+"""  # noqa: E501 - resource ids in the sample
 
-import datetime
+import datetime  # noqa: E402 - imports follow the documentation in Ansible modules
 
-from ansible_collections.jitaccess.azure.plugins.module_utils._facts import build_facts, check_tags
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError, vm_id_from_reference
-from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, to_rest
+from ansible_collections.jitaccess.azure.plugins.module_utils._facts import build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError, vm_id_from_reference  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, to_rest  # noqa: E402 - imports follow the documentation in Ansible modules
 
 VM_SPEC = {
     "id": {"type": "str"},

@@ -15,7 +15,7 @@ def rid(rg, kind, name):
     return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/{kind}/{name}"
 
 
-def rule(name, priority, access="Allow", ports=("22",), source="*", destination="*", description=None, direction="Inbound"):
+def rule(name, priority, access="Allow", *, ports=("22",), source="*", destination="*", description=None, direction="Inbound"):
     props = {
         "priority": priority,
         "access": access,
@@ -31,27 +31,27 @@ def rule(name, priority, access="Allow", ports=("22",), source="*", destination=
     return {"name": name, "properties": props}
 
 
-def jit_deny(number, ip, ports=("22",), vm="vm", priority=4096):
+def jit_deny(number, ip, *, ports=("22",), vm="vm", priority=4096):
     return rule(
         f"MicrosoftDefenderForCloud-JITRule_{number}_0A1B2C3D4E5F60718293A4B5C6D7E8F9",
         priority,
         "Deny",
-        ports,
-        "*",
-        ip,
-        f"MDC JIT Network Access rule for policy 'default' of VM '{vm}'.",
+        ports=ports,
+        source="*",
+        destination=ip,
+        description=f"MDC JIT Network Access rule for policy 'default' of VM '{vm}'.",
     )
 
 
-def jit_allow(number, ip, port="22", source="203.0.113.7", vm="vm", priority=100):
+def jit_allow(number, ip, *, port="22", source="203.0.113.7", vm="vm", priority=100):
     return rule(
         f"MicrosoftDefenderForCloud-JITRule-{number}-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
         priority,
         "Allow",
-        (port,),
-        source,
-        ip,
-        f"MDC JIT Network Access rule created by an initiation request for policy 'default' of VM '{vm}'.",
+        ports=(port,),
+        source=source,
+        destination=ip,
+        description=f"MDC JIT Network Access rule created by an initiation request for policy 'default' of VM '{vm}'.",
     )
 
 
@@ -73,7 +73,7 @@ class Fleet:
         self.nsgs.append(nsg(name, *rules, rg=rg))
         return self
 
-    def vm(self, name, ip=None, subnet="s1", nic_nsg=None, public_ip=None, os_type="Linux", rg="rg", tags=None, nics=True):
+    def vm(self, name, ip=None, *, subnet="s1", nic_nsg=None, public_ip=None, os_type="Linux", rg="rg", tags=None, nics=True):
         vm_id = rid(rg, "Microsoft.Compute/virtualMachines", name)
         refs = []
         if nics:
@@ -139,7 +139,7 @@ class Fleet:
         return _facts.build_facts(self.inventory(), self.policies, NOW, SUB, **scope)
 
 
-def request(vm, port, end, requestor="ansible-ci", source="203.0.113.7", status="Initiated", justification="patching"):
+def request(vm, port, end, *, requestor="ansible-ci", source="203.0.113.7", status="Initiated", justification="patching"):
     return {
         "startTimeUtc": (NOW - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "requestor": requestor,
