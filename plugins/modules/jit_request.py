@@ -1,0 +1,1260 @@
+#!/usr/bin/python
+# Copyright (c) 2026 jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: jit_request
+short_description: Open just-in-time VM access, wait until it works, and close it early
+version_added: 0.1.0
+description:
+  - Requests Microsoft Defender for Cloud just-in-time (JIT) access to management ports of Azure
+    virtual machines that are already under a JIT policy, and waits until the network security
+    group (NSG) rules that admit the traffic really exist.
+  - With O(state=present) the module makes B(one) C(initiate) call per JIT policy, covering every
+    requested VM of that policy, then polls the NSGs on each VM's path (the NIC NSG and the subnet
+    NSG) until the JIT allow rule for each port is on all of them. Defender for Cloud applies the
+    rules asynchronously, usually within seconds but sometimes up to about two minutes.
+  - The request is idempotent. When an active request already covers every VM and port for the
+    same source until at least now + O(duration) - O(renew_margin), and its allow rules are on the
+    VM's NSGs, nothing is initiated and C(changed) is V(false). O(force=true) re-initiates. A new
+    request for a VM port supersedes the older one, which Azure marks C(Revoked) /
+    C(NewerRequestInitiated).
+  - With O(state=absent) the module closes access B(now), which no Azure tool offers. It deletes
+    the JIT allow rules that admit the given ports (and sources, if given) to the VMs' private IP
+    addresses on every NSG on their path and waits for the deletions. JIT deny rules and every
+    non-JIT rule stay untouched. Azure keeps the request record with its original end time.
+  - Every input is checked against the VM's JIT policy before the first write. A VM in no policy,
+    a port the policy does not have, a duration above the policy's maximum, a source outside the
+    policy's allowed prefixes, an IPv6 source, or a source meaning "anywhere" without
+    O(allow_any_source=true) fails with a message that names the value and what is allowed, and
+    nothing is changed.
+author:
+  - jitaccess.azure contributors
+extends_documentation_fragment:
+  - jitaccess.azure._auth
+  - jitaccess.azure._attributes
+  - jitaccess.azure._attributes.ACTIONGROUPS
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be opened or closed; makes no write.
+  diff_mode:
+    support: full
+    details: Shows each VM port as open or closed before and after.
+  idempotent:
+    support: full
+    details:
+      - With O(state=present), a second run inside the validity window reports no change, unless
+        the remaining time falls below O(duration) - O(renew_margin) or O(force=true).
+      - With O(state=absent), a second run finds nothing to close.
+options:
+  virtual_machines:
+    description:
+      - The VMs to open or close access to, in any resource groups and regions of the subscription.
+      - Each entry names a VM by O(virtual_machines[].id), or by O(virtual_machines[].name) and
+        O(virtual_machines[].resource_group).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      id:
+        description:
+          - Resource ID of the VM. Mutually exclusive with O(virtual_machines[].name) and
+            O(virtual_machines[].resource_group).
+        type: str
+      name:
+        description: Name of the VM.
+        type: str
+      resource_group:
+        description: Resource group of the VM.
+        type: str
+      ports:
+        description:
+          - Ports for this VM only, overriding O(ports).
+        type: list
+        elements: int
+  ports:
+    description:
+      - Port numbers to open or close on every VM that does not set its own
+        O(virtual_machines[].ports).
+      - With O(state=present) each port must be in the VM's JIT policy entry. The default is every
+        port of that entry.
+      - With O(state=absent) the default is every port JIT has opened to the VM.
+    type: list
+    elements: int
+  source_address_prefixes:
+    description:
+      - The source of the access, an IPv4 address or CIDR such as V(203.0.113.7) or
+        V(203.0.113.0/28). The JIT initiate API takes one source per port, so give at most one.
+      - With O(state=present) and no value, the source is left out of the request and Defender for
+        Cloud uses the public address the request comes from (the portal's "My IP"). The allow
+        rule then admits the address of the machine that runs the module; delegate the task to
+        the controller to get the controller's address.
+      - The source must lie inside the allowed source prefixes of each port in the policy.
+      - IPv6 is refused (the service rejects it). V(*), V(0.0.0.0/0), V(Internet) and V(Any) are
+        refused unless O(allow_any_source=true).
+      - With O(state=absent), only allow rules whose sources are all among these prefixes are
+        deleted. The default is every allow rule for the port, whatever its source.
+    type: list
+    elements: str
+  allow_any_source:
+    description:
+      - Allow O(source_address_prefixes) to mean "anywhere" (V(*), V(0.0.0.0/0), V(Internet) or
+        V(Any)). The policy must allow V(*) for the port.
+    type: bool
+    default: false
+  duration:
+    description:
+      - How long access stays open. ISO 8601 (V(PT1H), V(PT90M)), short forms (V(1h), V(90m),
+        V(1h30m), V(300s)) or a number of seconds.
+      - At least 1 minute and at most the C(maxRequestAccessDuration) of each requested port in
+        the VM's policy entry (the JIT maximum is 24 hours). Keep it short: closing early is the
+        first guarantee, the duration the last.
+    type: str
+    default: PT1H
+  justification:
+    description:
+      - Text recorded with the request in Azure, shown in the portal and the activity log.
+      - The default names the user and host that run the module, for example
+        V(Ansible jitaccess.azure.jit_request by deploy@ctl-01).
+    type: str
+  renew_margin:
+    description:
+      - An active request that ends within this margin of the end a new request would have is
+        renewed instead of reused (see the idempotency description above).
+      - Any O(duration) form. The default is the smaller of 10 minutes and half of O(duration).
+    type: str
+  force:
+    description:
+      - With O(state=present), initiate a new request even when an active one already covers
+        every VM and port.
+    type: bool
+    default: false
+  wait:
+    description:
+      - With O(state=present), wait until the JIT allow rule for every requested VM port is on
+        every NSG on the VM's path, reading each NSG once per polling round, with backoff.
+      - With V(false) the module returns right after the C(initiate) call; the C(access) lists are
+        then empty and C(open) is V(false) for the ports it initiated.
+      - With O(state=absent) the deletions are always waited for.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait for the allow rules. On timeout the module fails and names each VM, NSG
+        and port still missing its rule. The request stays initiated.
+    type: int
+    default: 300
+  state:
+    description:
+      - V(present) opens access (initiates JIT requests); V(absent) closes it now (deletes the
+        JIT allow rules).
+    type: str
+    default: present
+    choices: [present, absent]
+notes:
+  - "RBAC to open: C(Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action),
+    C(Microsoft.Security/locations/jitNetworkAccessPolicies/*/read),
+    C(Microsoft.Compute/virtualMachines/read), C(Microsoft.Network/networkInterfaces/*/read),
+    C(Microsoft.Network/publicIPAddresses/read), C(Microsoft.Network/virtualNetworks/read) and
+    C(Microsoft.Network/networkSecurityGroups/read) (to wait for the rules)."
+  - "RBAC to close early: additionally C(Microsoft.Network/networkSecurityGroups/securityRules/delete).
+    The collection ships a least-privilege role definition, C(docs/rbac/jit-request-and-close.json)."
+  - Defender for Cloud writes the allow rules asynchronously after the C(initiate) call (the apply
+    delay: seconds, sometimes up to about two minutes). With O(wait=true) the module returns only
+    once the rules exist, so the next task can connect.
+  - Closing early deletes the allow rules, so traffic is blocked again by the JIT deny rule. Azure
+    has no API to revoke a request; its record keeps the status C(Initiated) and its original end
+    time, and the portal keeps showing it until then. This module therefore checks the NSGs, not
+    only the request record, before it reports access as already open.
+  - Reads are bulk, whatever the number of VMs. One paged list call each for VMs, NICs, NSGs,
+    virtual networks, public IP addresses and JIT policies, then one C(initiate) per policy.
+    While waiting, each NSG still missing a rule is read once per round.
+  - JIT requires Microsoft Defender for Servers Plan 2 on the subscription. VMs must be put under
+    JIT first, with M(jitaccess.azure.jit_policy).
+  - For play-wide access with a guaranteed close, see the C(jitaccess.azure.jit_access) role and
+    the C(jitaccess.azure.jit_guard) callback, which closes what this module opened when a run
+    ends, even on failure or interruption. The callback reads the RV(opened) return value.
+seealso:
+  - module: jitaccess.azure.jit_policy
+  - module: jitaccess.azure.nsg_jit_facts
+  - name: Microsoft Defender for Cloud just-in-time VM access
+    description: How JIT works, and what it requires.
+    link: https://learn.microsoft.com/azure/defender-for-cloud/just-in-time-access-usage
+"""
+
+EXAMPLES = r"""
+- name: Open SSH on two VMs for 30 minutes from the controller's public address
+  jitaccess.azure.jit_request:
+    virtual_machines:
+      - name: web-1
+        resource_group: rg-web
+      - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Compute/virtualMachines/db-1
+    ports: [22]
+    duration: 30m
+  delegate_to: localhost
+  run_once: true
+
+- name: Open, configure, and always close (the pattern)
+  block:
+    - name: Open SSH for the build agent's egress address
+      jitaccess.azure.jit_request:
+        virtual_machines:
+          - {name: web-1, resource_group: rg-web}
+        ports: [22]
+        source_address_prefixes: [203.0.113.7]
+        duration: 1h
+        justification: "Change CHG-1234: patch web tier"
+      delegate_to: localhost
+      register: jit
+
+    - name: Configure the VM
+      ansible.builtin.command: /usr/bin/true
+      changed_when: false
+
+  always:
+    - name: Close access now, whatever happened
+      jitaccess.azure.jit_request:
+        virtual_machines:
+          - {name: web-1, resource_group: rg-web}
+        ports: [22]
+        source_address_prefixes: [203.0.113.7]
+        state: absent
+      delegate_to: localhost
+
+- name: Open WinRM on one VM and RDP on another in one request per policy
+  jitaccess.azure.jit_request:
+    virtual_machines:
+      - {name: win-1, resource_group: rg-win, ports: [5986]}
+      - {name: win-2, resource_group: rg-win, ports: [3389]}
+    source_address_prefixes: [198.51.100.0/28]
+    duration: PT2H
+    wait_timeout: 600
+
+- name: What would be opened (check mode)
+  jitaccess.azure.jit_request:
+    virtual_machines:
+      - {name: web-1, resource_group: rg-web}
+  check_mode: true
+  register: plan
+
+- name: Close every JIT access to a VM, whatever the port or source
+  jitaccess.azure.jit_request:
+    virtual_machines:
+      - {name: web-1, resource_group: rg-web}
+    state: absent
+"""
+
+RETURN = r"""
+virtual_machines:
+  description: One entry per requested VM, in input order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Resource ID of the VM.
+      type: str
+      sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-1
+    name:
+      description: Name of the VM.
+      type: str
+      sample: web-1
+    resource_group:
+      description: Resource group of the VM.
+      type: str
+      sample: rg-web
+    policy_id:
+      description: ID of the JIT policy that holds the VM (V(null) if none, possible only with O(state=absent)).
+      type: str
+      sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default
+    private_ips:
+      description: Private IP addresses of the VM's NICs (the destinations of the allow rules).
+      type: list
+      elements: str
+      sample: [10.1.0.4]
+    public_ips:
+      description: Public IP addresses of the VM's NICs.
+      type: list
+      elements: str
+      sample: [20.50.0.11]
+    ports:
+      description: One entry per requested port.
+      type: list
+      elements: dict
+      contains:
+        number:
+          description: The port.
+          type: int
+          sample: 22
+        source:
+          description:
+            - The source the access is for, as Azure recorded it or as the allow rules show it.
+            - V(null) when the service picks the caller's address and it is not known yet
+              (O(wait=false) or check mode).
+          type: str
+          sample: 203.0.113.7
+        end_time_utc:
+          description: When Azure ends the access (its request record). V(null) when nothing is open.
+          type: str
+          sample: "2026-11-21T11:00:00Z"
+        status:
+          description:
+            - Status of the JIT request in Azure (V(Initiated), V(Revoked)...), V(null) when there
+              is none.
+            - After O(state=absent) it stays V(Initiated) until the original end time, because no
+              Azure API revokes a request; RV(virtual_machines[].ports[].open) says what counts.
+          type: str
+          sample: Initiated
+        open:
+          description: Whether allow rules for the port are on every NSG on the VM's path now.
+          type: bool
+          sample: true
+        action:
+          description:
+            - What this run did for the port. V(opened), V(already_open), V(closed),
+              V(not_open) (nothing to close), or, in check mode, V(would_open) or V(would_close).
+          type: str
+          sample: opened
+        access:
+          description:
+            - The JIT allow rules that admit the port to the VM, one per NSG on the path.
+            - With O(state=absent) the rules that were deleted.
+          type: list
+          elements: dict
+          contains:
+            id:
+              description: Resource ID of the security rule.
+              type: str
+              sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web/securityRules/MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
+            nsg_id:
+              description: Resource ID of the NSG.
+              type: str
+              sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+            name:
+              description: Name of the rule.
+              type: str
+              sample: MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
+            priority:
+              description: Priority of the rule.
+              type: int
+              sample: 100
+            source_address_prefixes:
+              description: Sources the rule admits.
+              type: list
+              elements: str
+              sample: [203.0.113.7]
+            destination_address_prefixes:
+              description: Destinations of the rule.
+              type: list
+              elements: str
+              sample: [10.1.0.4]
+expires_at:
+  description: The earliest end time of the open access returned; V(null) when nothing is open.
+  returned: always
+  type: str
+  sample: "2026-11-21T11:00:00Z"
+opened:
+  description:
+    - What this run opened (one item per VM port it initiated; empty when nothing was initiated).
+    - Self-contained so that it can be closed later. The C(jitaccess.azure.jit_guard) callback
+      uses it to close access at the end of a run.
+    - In check mode, what would be opened (without NSG rules).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    vm_id:
+      description: Resource ID of the VM.
+      type: str
+      sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-1
+    vm_name:
+      description: Name of the VM.
+      type: str
+      sample: web-1
+    port:
+      description: The port.
+      type: int
+      sample: 22
+    source:
+      description: The source requested or recorded (V(null) when the service's choice is not known).
+      type: str
+      sample: 203.0.113.7
+    policy_id:
+      description: ID of the JIT policy the request was made on.
+      type: str
+      sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default
+    end_time_utc:
+      description: When Azure ends the access.
+      type: str
+      sample: "2026-11-21T11:00:00Z"
+    private_ips:
+      description: Destinations of the allow rules.
+      type: list
+      elements: str
+      sample: [10.1.0.4]
+    nsg_ids:
+      description: Every NSG on the VM's path (where the allow rules go).
+      type: list
+      elements: str
+      sample:
+        - /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+    nsg_rules:
+      description: The allow rules found after waiting (empty with O(wait=false)).
+      type: list
+      elements: dict
+      sample:
+        - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web/securityRules/MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
+          nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+          name: MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
+closed:
+  description:
+    - What this run closed (one item per VM port whose allow rules it deleted). In check mode,
+      what would be closed.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    vm_id:
+      description: Resource ID of the VM.
+      type: str
+      sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-1
+    vm_name:
+      description: Name of the VM.
+      type: str
+      sample: web-1
+    port:
+      description: The port.
+      type: int
+      sample: 22
+    source:
+      description: Source of the deleted rules (several joined with a comma).
+      type: str
+      sample: 203.0.113.7
+    policy_id:
+      description: ID of the VM's JIT policy (V(null) if it is in none).
+      type: str
+      sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default
+    nsg_rules:
+      description: The deleted rules (C(id), C(nsg_id), C(name)).
+      type: list
+      elements: dict
+      sample:
+        - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web/securityRules/MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
+          nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+          name: MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
+initiated:
+  description: The C(initiate) calls made (or, in check mode, that would be made), one per policy.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - policy_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default
+      virtual_machines: 2
+      justification: Ansible jitaccess.azure.jit_request by deploy@ctl-01
+"""  # noqa: E501
+
+import base64  # noqa: E402
+import getpass  # noqa: E402
+import io  # noqa: E402
+import ipaddress  # noqa: E402
+import json  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
+from collections import OrderedDict  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from email.utils import parsedate_to_datetime  # noqa: E402
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, nsgs_by_id, read_inventory, resolve_vms, to_rest  # noqa: E402
+
+_UTC = timezone.utc  # noqa: UP017 - keep the module importable on older Pythons
+
+ACTION_OPENED = "opened"
+ACTION_ALREADY_OPEN = "already_open"
+ACTION_WOULD_OPEN = "would_open"
+ACTION_CLOSED = "closed"
+ACTION_WOULD_CLOSE = "would_close"
+ACTION_NOT_OPEN = "not_open"
+
+POLICY_HINT = "put it under JIT with jitaccess.azure.jit_policy first"
+
+# --------------------------------------------------------------------------------------------------
+# Pure helpers (unit-tested in tests/unit/plugins/modules/test_jit_request.py)
+
+
+def default_justification(user=None, host=None):
+    """``Ansible jitaccess.azure.jit_request by <user>@<host>`` (the machine running the module)."""
+    if user is None:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError, ImportError):
+            user = "unknown"
+    if host is None:
+        host = socket.gethostname() or "unknown"
+    return "Ansible jitaccess.azure.jit_request by %s@%s" % (user, host)
+
+
+def validate_request_sources(sources, allow_any_source):
+    """Request sources for ``initiate``: ``None`` (the service uses the caller's address) or one prefix.
+
+    The initiate API takes a single ``allowedSourceAddressPrefix`` per port.
+    """
+    normalized = _jit.normalize_request_sources(sources, allow_any_source=allow_any_source)
+    if normalized is not None and len(normalized) > 1:
+        raise _jit.JitValidationError(
+            "source_address_prefixes %s has %d entries: the JIT initiate API takes one source per port; give one address or one CIDR that covers them"
+            % (", ".join(normalized), len(normalized))
+        )
+    return normalized
+
+
+def parse_request_duration(value):
+    """Seconds of the requested duration: 1 minute to 24 hours (each port's maximum is checked later)."""
+    seconds = _jit.parse_duration(value, name="duration")
+    _jit.check_duration_bounds(seconds, name="duration", minimum=_jit.MIN_REQUEST_SECONDS, maximum=_jit.MAX_MAX_REQUEST_ACCESS_SECONDS, shown=value)
+    return seconds
+
+
+def parse_renew_margin(value, duration_seconds):
+    """Seconds of the renewal margin; default ``min(10 min, duration / 2)``; must be below the duration."""
+    if value is None:
+        return _jit.default_renew_margin(duration_seconds)
+    seconds = _jit.parse_duration(value, name="renew_margin")
+    if seconds >= duration_seconds:
+        raise _jit.JitValidationError(
+            "renew_margin %r (%s) is not less than duration (%s): allowed 0 to %s"
+            % (value, _jit.format_duration(seconds), _jit.format_duration(duration_seconds), _jit.format_duration(duration_seconds - 1))
+        )
+    return seconds
+
+
+def source_token(prefix):
+    """Comparable form of a source prefix: ``10.0.0.1`` == ``10.0.0.1/32``; tags lower-cased."""
+    text = str(prefix).strip()
+    if text.lower() in ("*", "any", "0.0.0.0/0", "internet"):
+        return "*"
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return text.lower()
+
+
+def source_set(prefixes):
+    return frozenset(source_token(item) for item in prefixes or ())
+
+
+def index_policies(policies):
+    """``{vm id lower: [(policy, entry), ...]}`` over every policy's VM entries."""
+    index = {}
+    for policy in policies:
+        for entry in _jit.policy_vm_entries(policy):
+            key = _jit.normalize_id(entry.get("id", ""))
+            index.setdefault(key, []).append((policy, entry))
+    return index
+
+
+def choose_policy(candidates, vm_record):
+    """The policy entry to request on when a VM is in several policies.
+
+    Prefer the policy in the VM's resource group and region, then the one named ``default``, then
+    the first by id: deterministic, and what jit_policy creates by default.
+    """
+
+    def rank(item):
+        policy = item[0]
+        key = _jit.parse_jit_policy_id(policy["id"])
+        same_place = key.resource_group.lower() == str(vm_record.get("resource_group", "")).lower() and key.location == vm_record.get("location")
+        return (0 if same_place else 1, 0 if key.policy_name == _jit.DEFAULT_POLICY_NAME else 1, policy["id"].lower())
+
+    return sorted(candidates, key=rank)[0] if candidates else None
+
+
+def vm_paths(record):
+    """``[(nsg id, private ip), ...]``: every NSG on each NIC's path with the IP it must admit to."""
+    pairs = []
+    for nic in record.get("nics") or []:
+        ip = nic.get("private_ip")
+        if not ip:
+            continue
+        for nsg_id in (nic.get("subnet_nsg_id"), nic.get("nic_nsg_id")):
+            if nsg_id and (_jit.normalize_id(nsg_id), ip) not in {(_jit.normalize_id(n), i) for n, i in pairs}:
+                pairs.append((nsg_id, ip))
+    return pairs
+
+
+def nsg_rule_entries(nsg):
+    """``[(SecurityRule, raw dict)]`` for an NSG resource's custom rules (REST shape)."""
+    props = nsg.get("properties") if isinstance(nsg.get("properties"), dict) else nsg
+    entries = []
+    for raw in props.get("securityRules") or props.get("security_rules") or []:
+        try:
+            entries.append((_nsg.SecurityRule.from_azure(raw), raw))
+        except _jit.JitValidationError:
+            continue
+    return entries
+
+
+def rule_fingerprint(raw):
+    """(lower-case name, etag): changes when the service creates or rewrites the rule."""
+    return (str(raw.get("name", "")).lower(), raw.get("etag"))
+
+
+def allow_rules(nsg, ip, port, sources=None):
+    """JIT allow rules in ``nsg`` admitting ``port`` to ``ip``; with ``sources``, only those whose
+    sources are exactly that set. Returns ``[(SecurityRule, raw)]`` sorted by priority."""
+    entries = nsg_rule_entries(nsg)
+    by_name = {rule.name.lower(): raw for rule, raw in entries}
+    found = _nsg.find_jit_rules([rule for rule, _ in entries], kind=_nsg.JIT_KIND_ALLOW, destination=ip, ports=[port])
+    wanted = source_set(sources) if sources else None
+    result = []
+    for rule in found:
+        if not rule.is_allow:
+            continue
+        if wanted is not None and source_set(rule.source_address_prefixes) != wanted:
+            continue
+        result.append((rule, by_name[rule.name.lower()]))
+    return result
+
+
+def rule_id(nsg_id, name):
+    return "%s/securityRules/%s" % (nsg_id, name)
+
+
+def describe_rule(nsg_id, rule):
+    return {
+        "id": rule_id(nsg_id, rule.name),
+        "nsg_id": nsg_id,
+        "name": rule.name,
+        "priority": rule.priority,
+        "source_address_prefixes": list(rule.source_address_prefixes),
+        "destination_address_prefixes": list(rule.destination_address_prefixes),
+    }
+
+
+def access_on_path(paths, nsgs, port, sources=None, exclude=None):
+    """Look for the allow rule of ``port`` on every (NSG, IP) pair of a VM.
+
+    ``nsgs`` maps lower-case NSG id -> NSG resource; ``exclude`` is a set of rule fingerprints
+    that do not count (rules that existed before an initiate). Returns ``(access, missing)``:
+    ``access`` the best rule per pair found (dicts from :func:`describe_rule`), ``missing`` the
+    ``(nsg id, ip)`` pairs without one.
+    """
+    access, missing = [], []
+    for nsg_id, ip in paths:
+        nsg = nsgs.get(_jit.normalize_id(nsg_id))
+        found = []
+        if nsg is not None:
+            found = [(rule, raw) for rule, raw in allow_rules(nsg, ip, port, sources) if not exclude or rule_fingerprint(raw) not in exclude]
+        if found:
+            access.append(describe_rule(nsg_id, found[0][0]))
+        else:
+            missing.append((nsg_id, ip))
+    return access, missing
+
+
+def baseline_fingerprints(paths, nsgs, port):
+    """Fingerprints of the allow rules for ``port`` already on a VM's path (any source)."""
+    result = set()
+    for nsg_id, ip in paths:
+        nsg = nsgs.get(_jit.normalize_id(nsg_id))
+        if nsg is not None:
+            result.update(rule_fingerprint(raw) for _, raw in allow_rules(nsg, ip, port))
+    return result
+
+
+def backoff_delays(first=1.0, factor=1.6, maximum=10.0):
+    """Sleeps between polling rounds: 1, 1.6, 2.6, 4.1, 6.6, 10, 10, ... seconds."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(maximum, delay * factor)
+
+
+def rules_to_close(record, nsgs, ports=None, sources=None):
+    """Plan the deletions that close access to one VM.
+
+    Every JIT allow rule on each NSG of the VM's path whose destinations are all the VM's private
+    IPs, whose ports include one of ``ports`` (``None``: any) and, with ``sources``, whose sources
+    all lie in that set. Rules that also admit another destination, or ports not asked for, are
+    not deleted (they would close more than asked) and come back in ``skipped`` with the reason.
+    Returns ``(by_port, skipped)``: ``by_port`` ``{port: [(nsg id, SecurityRule)]}`` (a rule with
+    several of the ports is listed under each), ``skipped`` ``[(nsg id, rule name, reason)]``.
+    """
+    paths = vm_paths(record)
+    vm_ips = {ip for _, ip in paths}
+    wanted_sources = source_set(sources) if sources else None
+    by_port = OrderedDict((port, []) for port in ports or ())
+    skipped = []
+    seen = set()
+    for nsg_id in OrderedDict.fromkeys(nsg_id for nsg_id, _ in paths):
+        nsg = nsgs.get(_jit.normalize_id(nsg_id))
+        if nsg is None:
+            continue
+        ips = [ip for other, ip in paths if other == nsg_id]
+        for rule, _raw in nsg_rule_entries(nsg):
+            info = _nsg.classify_jit_rule(rule)
+            # Deleting needs certainty: the rule must carry a JIT allow-rule name, not only a JIT-like description.
+            if info is None or info.kind != _nsg.JIT_KIND_ALLOW or info.generation is None or not rule.is_inbound or not rule.is_allow:
+                continue
+            if not any(_nsg.find_jit_rules([rule], kind=_nsg.JIT_KIND_ALLOW, destination=ip) for ip in ips):
+                continue
+            key = (_jit.normalize_id(nsg_id), rule.name.lower())
+            if key in seen:
+                continue
+            seen.add(key)
+            if wanted_sources is not None and not source_set(rule.source_address_prefixes) <= wanted_sources:
+                continue
+            if ports is None:
+                rule_ports = _covered_ports(rule)
+                if rule_ports is None:
+                    skipped.append((nsg_id, rule.name, "it admits a port range; name the ports to close"))
+                    continue
+            else:
+                rule_ports = [port for port in ports if rule.covers_port(port)]
+                if not rule_ports:
+                    continue
+                extra = _covered_ports(rule)
+                if extra is None or set(extra) - set(ports):
+                    skipped.append((nsg_id, rule.name, "it also admits ports not asked for (%s)" % ", ".join(rule.destination_port_ranges)))
+                    continue
+            others = [token for token in rule.destination_address_prefixes if source_token(token) not in {source_token(ip) for ip in vm_ips}]
+            if others:
+                skipped.append((nsg_id, rule.name, "it also admits other destinations (%s)" % ", ".join(others)))
+                continue
+            for port in rule_ports:
+                by_port.setdefault(port, []).append((nsg_id, rule))
+    return by_port, skipped
+
+
+def _covered_ports(rule, limit=64):
+    """The individual ports of a rule's destination ranges, or ``None`` for wide ranges."""
+    ports = []
+    for low, high in rule.destination_ranges:
+        if high - low >= limit:
+            return None
+        ports.extend(range(low, high + 1))
+    return sorted(set(ports))
+
+
+def token_identities(token):
+    """Principal names in a JWT access token (``upn``, ``unique_name``, ``oid``, ``appid``...).
+
+    The JIT request's ``requestor`` is one of these; used to recognise our own requests when the
+    source is left to the service. The token is not verified: it only names ourselves.
+    """
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8"))
+    except (IndexError, ValueError, UnicodeError, AttributeError):
+        return []
+    names = []
+    for claim in ("upn", "unique_name", "preferred_username", "email", "name", "oid", "appid", "azp", "sub"):
+        value = claims.get(claim)
+        if isinstance(value, str) and value and value not in names:
+            names.append(value)
+    return names
+
+
+def server_time(date_header, fallback):
+    """Aware UTC time from an HTTP ``Date`` header (Azure's clock), else ``fallback``."""
+    if date_header:
+        try:
+            parsed = parsedate_to_datetime(date_header)
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+        if parsed is not None:
+            return parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
+    return fallback
+
+
+def format_missing(missing, names):
+    """``VM web-1 port 22 on NSG nsg-web (10.1.0.4)``, joined; ``names`` maps lower NSG id -> name."""
+    parts = []
+    for vm_name, port, nsg_id, ip in missing:
+        parts.append("VM %s port %s on NSG %s (destination %s)" % (vm_name, port, names.get(_jit.normalize_id(nsg_id), nsg_id), ip))
+    return "; ".join(parts)
+
+
+def earliest(times):
+    values = [_jit.parse_azure_datetime(value) for value in times if value]
+    return _jit.format_azure_datetime(min(values)) if values else None
+
+
+# --------------------------------------------------------------------------------------------------
+# The module
+
+
+class JitRequest:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.changed = False
+        self.results = []
+        self.opened = []
+        self.closed = []
+        self.initiated = []
+        self.diff = {"before": {}, "after": {}}
+        self.date_header = None
+
+    # -- input -------------------------------------------------------------------------------
+    def validate_options(self):
+        params = self.params
+        try:
+            self.duration = parse_request_duration(params["duration"])
+            self.margin = parse_renew_margin(params["renew_margin"], self.duration)
+            if params["state"] == "present":
+                self.sources = validate_request_sources(params["source_address_prefixes"], params["allow_any_source"])
+            else:
+                self.sources = _jit.normalize_request_sources(params["source_address_prefixes"], allow_any_source=True)
+            self.ports = self._ports(params["ports"], "ports")
+            for reference in params["virtual_machines"]:
+                _jit.vm_id_from_reference({key: reference.get(key) for key in ("id", "name", "resource_group")}, "placeholder")
+                self._ports(reference.get("ports"), "ports of virtual_machines entry %s" % (reference.get("id") or reference.get("name")))
+        except _jit.JitValidationError as exc:
+            self.module.fail_json(msg=str(exc))
+        if params["wait_timeout"] < 0:
+            self.module.fail_json(msg="wait_timeout %s is negative: allowed 0 or more seconds" % params["wait_timeout"])
+        if not params["virtual_machines"]:
+            self.module.fail_json(msg="virtual_machines is empty: name at least one VM")
+        self.justification = params["justification"] or default_justification()
+
+    @staticmethod
+    def _ports(values, name):
+        if values is None:
+            return None
+        if not values:
+            raise _jit.JitValidationError("%s is empty: give at least one port, or omit it for every port of the policy" % name)
+        ports = [_jit.validate_port_number(value, name="port in %s" % name) for value in values]
+        return list(OrderedDict.fromkeys(ports))
+
+    # -- reads -------------------------------------------------------------------------------
+    def call(self, action, function, *args, **kwargs):
+        return self.module.azure_call(action, function, *args, **kwargs)
+
+    def read_state(self):
+        clients = self.module.clients
+        self.subscription_id = clients.subscription_id
+        self.inventory = read_inventory(clients, self.call)
+        self.topology = build_topology(self.inventory)
+        self.nsgs = nsgs_by_id(self.inventory)
+        references = [{key: ref.get(key) for key in ("id", "name", "resource_group")} for ref in self.params["virtual_machines"]]
+        try:
+            resolved = resolve_vms(references, self.topology, self.subscription_id)
+        except _jit.JitValidationError as exc:
+            self.module.fail_json(msg=str(exc))
+        self.vms = [(original, record) for original, (_, record) in zip(self.params["virtual_machines"], resolved, strict=True)]
+
+        def hook(response):
+            date = response.http_response.headers.get("Date")
+            if date:
+                self.date_header = date
+
+        security = clients.security
+        self.policies = self.call(
+            "list JIT policies", lambda: [to_rest(policy) for policy in security.jit_network_access_policies.list(raw_response_hook=hook)]
+        )
+        self.policy_index = index_policies(self.policies)
+        self.now = server_time(self.date_header, datetime.now(_UTC))
+
+    def nsg_name(self, nsg_id):
+        try:
+            return _jit.parse_resource_id(nsg_id).name
+        except _jit.JitValidationError:
+            return nsg_id
+
+    # -- present -----------------------------------------------------------------------------
+    def plan_open(self):
+        """Validate every VM and port against its policy; return the per-VM plans (no writes)."""
+        plans, errors = [], []
+        for original, record in self.vms:
+            label = record["name"]
+            candidates = self.policy_index.get(_jit.normalize_id(record["id"]), [])
+            if not candidates:
+                errors.append("VM %s (%s) is in no JIT policy: %s" % (label, record["id"], POLICY_HINT))
+                continue
+            if record.get("unsupported_reason"):
+                errors.append("VM %s cannot get JIT access: %s" % (label, record["unsupported_reason"]))
+                continue
+            policy, entry = choose_policy(candidates, record)
+            ports = self._ports(original.get("ports"), "ports") if original.get("ports") is not None else self.ports
+            try:
+                initiate_ports = _jit.build_initiate_ports(
+                    entry,
+                    self.params["duration"],
+                    ports=ports,
+                    sources=list(self.sources) if self.sources else None,
+                    allow_any_source=self.params["allow_any_source"],
+                    vm_label=label,
+                    now=self.now,
+                )
+            except _jit.JitValidationError as exc:
+                errors.append(str(exc))
+                continue
+            plans.append({"record": record, "policy": policy, "entry": entry, "ports": initiate_ports, "paths": vm_paths(record)})
+        if errors:
+            self.module.fail_json(msg="; ".join(errors), errors=errors)
+        return plans
+
+    def my_identities(self):
+        if not hasattr(self, "_identities"):
+            self._identities = []
+            clients = self.module.clients
+            try:
+                token = clients.credential.get_token(*clients.cloud.credential_scopes).token
+                self._identities = token_identities(token)
+            except Exception:  # pylint: disable=broad-except  # identity is a best effort: no match means re-initiate
+                self._identities = []
+        return self._identities
+
+    def covered(self, plan, port, active):
+        """(covered, sources known) for one VM port: an active request long enough whose rules are on every NSG."""
+        needed = _jit.needed_end_time(self.now, self.duration, self.margin)
+        if self.sources is not None:
+            ok = _jit.request_covers(active, list(self.sources), needed)
+        else:
+            ok = any(_jit.request_covers(active, None, needed, requestor=name) for name in self.my_identities())
+        if not ok:
+            return False, None
+        sources = list(active.sources) if active.sources else (list(self.sources) if self.sources else None)
+        access, missing = access_on_path(plan["paths"], self.nsgs, port, sources)
+        return not missing, access
+
+    def run_present(self):
+        plans = self.plan_open()
+        by_policy = OrderedDict()
+        port_results = {}
+        for plan in plans:
+            record = plan["record"]
+            active_map = _jit.active_requests(plan["policy"], self.now)
+            to_open = []
+            for port in plan["ports"]:
+                number = port["number"]
+                active = active_map.get((_jit.normalize_id(record["id"]), number))
+                covered, access = (False, None) if self.params["force"] else self.covered(plan, number, active)
+                if covered:
+                    port_results[(record["id"], number)] = self._port_result(number, active, ACTION_ALREADY_OPEN, access, open_=True)
+                else:
+                    to_open.append(port)
+                    port_results[(record["id"], number)] = None
+                self.diff["before"]["%s:%s" % (record["name"], number)] = self._diff_line(active, covered)
+            if to_open:
+                by_policy.setdefault(plan["policy"]["id"], []).append((plan, to_open))
+
+        for policy_id, items in by_policy.items():
+            self.initiated.append({"policy_id": policy_id, "virtual_machines": len(items), "justification": self.justification})
+        self.changed = bool(by_policy)
+
+        if self.module.check_mode or not by_policy:
+            for items in by_policy.values():
+                for plan, ports in items:
+                    for port in ports:
+                        source = self.sources[0] if self.sources else None
+                        port_results[(plan["record"]["id"], port["number"])] = {
+                            "number": port["number"],
+                            "source": source,
+                            "end_time_utc": port.get("endTimeUtc"),
+                            "status": None,
+                            "open": False,
+                            "action": ACTION_WOULD_OPEN,
+                            "access": [],
+                        }
+                        self.opened.append(self._opened_item(plan, port, source, []))
+            return self._finish_present(plans, port_results)
+
+        # Rules for these ports already on the path (older requests) do not prove the new one applied.
+        baselines = {}
+        for items in by_policy.values():
+            for plan, ports in items:
+                for port in ports:
+                    baselines[(plan["record"]["id"], port["number"])] = baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
+
+        recorded = {}
+        for policy_id, items in by_policy.items():
+            key = _jit.parse_jit_policy_id(policy_id)
+            body = _jit.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], self.justification)
+            security = self.module.clients.security
+            response = self.call(
+                "initiate JIT request on policy %s" % policy_id,
+                security.jit_network_access_policies.initiate,
+                key.resource_group,
+                key.location,
+                key.policy_name,
+                io.BytesIO(json.dumps(body).encode("utf-8")),
+                content_type="application/json",
+            )
+            recorded.update(self._recorded_sources(response))
+
+        waits = []
+        for items in by_policy.values():
+            for plan, ports in items:
+                for port in ports:
+                    vm_key = _jit.normalize_id(plan["record"]["id"])
+                    source = self.sources[0] if self.sources else recorded.get((vm_key, port["number"]))
+                    waits.append({"plan": plan, "port": port, "source": source, "exclude": baselines[(plan["record"]["id"], port["number"])]})
+        if self.params["wait"]:
+            self.wait_for_rules(waits)
+        for item in waits:
+            plan, port = item["plan"], item["port"]
+            access = item.get("access") or []
+            source = item["source"]
+            if source is None and access:
+                source = ",".join(access[0]["source_address_prefixes"])
+            port_results[(plan["record"]["id"], port["number"])] = {
+                "number": port["number"],
+                "source": source,
+                "end_time_utc": port.get("endTimeUtc"),
+                "status": _jit.REQUEST_STATUS_INITIATED,
+                "open": bool(access),
+                "action": ACTION_OPENED,
+                "access": access,
+            }
+            self.opened.append(self._opened_item(plan, port, source, access))
+        return self._finish_present(plans, port_results)
+
+    @staticmethod
+    def _recorded_sources(response):
+        """``{(vm id lower, port): source}`` from the initiate answer, when the service names it."""
+        result = {}
+        try:
+            data = to_rest(response) if response is not None else {}
+        except Exception:  # pylint: disable=broad-except  # the answer is informative only
+            return result
+        for vm in data.get("virtualMachines") or []:
+            for port in vm.get("ports") or []:
+                prefixes = _jit.port_prefixes(port)
+                if prefixes and port.get("number") is not None:
+                    result[(_jit.normalize_id(vm.get("id", "")), int(port["number"]))] = ",".join(prefixes)
+        return result
+
+    def wait_for_rules(self, waits):
+        """Poll the NSGs on the path until each initiated VM port has its allow rule on all of them."""
+        network = self.module.clients.network
+        deadline = time.monotonic() + self.params["wait_timeout"]
+        delays = backoff_delays()
+        pending = list(waits)
+        nsgs = {}
+        while True:
+            nsg_ids = OrderedDict()
+            for item in pending:
+                for nsg_id, _ip in item["plan"]["paths"]:
+                    nsg_ids.setdefault(_jit.normalize_id(nsg_id), nsg_id)
+            for key, nsg_id in nsg_ids.items():
+                parsed = _jit.parse_resource_id(nsg_id)
+                nsgs[key] = self.call(
+                    "read network security group %s" % nsg_id,
+                    lambda parsed=parsed: to_rest(network.network_security_groups.get(parsed.resource_group, parsed.name)),
+                )
+            still = []
+            for item in pending:
+                sources = [item["source"]] if item["source"] and "," not in item["source"] else None
+                access, missing = access_on_path(item["plan"]["paths"], nsgs, item["port"]["number"], sources, exclude=item["exclude"])
+                if missing:
+                    item["missing"] = missing
+                    still.append(item)
+                else:
+                    item["access"] = access
+            pending = still
+            if not pending:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                missing = [(item["plan"]["record"]["name"], item["port"]["number"], nsg_id, ip) for item in pending for nsg_id, ip in item["missing"]]
+                names = {_jit.normalize_id(nsg_id): self.nsg_name(nsg_id) for _, _, nsg_id, _ in missing}
+                self.module.fail_json(
+                    msg="timed out after %s s waiting for the JIT allow rules (the request was initiated; Defender for Cloud may still apply it): missing %s"
+                    % (self.params["wait_timeout"], format_missing(missing, names)),
+                    changed=True,
+                    initiated=self.initiated,
+                    missing=[{"vm_name": vm, "port": port, "nsg_id": nsg_id, "private_ip": ip} for vm, port, nsg_id, ip in missing],
+                )
+            time.sleep(min(next(delays), max(remaining, 0.1)))
+
+    def _port_result(self, number, active, action, access, open_):
+        source = None
+        if active is not None and active.sources:
+            source = ",".join(active.sources)
+        elif access:
+            source = ",".join(access[0]["source_address_prefixes"])
+        return {
+            "number": number,
+            "source": source,
+            "end_time_utc": _jit.format_azure_datetime(active.end_time) if active is not None else None,
+            "status": active.status if active is not None else None,
+            "open": open_,
+            "action": action,
+            "access": access or [],
+        }
+
+    @staticmethod
+    def _diff_line(active, is_open):
+        if active is None or not is_open:
+            return "closed"
+        return "open from %s until %s" % (",".join(active.sources) or "caller", _jit.format_azure_datetime(active.end_time))
+
+    def _opened_item(self, plan, port, source, access):
+        record = plan["record"]
+        return {
+            "vm_id": record["id"],
+            "vm_name": record["name"],
+            "port": port["number"],
+            "source": source,
+            "policy_id": plan["policy"]["id"],
+            "end_time_utc": port.get("endTimeUtc"),
+            "private_ips": sorted(OrderedDict.fromkeys(ip for _, ip in plan["paths"])),
+            "nsg_ids": list(OrderedDict.fromkeys(nsg_id for nsg_id, _ in plan["paths"])),
+            "nsg_rules": [{"id": rule["id"], "nsg_id": rule["nsg_id"], "name": rule["name"]} for rule in access],
+        }
+
+    def _finish_present(self, plans, port_results):
+        for plan in plans:
+            record = plan["record"]
+            ports = [port_results[(record["id"], port["number"])] for port in plan["ports"]]
+            self.results.append(self._vm_result(record, plan["policy"]["id"], ports))
+            for port in ports:
+                key = "%s:%s" % (record["name"], port["number"])
+                if port["action"] == ACTION_ALREADY_OPEN:
+                    self.diff["after"][key] = self.diff["before"][key]
+                else:
+                    self.diff["after"][key] = "open from %s until %s" % (port["source"] or "caller", port["end_time_utc"])
+        ends = [port["end_time_utc"] for vm in self.results for port in vm["ports"] if port["open"] or port["action"] == ACTION_WOULD_OPEN]
+        return earliest(ends)
+
+    @staticmethod
+    def _vm_result(record, policy_id, ports):
+        return {
+            "id": record["id"],
+            "name": record["name"],
+            "resource_group": record["resource_group"],
+            "policy_id": policy_id,
+            "private_ips": [nic["private_ip"] for nic in record.get("nics") or [] if nic.get("private_ip")],
+            "public_ips": [nic["public_ip"] for nic in record.get("nics") or [] if nic.get("public_ip")],
+            "ports": ports,
+        }
+
+    # -- absent ------------------------------------------------------------------------------
+    def run_absent(self):
+        network = self.module.clients.network
+        deletions = OrderedDict()
+        vm_plans = []
+        for original, record in self.vms:
+            candidates = self.policy_index.get(_jit.normalize_id(record["id"]), [])
+            chosen = choose_policy(candidates, record)
+            policy, entry = chosen if chosen else (None, None)
+            ports = self._ports(original.get("ports"), "ports") if original.get("ports") is not None else self.ports
+            by_port, skipped = rules_to_close(record, self.nsgs, ports, list(self.sources) if self.sources else None)
+            for nsg_id, name, reason in skipped:
+                self.module.warn("left JIT allow rule %s on NSG %s for VM %s untouched: %s" % (name, self.nsg_name(nsg_id), record["name"], reason))
+            if ports is None and entry is not None:
+                for port in entry.get("ports") or []:
+                    by_port.setdefault(_jit.canonical_port(port)["number"], [])
+            vm_plans.append((record, policy, by_port))
+            for rules in by_port.values():
+                for nsg_id, rule in rules:
+                    deletions.setdefault((_jit.normalize_id(nsg_id), rule.name.lower()), (nsg_id, rule))
+
+        self.changed = bool(deletions)
+        if deletions and not self.module.check_mode:
+            pollers = []
+            for nsg_id, rule in deletions.values():
+                parsed = _jit.parse_resource_id(nsg_id)
+                poller = self.call(
+                    "delete JIT allow rule %s from NSG %s" % (rule.name, nsg_id),
+                    network.security_rules.begin_delete,
+                    parsed.resource_group,
+                    parsed.name,
+                    rule.name,
+                )
+                pollers.append((nsg_id, rule, poller))
+            for nsg_id, rule, poller in pollers:
+                self.call("delete JIT allow rule %s from NSG %s" % (rule.name, nsg_id), poller.result)
+
+        for record, policy, by_port in vm_plans:
+            active_map = _jit.active_requests(policy, self.now) if policy else {}
+            ports = []
+            for number in sorted(by_port):
+                rules = by_port[number]
+                active = active_map.get((_jit.normalize_id(record["id"]), number))
+                key = "%s:%s" % (record["name"], number)
+                if rules:
+                    described = [describe_rule(nsg_id, rule) for nsg_id, rule in rules]
+                    sources = sorted({token for _, rule in rules for token in rule.source_address_prefixes})
+                    action = ACTION_WOULD_CLOSE if self.module.check_mode else ACTION_CLOSED
+                    self.closed.append(
+                        {
+                            "vm_id": record["id"],
+                            "vm_name": record["name"],
+                            "port": number,
+                            "source": ",".join(sources),
+                            "policy_id": policy["id"] if policy else None,
+                            "nsg_rules": [{"id": rule["id"], "nsg_id": rule["nsg_id"], "name": rule["name"]} for rule in described],
+                        }
+                    )
+                    self.diff["before"][key] = "open from %s" % ",".join(sources)
+                    self.diff["after"][key] = "closed"
+                    result = self._port_result(number, active, action, described, open_=bool(self.module.check_mode))
+                    result["source"] = ",".join(sources)
+                else:
+                    self.diff["before"][key] = self.diff["after"][key] = "closed"
+                    result = self._port_result(number, active, ACTION_NOT_OPEN, [], open_=False)
+                ports.append(result)
+            self.results.append(self._vm_result(record, policy["id"] if policy else None, ports))
+
+    # -- entry -------------------------------------------------------------------------------
+    def run(self):
+        self.validate_options()
+        self.read_state()
+        expires_at = self.run_present() if self.params["state"] == "present" else self.run_absent()
+        result = {
+            "changed": self.changed,
+            "virtual_machines": self.results,
+            "expires_at": expires_at,
+            "opened": self.opened,
+            "closed": self.closed,
+            "initiated": self.initiated,
+        }
+        if self.module.diff_mode:
+            result["diff"] = {
+                "before": "".join("%s: %s\n" % item for item in sorted(self.diff["before"].items())),
+                "after": "".join("%s: %s\n" % item for item in sorted(self.diff["after"].items())),
+            }
+        self.module.exit_json(**result)
+
+
+def main():
+    argument_spec = {
+        "virtual_machines": {
+            "type": "list",
+            "elements": "dict",
+            "required": True,
+            "options": {
+                "id": {"type": "str"},
+                "name": {"type": "str"},
+                "resource_group": {"type": "str"},
+                "ports": {"type": "list", "elements": "int"},
+            },
+            "mutually_exclusive": [["id", "name"], ["id", "resource_group"]],
+            "required_one_of": [["id", "name"]],
+            "required_together": [["name", "resource_group"]],
+        },
+        "ports": {"type": "list", "elements": "int"},
+        "source_address_prefixes": {"type": "list", "elements": "str"},
+        "allow_any_source": {"type": "bool", "default": False},
+        "duration": {"type": "str", "default": "PT1H"},
+        "justification": {"type": "str"},
+        "renew_margin": {"type": "str"},
+        "force": {"type": "bool", "default": False},
+        "wait": {"type": "bool", "default": True},
+        "wait_timeout": {"type": "int", "default": 300},
+        "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    }
+    module = AzureJitModule(argument_spec, supports_check_mode=True)
+    JitRequest(module).run()
+
+
+if __name__ == "__main__":
+    main()
