@@ -1,0 +1,125 @@
+"""The admin API (plain JSON). Served on its own loopback HTTP port (``admin_url`` in the ready
+file) and also under ``/admin`` on the HTTPS port. Admin calls are never counted in /stats and
+never hit by faults.
+
+    GET    /health                 {"ok": true}
+    GET    /stats                  counters (requests, reads, writes, by_method, by_operation, ...)
+    POST   /stats/reset            zero the counters (and the request log) only
+    GET    /requests               the last ARM requests: [{method, path, query, status, operation}]
+    GET    /clock                  {"now": ISO time, "offset_seconds": n}
+    POST   /clock/advance          {"seconds": n}: simulated time moves on; expiries happen
+    GET    /faults                 active faults
+    POST   /faults                 add a fault (see README), answers the stored fault
+    DELETE /faults                 remove every fault
+    POST   /reset                  back to the seed: state, counters, faults, clock
+    GET    /state                  every resource as JSON
+    GET    /gates                  data-plane gates: {"<vm>:<port>": {...}}
+    GET    /config, POST /config   {"apply_delay", "page_size", "lro_retry_after"}
+    POST   /vm/power               {"id" | "resource_group"+"name", "power_state"}: change a VM's power state
+"""
+
+import json
+from typing import Any
+
+from armsim import model
+from armsim.arm import Request, Response, dumps
+from armsim.clock import iso
+
+
+def _ok(obj: Any = None, status: int = 200) -> Response:
+    return Response(status, dumps({"ok": True} if obj is None else obj), {"Content-Type": "application/json"})
+
+
+def _bad(message: str, status: int = 400) -> Response:
+    return Response(status, dumps({"error": message}), {"Content-Type": "application/json"})
+
+
+def _body(req: Request) -> Any:
+    if not req.body:
+        return {}
+    return json.loads(req.body)
+
+
+def handle(app: Any, req: Request, path: str) -> Response:
+    path = "/" + path.strip("/")
+    method = req.method
+    try:
+        body = _body(req) if method in ("POST", "PUT", "PATCH") else {}
+    except ValueError as exc:
+        return _bad(f"invalid JSON: {exc}")
+    route = (method, path)
+    if route == ("GET", "/health"):
+        return _ok()
+    if route == ("GET", "/stats"):
+        return _ok(app.stats.snapshot())
+    if route == ("POST", "/stats/reset"):
+        app.stats.reset()
+        app.request_log.clear()
+        return _ok()
+    if route == ("GET", "/requests"):
+        return _ok(list(app.request_log))
+    if route == ("GET", "/clock"):
+        return _ok({"now": iso(app.clock.now()), "offset_seconds": app.clock.offset})
+    if route == ("POST", "/clock/advance"):
+        try:
+            seconds = float(body.get("seconds"))
+        except (TypeError, ValueError):
+            return _bad('body must be {"seconds": number}')
+        if seconds < 0:
+            return _bad("time only moves forward")
+        app.advance(seconds)
+        return _ok({"now": iso(app.clock.now()), "offset_seconds": app.clock.offset})
+    if route == ("GET", "/faults"):
+        return _ok(app.faults.list())
+    if route == ("POST", "/faults"):
+        try:
+            return _ok(app.faults.add(body), 201)
+        except (ValueError, TypeError) as exc:
+            return _bad(str(exc))
+    if route == ("DELETE", "/faults"):
+        app.faults.clear()
+        return _ok()
+    if route == ("POST", "/reset"):
+        app.reset()
+        return _ok()
+    if route == ("GET", "/state"):
+        with app.lock:
+            return _ok(app.state.to_json())
+    if route == ("GET", "/gates"):
+        return _ok(app.gates.describe() if app.gates else {})
+    if route == ("GET", "/config"):
+        return _ok(_config(app))
+    if route == ("POST", "/config"):
+        if "apply_delay" in body:
+            app.apply_delay = float(body["apply_delay"])
+        if "page_size" in body:
+            if int(body["page_size"]) < 1:
+                return _bad("page_size must be >= 1")
+            app.page_size = int(body["page_size"])
+        if "lro_retry_after" in body:
+            app.lro_retry_after = int(body["lro_retry_after"])
+        return _ok(_config(app))
+    if route == ("POST", "/vm/power"):
+        return _vm_power(app, body)
+    return _bad(f"no admin endpoint {method} {path}", 404)
+
+
+def _config(app: Any) -> dict:
+    return {"apply_delay": app.apply_delay, "page_size": app.page_size, "lro_retry_after": app.lro_retry_after}
+
+
+def _vm_power(app: Any, body: dict) -> Response:
+    power = str(body.get("power_state") or "").lower()
+    if power not in ("running", "stopped", "deallocated", "starting", "stopping", "deallocating"):
+        return _bad("power_state must be running, stopped, deallocated, starting, stopping or deallocating")
+    with app.lock:
+        state = app.state
+        vm_id = body.get("id") or model.res_id(
+            state.subscription_id, str(body.get("resource_group")), "Microsoft.Compute/virtualMachines", str(body.get("name"))
+        )
+        vm = state.vms.get(str(vm_id).lower())
+        if vm is None:
+            return _bad(f"no VM {vm_id}", 404)
+        vm.power_state = power
+        vm.json_cache.clear()
+    return _ok({"id": vm.id, "power_state": power})

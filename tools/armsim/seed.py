@@ -1,0 +1,344 @@
+"""Seed YAML -> State. See README.md ("Seed format") for every key."""
+
+import ipaddress
+import os
+from typing import Any
+
+import yaml
+
+from armsim import model
+from armsim.model import Gate, Nic, Nsg, Principal, PublicIp, ResourceGroup, State, Subnet, Vm, Vnet
+
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+DEFAULT_TENANT = "00000000-0000-0000-0000-0000000000aa"
+DEFAULT_PRINCIPAL = {"client_id": "00000000-0000-0000-0000-0000000000c1", "client_secret": "armsim-secret", "name": "armsim-ci"}
+OS_DEFAULT_PORTS = {"linux": [22], "windows": [3389, 5985, 5986]}
+
+
+class SeedError(ValueError):
+    pass
+
+
+def load(source: str | os.PathLike | dict) -> dict:
+    """Read a seed from a path (YAML; JSON is YAML too) or take a dict as-is."""
+    if isinstance(source, dict):
+        return source
+    with open(source, encoding="utf-8") as fh:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+    if not isinstance(data, dict):
+        raise SeedError(f"{source}: the seed must be a YAML mapping")
+    return data
+
+
+def _list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _one_or_many(props: dict, singular: str, plural: str, value: Any, default: Any = "*") -> None:
+    values = [str(v) for v in _list(value if value is not None else default)]
+    if len(values) == 1:
+        props[singular] = values[0]
+    else:
+        props[plural] = values
+
+
+def seed_rule_props(rule: dict) -> dict:
+    """Seed rule (snake_case, lenient) -> ARM securityRule properties."""
+    props: dict[str, Any] = {
+        "protocol": str(rule.get("protocol", "*")),
+        "access": str(rule.get("access", "Allow")),
+        "direction": str(rule.get("direction", "Inbound")),
+        "priority": rule.get("priority"),
+    }
+    _one_or_many(props, "sourceAddressPrefix", "sourceAddressPrefixes", rule.get("source"))
+    _one_or_many(props, "sourcePortRange", "sourcePortRanges", rule.get("source_ports"))
+    _one_or_many(props, "destinationAddressPrefix", "destinationAddressPrefixes", rule.get("destination"))
+    _one_or_many(props, "destinationPortRange", "destinationPortRanges", rule.get("destination_ports"))
+    if rule.get("description") is not None:
+        props["description"] = str(rule["description"])
+    return props
+
+
+class _Builder:
+    def __init__(self, data: dict) -> None:
+        self.data = data
+        self.state = State()
+        self.mac_counter = 0
+        self.pip_counter = 0
+        self.used_ips: set[str] = set()
+        self.subnet_cursor: dict[str, int] = {}
+
+    def build(self, now: float) -> State:
+        from armsim import jit, network  # late import: they import model
+
+        s = self.state
+        d = self.data
+        s.subscription_id = str(d.get("subscription_id") or DEFAULT_SUBSCRIPTION)
+        s.subscription_name = str(d.get("subscription_name") or "armsim")
+        s.tenant_id = str(d.get("tenant_id") or DEFAULT_TENANT)
+        s.tenants = {s.tenant_id.lower()}
+        principals = _list(d.get("principals")) or [DEFAULT_PRINCIPAL]
+        for p in principals:
+            self._principal(p, s.tenant_id)
+        for t in _list(d.get("extra_tenants")):
+            tid = str(t["tenant_id"])
+            s.tenants.add(tid.lower())
+            for p in _list(t.get("principals")):
+                self._principal(p, tid)
+
+        groups = _list(d.get("resource_groups"))
+        for g in groups:
+            name = str(g["name"])
+            if name.lower() in s.resource_groups:
+                raise SeedError(f"resource group {name!r} appears twice")
+            s.resource_groups[name.lower()] = ResourceGroup(
+                model.rg_id(s.subscription_id, name), name, str(g.get("location", "westeurope")), dict(g.get("tags") or {})
+            )
+        for g in groups:
+            for n in _list(g.get("network_security_groups")):
+                self._nsg(g, n, network)
+        for g in groups:
+            for v in _list(g.get("virtual_networks")):
+                self._vnet(g, v)
+        for g in groups:
+            for vm in _list(g.get("virtual_machines")):
+                self._vm(g, vm)
+        for p in _list(d.get("jit_policies")):
+            self._policy(p, jit, now)
+        return s
+
+    def _principal(self, p: dict, tenant_id: str) -> None:
+        client_id = str(p.get("client_id") or DEFAULT_PRINCIPAL["client_id"])
+        self.state.principals[client_id.lower()] = Principal(
+            client_id=client_id,
+            client_secret=str(p.get("client_secret") or DEFAULT_PRINCIPAL["client_secret"]),
+            name=str(p.get("name") or client_id),
+            object_id=str(p.get("object_id") or model.stable_uuid("principal", client_id)),
+            tenant_id=tenant_id,
+            role=str(p.get("role") or "Owner"),
+        )
+
+    def _ref(self, g: dict, value: str, rtype: str) -> str:
+        """A reference by name (same resource group), 'rg/name', or full id -> full id."""
+        value = str(value)
+        if value.startswith("/"):
+            return value
+        parts = value.split("/")
+        rg = parts[0] if len(parts) == 2 else str(g["name"])
+        return model.res_id(self.state.subscription_id, rg, rtype, parts[-1])
+
+    def _nsg(self, g: dict, n: dict, network: Any) -> None:
+        s = self.state
+        rg = s.rg(str(g["name"]))
+        nsg_id = model.res_id(s.subscription_id, rg.name, "Microsoft.Network/networkSecurityGroups", str(n["name"]))
+        nsg = Nsg(
+            id=nsg_id,
+            name=str(n["name"]),
+            resource_group=rg.name,
+            location=str(n.get("location") or rg.location),
+            tags=dict(n.get("tags") or {}),
+            etag=model.new_etag(),
+            resource_guid=model.stable_uuid(nsg_id),
+        )
+        for r in _list(n.get("rules")):
+            try:
+                props = network.validate_rule_props(str(r.get("name")), seed_rule_props(r))
+                network.check_priority_conflict(nsg, str(r["name"]), props)
+            except network.ArmError as exc:
+                raise SeedError(f"NSG {nsg.name!r}, rule {r.get('name')!r}: {exc.message}") from exc
+            nsg.rules[str(r["name"]).lower()] = model.Rule(str(r["name"]), props)
+        s.nsgs[nsg_id.lower()] = nsg
+
+    def _vnet(self, g: dict, v: dict) -> None:
+        s = self.state
+        rg = s.rg(str(g["name"]))
+        vnet_id = model.res_id(s.subscription_id, rg.name, "Microsoft.Network/virtualNetworks", str(v["name"]))
+        space = [str(x) for x in _list(v.get("address_space") or "10.0.0.0/16")]
+        subnets = {}
+        for sn in _list(v.get("subnets")) or [{"name": "default", "prefix": space[0]}]:
+            sid = f"{vnet_id}/subnets/{sn['name']}"
+            nsg_id = None
+            if sn.get("nsg"):
+                nsg_id = self._ref(g, sn["nsg"], "Microsoft.Network/networkSecurityGroups")
+                nsg = s.nsgs.get(nsg_id.lower())
+                if nsg is None:
+                    raise SeedError(f"subnet {sn['name']!r} of {v['name']!r}: unknown NSG {sn['nsg']!r}")
+                nsg_id = nsg.id
+                nsg.subnet_ids.append(sid)
+            subnets[str(sn["name"]).lower()] = Subnet(sid, str(sn["name"]), str(sn.get("prefix") or space[0]), nsg_id)
+        s.vnets[vnet_id.lower()] = Vnet(
+            id=vnet_id,
+            name=str(v["name"]),
+            resource_group=rg.name,
+            location=str(v.get("location") or rg.location),
+            tags=dict(v.get("tags") or {}),
+            address_space=space,
+            subnets=subnets,
+            etag=model.new_etag(),
+            resource_guid=model.stable_uuid(vnet_id),
+        )
+
+    def _subnet_for(self, g: dict, ref: str | None) -> Subnet:
+        s = self.state
+        if ref is None:
+            for vnet in s.vnets.values():
+                if vnet.resource_group.lower() == str(g["name"]).lower() and vnet.subnets:
+                    return next(iter(vnet.subnets.values()))
+            raise SeedError(f"resource group {g['name']!r}: a VM NIC needs a subnet and the group has no virtual network")
+        ref = str(ref)
+        if ref.startswith("/"):
+            subnet = s.subnet(ref)
+        else:
+            parts = ref.split("/")
+            if len(parts) not in (2, 3):
+                raise SeedError(f"NIC subnet {ref!r}: use 'vnet/subnet', 'rg/vnet/subnet' or a full id")
+            rg = parts[0] if len(parts) == 3 else str(g["name"])
+            vnet_id = model.res_id(s.subscription_id, rg, "Microsoft.Network/virtualNetworks", parts[-2])
+            subnet = s.subnet(f"{vnet_id}/subnets/{parts[-1]}")
+        if subnet is None:
+            raise SeedError(f"unknown subnet {ref!r}")
+        return subnet
+
+    def _free_ip(self, subnet: Subnet) -> str:
+        net = ipaddress.ip_network(subnet.prefix, strict=False)
+        start = self.subnet_cursor.get(subnet.id, 4)  # Azure reserves the first four addresses
+        for i in range(start, net.num_addresses - 1):
+            candidate = str(net.network_address + i)
+            if candidate not in self.used_ips:
+                self.subnet_cursor[subnet.id] = i + 1
+                return candidate
+        raise SeedError(f"subnet {subnet.id} is full")
+
+    def _vm(self, g: dict, v: dict) -> None:
+        s = self.state
+        rg = s.rg(str(g["name"]))
+        name = str(v["name"])
+        vm_id = model.res_id(s.subscription_id, rg.name, "Microsoft.Compute/virtualMachines", name)
+        if vm_id.lower() in s.vms:
+            raise SeedError(f"VM {name!r} appears twice in {rg.name!r}")
+        location = str(v.get("location") or rg.location)
+        os_type = str(v.get("os_type") or "Linux")
+        if os_type.lower() not in ("linux", "windows"):
+            raise SeedError(f"VM {name!r}: os_type must be Linux or Windows")
+        nic_specs = _list(v.get("nics")) or [{}]
+        nic_ids = []
+        for i, spec in enumerate(nic_specs):
+            nic_name = str(spec.get("name") or (f"{name}-nic" if i == 0 else f"{name}-nic{i}"))
+            nic_id = model.res_id(s.subscription_id, rg.name, "Microsoft.Network/networkInterfaces", nic_name)
+            subnet = self._subnet_for(g, spec.get("subnet"))
+            nsg_id = None
+            if spec.get("nsg"):
+                nsg = s.nsgs.get(self._ref(g, spec["nsg"], "Microsoft.Network/networkSecurityGroups").lower())
+                if nsg is None:
+                    raise SeedError(f"VM {name!r}: unknown NIC NSG {spec['nsg']!r}")
+                nsg_id = nsg.id
+                nsg.nic_ids.append(nic_id)
+            private_ip = str(spec.get("private_ip") or self._free_ip(subnet))
+            self.used_ips.add(private_ip)
+            pip_id = None
+            if spec.get("public_ip"):
+                pip_id = self._public_ip(rg, location, nic_id, f"{name}-ip" if i == 0 else f"{name}-ip{i}", spec["public_ip"])
+            self.mac_counter += 1
+            mac = "00-0D-3A-{:02X}-{:02X}-{:02X}".format(*self.mac_counter.to_bytes(3, "big"))
+            s.nics[nic_id.lower()] = Nic(
+                id=nic_id,
+                name=nic_name,
+                resource_group=rg.name,
+                location=location,
+                private_ip=private_ip,
+                subnet_id=subnet.id,
+                nsg_id=nsg_id,
+                public_ip_id=pip_id,
+                vm_id=vm_id,
+                primary=i == 0,
+                mac=mac,
+                etag=model.new_etag(),
+                resource_guid=model.stable_uuid(nic_id),
+            )
+            subnet.ip_configuration_ids.append(nic_id + "/ipConfigurations/ipconfig1")
+            nic_ids.append(nic_id)
+        gates = [Gate(int(gt["port"]), str(gt["backend"]) if gt.get("backend") else None) for gt in _list(v.get("gates"))]
+        s.vms[vm_id.lower()] = Vm(
+            id=vm_id,
+            name=name,
+            resource_group=rg.name,
+            location=location,
+            os_type="Windows" if os_type.lower() == "windows" else "Linux",
+            power_state=str(v.get("power_state") or "running").lower(),
+            vm_size=str(v.get("vm_size") or "Standard_B2s"),
+            tags=dict(v.get("tags") or {}),
+            vm_uuid=model.stable_uuid("vm", vm_id),
+            nic_ids=nic_ids,
+            gates=gates,
+        )
+
+    def _public_ip(self, rg: ResourceGroup, location: str, nic_id: str, name: str, value: Any) -> str:
+        s = self.state
+        self.pip_counter += 1
+        if isinstance(value, str):
+            address = value
+        else:
+            n = self.pip_counter + 10
+            address = f"20.{50 + (n >> 16) % 200}.{(n >> 8) & 255}.{n & 255}"
+        pip_id = model.res_id(s.subscription_id, rg.name, "Microsoft.Network/publicIPAddresses", name)
+        s.public_ips[pip_id.lower()] = PublicIp(
+            id=pip_id,
+            name=name,
+            resource_group=rg.name,
+            location=location,
+            ip_address=address,
+            ip_configuration_id=nic_id + "/ipConfigurations/ipconfig1",
+            etag=model.new_etag(),
+            resource_guid=model.stable_uuid(pip_id),
+        )
+        return pip_id
+
+    def _policy(self, p: dict, jit: Any, now: float) -> None:
+        s = self.state
+        rg = s.rg(str(p.get("resource_group", "")))
+        if rg is None:
+            raise SeedError(f"jit policy {p.get('name')!r}: unknown resource_group {p.get('resource_group')!r}")
+        location = str(p.get("location") or rg.location)
+        vms = []
+        for raw in _list(p.get("virtual_machines")):
+            entry = {"name": raw} if isinstance(raw, str) else raw
+            vm_id = entry.get("id") or model.res_id(
+                s.subscription_id, str(entry.get("resource_group") or rg.name), "Microsoft.Compute/virtualMachines", str(entry["name"])
+            )
+            vm = s.vms.get(str(vm_id).lower())
+            ports = _list(entry.get("ports"))
+            if not ports:
+                ports = OS_DEFAULT_PORTS[vm.os_type.lower()] if vm else [22]
+            vms.append({"id": vm_id, "ports": [_seed_port(port) for port in ports]})
+        body = {"kind": "Basic", "properties": {"virtualMachines": vms}}
+        try:
+            jit.put_policy(s, rg.name, location, str(p.get("name") or "default"), body, now=now)
+        except jit.ArmError as exc:
+            raise SeedError(f"jit policy {p.get('name')!r}: {exc.code}: {exc.message}") from exc
+
+
+def _seed_port(port: Any) -> dict:
+    if isinstance(port, int):
+        port = {"number": port}
+    out = {
+        "number": port["number"],
+        "protocol": port.get("protocol", "*"),
+        "maxRequestAccessDuration": port.get("max_request_access_duration", "PT3H"),
+    }
+    if port.get("allowed_source_address_prefixes") is not None:
+        out["allowedSourceAddressPrefixes"] = _list(port["allowed_source_address_prefixes"])
+    else:
+        out["allowedSourceAddressPrefix"] = port.get("allowed_source_address_prefix", "*")
+    return out
+
+
+def build_state(source: str | os.PathLike | dict, now: float) -> State:
+    """Build a fresh State from a seed path or dict (raises SeedError on a bad seed)."""
+    data = load(source)
+    try:
+        return _Builder(data).build(now)
+    except (KeyError, TypeError) as exc:
+        raise SeedError(f"invalid seed: {exc!r}") from exc
