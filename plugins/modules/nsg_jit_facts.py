@@ -71,11 +71,13 @@ options:
         are compared case-insensitively).
     type: dict
 notes:
-  - Needs read access only. A least-privilege custom role is in C(docs/nsg_jit_facts.md):
-    C(Microsoft.Compute/virtualMachines/read), C(Microsoft.Network/networkInterfaces/read),
-    C(Microsoft.Network/networkSecurityGroups/read), C(Microsoft.Network/virtualNetworks/read),
-    C(Microsoft.Network/publicIPAddresses/read) and
-    C(Microsoft.Security/locations/jitNetworkAccessPolicies/read) on the subscription.
+  - Needs read access only, at subscription scope - the built-in Reader role, or the least-privilege
+    custom role C(docs/rbac/jit-report-readonly.json) shipped with the collection
+    (C(Microsoft.Compute/virtualMachines/read), C(Microsoft.Compute/virtualMachines/instanceView/read),
+    C(Microsoft.Network/networkInterfaces/read), C(Microsoft.Network/networkSecurityGroups/read),
+    C(Microsoft.Network/virtualNetworks/read), C(Microsoft.Network/publicIPAddresses/read),
+    C(Microsoft.Security/locations/jitNetworkAccessPolicies/read)).
+  - The user guide C(docs/nsg_jit_facts.md) explains exposure, bypasses, stale rules and drift.
   - Exposure is computed from NSG rules only. Azure Firewall, route tables, load balancer NAT
     rules and the VM's own firewall are not evaluated; virtual network peerings are not known, so
     C(VirtualNetwork) means the VM's own address spaces.
