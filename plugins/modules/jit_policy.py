@@ -27,7 +27,7 @@ description:
   - Every option is validated before the first write; a bad value fails with a message naming it
     and the allowed range, and changes nothing.
 author:
-  - jitaccess.azure contributors
+  - jitaccess.azure contributors (@jitaccess)
 extends_documentation_fragment:
   - jitaccess.azure._auth
   - jitaccess.azure._attributes
