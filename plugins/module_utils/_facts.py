@@ -168,6 +168,10 @@ def _single_address(token):
     return None
 
 
+ALL_JIT_ALLOW = object()
+"""Marker for :meth:`PreparedNsg.rules_for`: leave out every JIT allow rule."""
+
+
 class PreparedNsg:
     """An NSG's rules parsed once, with an index by destination address.
 
@@ -197,12 +201,19 @@ class PreparedNsg:
             else:
                 self._wide.append(rule)
 
-    def rules_for(self, address, without_jit_allow=False):
-        """Inbound rules that can match destination ``address``."""
+    def rules_for(self, address, leave_out=None):
+        """Inbound rules that can match destination ``address``, without the rules named in
+        ``leave_out`` (a set of names, or :data:`ALL_JIT_ALLOW` for every JIT allow rule)."""
         rules = self._wide + self._by_address.get(str(address), [])
-        if without_jit_allow:
-            rules = [rule for rule in rules if not (rule.name in self.jit and self.jit[rule.name].kind == _nsg.JIT_KIND_ALLOW)]
+        if leave_out is ALL_JIT_ALLOW:
+            return [rule for rule in rules if not self.is_jit_allow(rule.name)]
+        if leave_out:
+            return [rule for rule in rules if rule.name not in leave_out]
         return rules
+
+    def is_jit_allow(self, name):
+        info = self.jit.get(name)
+        return info is not None and info.kind == _nsg.JIT_KIND_ALLOW
 
     def jit_rules_for(self, address, context):
         """JIT rules (rule, info) whose destination includes ``address``, by priority."""
@@ -289,7 +300,7 @@ class _Builder:
 
         nics = []
         jit_rules = []
-        seen_rules = set()
+        seen_rules = {}
         exposure = []
         for nic in record["nics"]:
             nics.append(
@@ -309,6 +320,7 @@ class _Builder:
             context = self.context(nic["vnet_address_prefixes"])
             levels = ((_nsg.LEVEL_SUBNET, self.nsg(nic["subnet_nsg_id"])), (_nsg.LEVEL_NIC, self.nsg(nic["nic_nsg_id"])))
             denies = []
+            active_allow = {}
             for level, nsg in levels:
                 if nsg is None:
                     continue
@@ -316,17 +328,22 @@ class _Builder:
                     if info.kind == _nsg.JIT_KIND_DENY:
                         denies.append((level, nsg, rule))
                     key = (_jit.normalize_id(nsg.id), rule.name.lower())
-                    if key in seen_rules:
-                        continue
-                    seen_rules.add(key)
-                    fact = self.jit_rule_fact(
-                        record, nsg, level, rule, info, active_ports=active_ports, policy_ports=policy_port_numbers, in_policy=bool(memberships)
-                    )
-                    jit_rules.append(fact)
+                    if key not in seen_rules:
+                        fact = self.jit_rule_fact(
+                            record, nsg, level, rule, info, active_ports=active_ports, policy_ports=policy_port_numbers, in_policy=bool(memberships)
+                        )
+                        jit_rules.append(fact)
+                        seen_rules[key] = fact
+                    if info.kind == _nsg.JIT_KIND_ALLOW and not seen_rules[key]["stale"]:
+                        active_allow.setdefault(_jit.normalize_id(nsg.id), set()).add(rule.name)
             if memberships:
                 self.check_drift(record, nic, levels, denies=denies, ports=ports)
             for port, protocol in self.ports_to_check(ports):
-                exposure.append(self.exposure_fact(nic, levels, port, protocol, context=context, denies=denies, in_policy=port in policy_port_numbers))
+                exposure.append(
+                    self.exposure_fact(
+                        nic, levels, port, protocol, context=context, denies=denies, active_allow=active_allow, in_policy=port in policy_port_numbers
+                    )
+                )
 
         if memberships and record["unsupported_reason"]:
             self.drift.append(
@@ -427,14 +444,17 @@ class _Builder:
                     }
                 )
 
-    def exposure_fact(self, nic, levels, port, protocol, *, context, denies, in_policy):
+    def exposure_fact(self, nic, levels, port, protocol, *, context, denies, active_allow, in_policy):
         address = nic["private_ip"]
         (subnet_level, subnet_nsg), (nic_level, nic_nsg) = levels
 
-        def evaluate(without_jit_allow):
+        def leave_out(nsg, mode):
+            return ALL_JIT_ALLOW if mode is ALL_JIT_ALLOW else (active_allow.get(_jit.normalize_id(nsg.id)) if mode else None)
+
+        def evaluate(mode=None):
             return _nsg.evaluate_inbound_path(
-                subnet_nsg.rules_for(address, without_jit_allow) if subnet_nsg else None,
-                nic_nsg.rules_for(address, without_jit_allow) if nic_nsg else None,
+                subnet_nsg.rules_for(address, leave_out(subnet_nsg, mode)) if subnet_nsg else None,
+                nic_nsg.rules_for(address, leave_out(nic_nsg, mode)) if nic_nsg else None,
                 _nsg.INTERNET_SOURCE,
                 address,
                 port,
@@ -444,15 +464,19 @@ class _Builder:
                 nic_nsg=nic_nsg.name if nic_nsg else None,
             )
 
-        decision = evaluate(False)
+        decision = evaluate()
         by_level = {subnet_level: subnet_nsg, nic_level: nic_nsg}
         deciding = decision.deciding
         protecting = [(level, nsg, rule) for level, nsg, rule in denies if _covers(rule, port, protocol)]
         admits = decision.allowed or decision.partial
+        open_by_jit_request = False
+        if admits and active_allow:
+            without_requests = evaluate("active")
+            open_by_jit_request = not (without_requests.allowed or without_requests.partial)
         jit_bypassed = False
         bypass_rules = []
         if protecting:
-            baseline = evaluate(True)
+            baseline = evaluate(ALL_JIT_ALLOW)
             if baseline.allowed or baseline.partial:
                 jit_bypassed = True
                 for level_decision in baseline.levels:
@@ -466,10 +490,6 @@ class _Builder:
                         rule = next((item for item in nsg.rules if item.name == name and item.is_inbound), None)
                         if rule is not None and not rule.is_default:
                             bypass_rules.append(dict(_rule_ref(nsg, rule), level=level_decision.level))
-        deciding_nsg = by_level.get(deciding.level) if deciding else None
-        deciding_is_jit_allow = bool(
-            deciding_nsg and deciding.rule_name and deciding.allowed and getattr(deciding_nsg.jit.get(deciding.rule_name), "kind", None) == _nsg.JIT_KIND_ALLOW
-        )
         return {
             "port": port,
             "protocol": protocol,
@@ -484,7 +504,7 @@ class _Builder:
             "admitted_prefixes": list(decision.admitted_prefixes),
             "exposed": admits and bool(nic["public_ip"]),
             "private_only": admits and not nic["public_ip"],
-            "open_by_jit_request": deciding_is_jit_allow,
+            "open_by_jit_request": open_by_jit_request,
             "jit_bypassed": jit_bypassed,
             "bypass_rules": bypass_rules,
             "decided_by": {
@@ -555,12 +575,13 @@ def _summary(vms, stale, drift, policies):
     reasons = {}
     exposed_ports = private_only = bypassed = 0
     exposed_vms = bypassed_vms = 0
-    requests = 0
+    requests = jit_open = 0
     for vm in vms:
         statuses[vm["jit_status"]] += 1
         if vm["unsupported_reason"]:
             reasons[vm["unsupported_reason"]] = reasons.get(vm["unsupported_reason"], 0) + 1
-        exposed = [item for item in vm["exposure"] if item["exposed"]]
+        exposed = [item for item in vm["exposure"] if item["exposed"] and not item["open_by_jit_request"]]
+        jit_open += sum(1 for item in vm["exposure"] if item["exposed"] and item["open_by_jit_request"])
         exposed_ports += len(exposed)
         exposed_vms += bool(exposed)
         private_only += sum(1 for item in vm["exposure"] if item["private_only"])
@@ -576,6 +597,7 @@ def _summary(vms, stale, drift, policies):
         "active_requests": requests,
         "exposed_ports": exposed_ports,
         "exposed_virtual_machines": exposed_vms,
+        "open_by_jit_request_ports": jit_open,
         "private_only_open_ports": private_only,
         "jit_bypassed_ports": bypassed,
         "jit_bypassed_virtual_machines": bypassed_vms,

@@ -405,7 +405,11 @@ ansible_facts:
                       NAT or firewall that forwards to it.
                   type: bool
                 open_by_jit_request:
-                  description: The rule admitting the Internet is a JIT allow rule (an active request whose source is the whole Internet).
+                  description:
+                    - The Internet (all or part) gets in only through JIT allow rules of active access requests - intended,
+                      time-bound access. Such ports are not counted in RV(ansible_facts.azure_jit.summary.exposed_ports).
+                    - A JIT allow rule left behind without an active request does not count as a request (see
+                      RV(ansible_facts.azure_jit.stale_rules)).
                   type: bool
                 jit_bypassed:
                   description: JIT protects the port, yet without its allow rules the Internet still gets in - an allow rule before the deny rule admits it.
@@ -462,9 +466,53 @@ ansible_facts:
           elements: dict
           returned: always
         summary:
-          description: Counts over the VMs in scope.
+          description:
+            - Counts over the VMs in scope.
+            - C(exposed_ports) / C(exposed_virtual_machines) count exposure entries that are RV(ansible_facts.azure_jit.virtual_machines[].exposure[].exposed)
+              other than through an active access request; those are in C(open_by_jit_request_ports).
+            - C(private_only_open_ports) counts entries that are RV(ansible_facts.azure_jit.virtual_machines[].exposure[].private_only).
           type: dict
           returned: always
+          contains:
+            virtual_machines:
+              description: VMs in scope.
+              type: int
+            jit_status:
+              description: VMs per RV(ansible_facts.azure_jit.virtual_machines[].jit_status).
+              type: dict
+            unsupported_reasons:
+              description: VMs per unsupported reason.
+              type: dict
+            policies:
+              description: Length of RV(ansible_facts.azure_jit.policies).
+              type: int
+            active_requests:
+              description: Active requests over all VMs (one per VM and port).
+              type: int
+            exposed_ports:
+              description: Exposure entries exposed to the Internet other than by an active access request.
+              type: int
+            exposed_virtual_machines:
+              description: VMs with at least one such entry.
+              type: int
+            open_by_jit_request_ports:
+              description: Exposure entries exposed only by active access requests.
+              type: int
+            private_only_open_ports:
+              description: Entries whose NSGs admit the Internet on a NIC without public IP.
+              type: int
+            jit_bypassed_ports:
+              description: Entries with RV(ansible_facts.azure_jit.virtual_machines[].exposure[].jit_bypassed).
+              type: int
+            jit_bypassed_virtual_machines:
+              description: VMs with at least one bypassed port.
+              type: int
+            stale_rules:
+              description: Length of RV(ansible_facts.azure_jit.stale_rules).
+              type: int
+            drift:
+              description: Length of RV(ansible_facts.azure_jit.drift).
+              type: int
   sample:
     azure_jit:
       subscription_id: 00000000-0000-0000-0000-000000000001
@@ -612,6 +660,7 @@ ansible_facts:
         active_requests: 1
         exposed_ports: 1
         exposed_virtual_machines: 1
+        open_by_jit_request_ports: 0
         private_only_open_ports: 0
         jit_bypassed_ports: 1
         jit_bypassed_virtual_machines: 1

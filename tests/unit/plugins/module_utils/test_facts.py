@@ -314,10 +314,15 @@ def test_requests_stale_allow_and_open_by_request():
         }
     ]
     assert [(item["kind"], item["stale"]) for item in active["jit_rules"]] == [("allow", False), ("deny", False)]
-    assert port(active, 22)["internet_partial"] and not port(active, 22)["jit_bypassed"] and not port(active, 22)["open_by_jit_request"]
+    ssh = port(active, 22)
+    assert ssh["internet_partial"] and ssh["admitted_prefixes"] == ["203.0.113.7"] and ssh["exposed"] and ssh["open_by_jit_request"] and not ssh["jit_bypassed"]
     wide = port(by_name(facts, "wide"), 22)
     assert wide["internet_allowed"] and wide["open_by_jit_request"] and not wide["jit_bypassed"]
-    assert by_name(facts, "expired")["active_requests"] == []
+    expired = by_name(facts, "expired")
+    assert expired["active_requests"] == []
+    # the left-behind allow rule still opens the port: exposed, and not by any request
+    assert port(expired, 22)["exposed"] and not port(expired, 22)["open_by_jit_request"]
+    assert facts["summary"]["exposed_ports"] == 1 and facts["summary"]["open_by_jit_request_ports"] == 2
     assert [(item["vm_name"], item["kind"], item["reason"]) for item in facts["stale_rules"]] == [("expired", "allow", _facts.STALE_ALLOW_NO_REQUEST)]
     assert facts["summary"]["active_requests"] == 2 and facts["summary"]["stale_rules"] == 1
 
