@@ -1,0 +1,163 @@
+"""plan_close / delete_rules (module_utils/_close.py): which JIT allow rules closing deletes."""
+
+import pytest
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _close
+
+SUB = "00000000-0000-0000-0000-000000000001"
+RG = "/subscriptions/%s/resourceGroups/rg-web" % SUB
+NET = RG + "/providers/Microsoft.Network"
+VM_A = RG + "/providers/Microsoft.Compute/virtualMachines/web-1"
+VM_B = RG + "/providers/Microsoft.Compute/virtualMachines/web-2"
+NSG_SUBNET = NET + "/networkSecurityGroups/nsg-subnet"
+NSG_NIC = NET + "/networkSecurityGroups/nsg-nic"
+GUID = "0123456789abcdef0123456789abcdef"
+
+
+def rule(name, priority, access, source, dest, ports, description=""):
+    return {
+        "name": name,
+        "properties": {
+            "priority": priority,
+            "direction": "Inbound",
+            "access": access,
+            "protocol": "*" if access == "Deny" else "Tcp",
+            "sourceAddressPrefix": source,
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": dest,
+            "destinationPortRanges": [str(port) for port in ports],
+            "description": description,
+        },
+    }
+
+
+def allow(number, priority, source, dest, port):
+    return rule(
+        "MicrosoftDefenderForCloud-JITRule-%d-%s" % (number, GUID),
+        priority,
+        "Allow",
+        source,
+        dest,
+        [port],
+        "MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'x'.",
+    )
+
+
+def deny(number, priority, dest, ports):
+    return rule("MicrosoftDefenderForCloud-JITRule_%d_%s" % (number, GUID.upper()), priority, "Deny", "*", dest, ports)
+
+
+def topology():
+    def record(vm_id, name, ip):
+        return {
+            "id": vm_id,
+            "name": name,
+            "nics": [{"private_ip": ip}],
+            "nsg_ids": [NSG_SUBNET, NSG_NIC],
+        }
+
+    return {VM_A.lower(): record(VM_A, "web-1", "10.1.0.4"), VM_B.lower(): record(VM_B, "web-2", "10.1.0.5")}
+
+
+def nsgs():
+    subnet_rules = [
+        allow(1, 100, "203.0.113.7", "10.1.0.4", 22),
+        allow(2, 101, "198.51.100.1", "10.1.0.4", 22),
+        allow(3, 102, "203.0.113.7", "10.1.0.5", 22),
+        allow(4, 103, "203.0.113.7", "10.1.0.4", 3389),
+        deny(5, 4096, "10.1.0.4", [22, 3389]),
+        rule("AllowHttps", 300, "Allow", "*", "*", [443]),
+        rule("AllowSshFromAnywhere", 310, "Allow", "*", "*", [22]),
+    ]
+    nic_rules = [allow(6, 100, "203.0.113.7", "10.1.0.4", 22), deny(7, 4096, "10.1.0.4", [22])]
+    return {
+        NSG_SUBNET.lower(): {"id": NSG_SUBNET, "properties": {"securityRules": subnet_rules}},
+        NSG_NIC.lower(): {"id": NSG_NIC, "properties": {"securityRules": nic_rules}},
+    }
+
+
+def names(planned):
+    return sorted((item["nsg_name"], item["rule_name"].split("-")[2]) for item in planned)
+
+
+def test_source_port_and_vm_select_exactly_the_allow_rules():
+    planned, unknown = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
+    assert unknown == []
+    # the subnet rule and the NIC rule for that VM/port/source; not the other source, VM or port
+    assert names(planned) == [("nsg-nic", "6"), ("nsg-subnet", "1")]
+    assert {item["vm_name"] for item in planned} == {"web-1"}
+    assert planned[0]["resource_group"] == "rg-web"
+
+
+def test_no_source_closes_every_source_but_never_deny_or_other_rules():
+    planned, _ = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A.upper(), "ports": None, "sources": None}])
+    assert names(planned) == [("nsg-nic", "6"), ("nsg-subnet", "1"), ("nsg-subnet", "2"), ("nsg-subnet", "4")]
+    assert all("JITRule-" in item["rule_name"] for item in planned)
+
+
+def test_port_dicts_single_port_and_source_string_forms():
+    target = {"id": VM_A, "port": {"number": 3389}, "source": "203.0.113.7"}
+    assert _close.normalize_target(target) == {"vm_id": VM_A, "ports": [3389], "sources": ["203.0.113.7"]}
+    planned, _ = _close.plan_close(topology(), nsgs(), [target])
+    assert names(planned) == [("nsg-subnet", "4")]
+
+
+def test_unknown_vm_is_reported_and_nothing_planned():
+    ghost = RG + "/providers/Microsoft.Compute/virtualMachines/ghost"
+    planned, unknown = _close.plan_close(topology(), nsgs(), [{"vm_id": ghost, "ports": [22]}])
+    assert planned == [] and unknown == [ghost]
+
+
+def test_allow_rule_with_wildcard_destination_is_never_selected():
+    data = nsgs()
+    data[NSG_NIC.lower()]["properties"]["securityRules"] = [allow(9, 100, "203.0.113.7", "*", 22)]
+    planned, _ = _close.plan_close(topology(), data, [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
+    assert names(planned) == [("nsg-subnet", "1")]
+
+
+def test_target_without_vm_id_is_rejected():
+    with pytest.raises(ValueError, match="no vm_id"):
+        _close.normalize_target({"ports": [22]})
+
+
+class FakePoller:
+    def __init__(self, log, name, fail=False):
+        self.log, self.name, self.fail = log, name, fail
+
+    def result(self):
+        if self.fail:
+            raise RuntimeError("boom")
+        self.log.append(("done", self.name))
+
+
+class FakeRules:
+    def __init__(self, fail_on=()):
+        self.log = []
+        self.fail_on = fail_on
+
+    def begin_delete(self, group, nsg, name):
+        self.log.append(("start", name))
+        return FakePoller(self.log, name, fail=name in self.fail_on)
+
+
+class FakeClients:
+    def __init__(self, rules):
+        self.network = type("Network", (), {"security_rules": rules})()
+
+
+def test_delete_rules_starts_every_deletion_before_waiting_and_reports_failures():
+    planned, _ = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
+    fake = FakeRules(fail_on=(planned[1]["rule_name"],))
+    errors = []
+
+    def call(action, function):
+        try:
+            return function()
+        except RuntimeError as exc:
+            errors.append((action, str(exc)))
+            return None
+
+    deleted = _close.delete_rules(FakeClients(fake), call, planned)
+    assert [entry[0] for entry in fake.log] == ["start", "start", "done"]
+    assert deleted == [planned[0]]
+    assert len(errors) == 1 and planned[1]["rule_name"] in errors[0][0]
