@@ -1,6 +1,7 @@
 """Seed YAML -> State. See README.md ("Seed format") for every key."""
 
 import ipaddress
+import json
 import os
 from typing import Any
 
@@ -24,11 +25,25 @@ def load(source: str | os.PathLike | dict) -> dict:
     if isinstance(source, dict):
         return source
     with open(source, encoding="utf-8") as fh:
+        text = fh.read()
+    data = _load_json(text)
+    if data is None:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     if not isinstance(data, dict):
         raise SeedError(f"{source}: the seed must be a YAML mapping")
     return data
+
+
+def _load_json(text: str) -> Any:
+    """Fast path: a seed written as JSON (with optional leading # comment lines), as ``fleet`` does."""
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    if not body.lstrip().startswith("{"):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _list(value: Any) -> list:

@@ -249,6 +249,23 @@ class App:
             self.operations.clear()
             self.ratelimit.reset()
             self.request_log.clear()
+        threading.Thread(target=self.warm_caches, daemon=True).start()
+
+    def warm_caches(self) -> None:
+        """Render the JSON of static resources ahead of the first list call (runs in a thread)."""
+        with self.lock:
+            state = self.state
+            vms, nics, nsgs = list(state.vms.values()), list(state.nics.values()), list(state.nsgs.values())
+        for i in range(0, max(len(vms), len(nics), len(nsgs)), 200):
+            with self.lock:
+                if self.state is not state:
+                    return  # reset meanwhile
+                for vm in vms[i : i + 200]:
+                    compute.vm_bytes(state, vm)
+                for nic in nics[i : i + 200]:
+                    network.nic_bytes(nic)
+                for nsg in nsgs[i : i + 200]:
+                    network.nsg_bytes(state, nsg)
 
     def advance(self, seconds: float) -> None:
         with self.lock:
@@ -536,6 +553,7 @@ class ArmSimServer:
 
     def start(self) -> None:
         self.app.gates.start()
+        threading.Thread(target=self.app.warm_caches, daemon=True).start()
         for srv in (self.https, self.admin):
             t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
             t.start()
