@@ -118,22 +118,19 @@ options:
         key: close_signals
 """
 
-import atexit
-import os
-import signal
-import sys
-import threading
+import atexit  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
 
-from ansible import context
-from ansible.plugins.callback import CallbackBase
+from ansible import context  # noqa: E402
+from ansible.plugins.callback import CallbackBase  # noqa: E402
 
-try:
-    from ansible_collections.jitaccess.azure.plugins.module_utils import _auth
-    from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error
-    from ansible_collections.jitaccess.azure.plugins.module_utils._close import close_access
-    from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normalize_id, parse_resource_id
-except ImportError:  # pragma: no cover - the collection layout is always there when installed
-    _auth = None
+from ansible_collections.jitaccess.azure.plugins.module_utils import _auth  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._close import close_access  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normalize_id, parse_resource_id  # noqa: E402
 
 JIT_REQUEST_ACTIONS = ("jitaccess.azure.jit_request", "jit_request")
 AUTH_KEYS = ("auth_source", "profile", "client_id", "tenant", "x509_certificate_path", "cloud_environment", "disable_instance_discovery")
@@ -206,23 +203,20 @@ def vm_keys_from_args(args):
     """``(subscription or None, resource group, name)`` lower-cased for each VM a task named."""
     keys = []
     for reference in _as_list(args.get("virtual_machines")):
-        if isinstance(reference, str):
-            reference = {"id": reference} if reference.startswith("/") else {"name": reference}
-        if not isinstance(reference, dict):
+        entry = reference
+        if isinstance(entry, str):
+            entry = {"id": entry} if entry.startswith("/") else {"name": entry}
+        if not isinstance(entry, dict):
             continue
-        if reference.get("id"):
+        if entry.get("id"):
             try:
-                parsed = parse_resource_id(reference["id"])
+                parsed = parse_resource_id(entry["id"])
             except ValueError:
                 continue
             keys.append((parsed.subscription.lower(), parsed.resource_group.lower(), parsed.name.lower()))
-        elif reference.get("name"):
-            keys.append((None, str(reference.get("resource_group") or "").lower(), str(reference["name"]).lower()))
+        elif entry.get("name"):
+            keys.append((None, str(entry.get("resource_group") or "").lower(), str(entry["name"]).lower()))
     return keys
-
-
-def _auth_libraries():
-    return _auth.AZURE_LIBRARIES if _auth is not None else "azure-identity, azure-mgmt-*"
 
 
 def _vm_key(vm_id):
@@ -398,8 +392,8 @@ class CallbackModule(CallbackBase):
     def _close(self, accesses, reason):
         count = len(accesses)
         self._say("jit_guard: %s; closing %d JIT access%s this run opened" % (reason, count, "" if count == 1 else "es"), color="bright purple")
-        if _auth is None or _auth.AZURE_IMPORT_ERROR:
-            self._say("jit_guard: cannot close: the Azure SDK (%s) is not importable by the controller's Python" % _auth_libraries(), color="red")
+        if _auth.AZURE_IMPORT_ERROR:
+            self._say("jit_guard: cannot close: the Azure SDK (%s) is not importable by the controller's Python" % _auth.AZURE_LIBRARIES, color="red")
             return
         groups = {}
         for access in accesses:

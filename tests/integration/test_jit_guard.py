@@ -1,0 +1,157 @@
+"""jit_guard callback: whatever jit_request opened during a run is closed when the run ends —
+normal end, failure, SIGINT or SIGTERM — and nothing it did not open is touched."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import yaml
+from harness import VENV_BIN, ansible_env, run_module, run_playbook
+from roles_support import jit_rules
+
+ARMSIM_SEED = "roles_access.yaml"
+ARMSIM_OPTIONS = {"apply_delay": 1}
+GUARD_ENV = {"ANSIBLE_CALLBACKS_ENABLED": "record_results,jitaccess.azure.jit_guard"}
+SOURCE = "127.0.0.1"
+
+
+def open_task(*vms, name="open"):
+    return {
+        "name": name,
+        "jitaccess.azure.jit_request": {
+            "virtual_machines": [{"name": vm, "resource_group": group} for vm, group in vms],
+            "ports": [22],
+            "source_address_prefixes": [SOURCE],
+            "duration": "30m",
+        },
+    }
+
+
+def test_failed_run_closes_what_it_opened_and_nothing_else(armsim):
+    # Someone else's access, opened before the run: the guard must leave it alone.
+    other = run_module(
+        armsim,
+        "jit_request",
+        {"virtual_machines": [{"name": "app-2", "resource_group": "rg-app"}], "ports": [22], "source_address_prefixes": ["198.51.100.7"], "duration": "1h"},
+    )
+    assert other["changed"]
+    before = jit_rules(armsim)
+    assert [(rule["nsg"], rule["destination"], rule["sources"]) for rule in before] == [("nsg-app", "10.1.0.5", ["198.51.100.7"])]
+    denies = jit_rules(armsim, "deny")
+    armsim.reset_stats()
+
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                open_task(("app-1", "rg-app"), ("app-3", "rg-app"), ("db-1", "rg-db")),
+                {
+                    "name": "close db-1 explicitly",
+                    "jitaccess.azure.jit_request": {"virtual_machines": [{"name": "db-1", "resource_group": "rg-db"}], "state": "absent"},
+                },
+                {"name": "configuration fails", "ansible.builtin.fail": {"msg": "simulated configuration failure"}},
+            ],
+        }
+    ]
+    run = run_playbook(armsim, play, env=GUARD_ENV)
+    assert run.rc == 2, run.stdout + run.stderr
+    opened = run.result("open")["opened"]
+    assert sorted(item["vm_name"] for item in opened) == ["app-1", "app-3", "db-1"]
+    assert "jit_guard: the run ended; closing 2 JIT accesses this run opened" in run.stdout, run.stdout
+    assert "jit_guard: closed app-1 port 22 from 127.0.0.1" in run.stdout
+    assert "jit_guard: all JIT access opened by this run is closed" in run.stdout
+    assert "db-1" not in run.stdout.split("jit_guard:", 1)[1]  # closed by the play, not by the guard
+    assert armsim.info["client_secret"] not in run.stdout + run.stderr
+
+    # Only the other party's rule is left; deny rules untouched.
+    assert jit_rules(armsim) == before
+    assert jit_rules(armsim, "deny") == denies
+    ops = armsim.stats()["by_operation"]
+    # app-1: subnet NSG; app-3: subnet + NIC NSG; db-1: NIC NSG -> 4 allow rules, each deleted once
+    assert ops.get("DELETE securityRules") == 4
+    assert ops.get("POST initiate") == 2
+
+
+def test_successful_run_that_closed_everything_makes_no_extra_call(armsim):
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                open_task(("app-1", "rg-app")),
+                {
+                    "name": "close",
+                    "jitaccess.azure.jit_request": {
+                        "virtual_machines": [{"name": "app-1", "resource_group": "rg-app"}],
+                        "ports": [22],
+                        "source_address_prefixes": [SOURCE],
+                        "state": "absent",
+                    },
+                },
+            ],
+        }
+    ]
+    run = run_playbook(armsim, play, env=GUARD_ENV)
+    assert run.rc == 0, run.stdout + run.stderr
+    assert "jit_guard: the playbook closed every JIT access it opened (1); nothing left to close" in run.stdout
+    assert jit_rules(armsim) == []
+    assert armsim.stats()["by_operation"].get("DELETE securityRules") == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_a_long_task_closes_within_30_seconds(armsim, signum):
+    with tempfile.TemporaryDirectory(prefix="jit-guard-") as tmp:
+        ready = os.path.join(tmp, "opened")
+        play = [
+            {
+                "hosts": "localhost",
+                "gather_facts": False,
+                "tasks": [
+                    open_task(("app-1", "rg-app"), ("db-1", "rg-db")),
+                    {"name": "mark", "ansible.builtin.copy": {"content": "open\n", "dest": ready, "mode": "0644"}},
+                    {"name": "long configuration", "ansible.builtin.command": "sleep 300", "changed_when": False},
+                ],
+            }
+        ]
+        playbook = os.path.join(tmp, "playbook.yml")
+        with open(playbook, "w", encoding="utf-8") as stream:
+            yaml.safe_dump(play, stream)
+        inventory = os.path.join(tmp, "inventory.ini")
+        with open(inventory, "w", encoding="utf-8") as stream:
+            stream.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+        env = ansible_env(armsim, dict(GUARD_ENV, RECORD_RESULTS_PATH=os.path.join(tmp, "results.jsonl")))
+        with open(os.path.join(tmp, "out.log"), "w+", encoding="utf-8") as out:
+            command = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook]
+            proc = subprocess.Popen(command, env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 120
+                while not os.path.exists(ready):
+                    assert proc.poll() is None, "ansible-playbook ended early"
+                    assert time.monotonic() < deadline, "the access was never opened"
+                    time.sleep(0.2)
+                opened = jit_rules(armsim)
+                assert {rule["destination"] for rule in opened} == {"10.1.0.4", "10.2.0.4"}
+                time.sleep(1)  # the long task is running
+                sent = time.monotonic()
+                proc.send_signal(signum)
+                while jit_rules(armsim):
+                    assert time.monotonic() - sent < 30, "allow rules still present 30 s after %s" % signum.name
+                    time.sleep(0.5)
+                closed_after = time.monotonic() - sent
+                proc.wait(60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            out.seek(0)
+            output = out.read()
+    assert proc.returncode != 0
+    assert "jit_guard: %s received; closing 2 JIT accesses this run opened" % signum.name in output, output
+    assert "jit_guard: all JIT access opened by this run is closed" in output
+    assert closed_after < 30
+    assert jit_rules(armsim, "deny"), "deny rules must stay"
