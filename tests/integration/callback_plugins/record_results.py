@@ -38,6 +38,8 @@ class CallbackModule(CallbackBase):
             "status": status,
             "result": result._result,
         }
+        if status == "failed":  # ansible-core >= 2.19 no longer keeps "failed" in _result
+            entry["result"] = dict(result._result, failed=True)
         with open(path, "a", encoding="utf-8") as stream:
             stream.write(json.dumps(entry, default=str) + "\n")
 
