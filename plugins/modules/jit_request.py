@@ -816,7 +816,11 @@ class JitRequest:
                 _jit.vm_id_from_reference({key: reference.get(key) for key in ("id", "name", "resource_group")}, "placeholder")
                 self._ports(reference.get("ports"), "ports of virtual_machines entry %s" % (reference.get("id") or reference.get("name")))
         except _jit.JitValidationError as exc:
-            self.module.fail_json(msg=str(exc))
+            error = str(exc)
+        else:
+            error = None
+        if error:  # failed outside the except block: no traceback attached to the result
+            self.module.fail_json(msg=error)
         if params["wait_timeout"] < 0:
             self.module.fail_json(msg="wait_timeout %s is negative: allowed 0 or more seconds" % params["wait_timeout"])
         if not params["virtual_machines"]:
@@ -843,10 +847,13 @@ class JitRequest:
         self.topology = build_topology(self.inventory)
         self.nsgs = nsgs_by_id(self.inventory)
         references = [{key: ref.get(key) for key in ("id", "name", "resource_group")} for ref in self.params["virtual_machines"]]
+        resolved, error = None, None
         try:
             resolved = resolve_vms(references, self.topology, self.subscription_id)
         except _jit.JitValidationError as exc:
-            self.module.fail_json(msg=str(exc))
+            error = str(exc)
+        if error:
+            self.module.fail_json(msg=error)
         self.vms = [(original, record) for original, (_, record) in zip(self.params["virtual_machines"], resolved, strict=True)]
 
         def hook(response):

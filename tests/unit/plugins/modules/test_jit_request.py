@@ -20,7 +20,7 @@ DENY = "MicrosoftDefenderForCloud-JITRule_-3445_1234567890ABCDEF1234567890ABCDEF
 ALLOW_DESC = "MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'web-1'."
 
 
-def rule(name, priority, port, source="203.0.113.7", dest="10.1.0.4", access="Allow", description=ALLOW_DESC, etag='W/"1"'):
+def rule(name, priority, port, *, source="203.0.113.7", dest="10.1.0.4", access="Allow", description=ALLOW_DESC, etag='W/"1"'):
     props = {
         "priority": priority,
         "access": access,
