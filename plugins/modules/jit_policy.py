@@ -162,7 +162,7 @@ options:
     description:
       - JIT cannot protect a VM without a network security group on any of its NICs or subnets.
       - When V(false), such a VM fails the task before anything is written.
-      - When V(true), such VMs are left out and listed in RV(skipped) with the reason.
+      - When V(true), such VMs are left out and listed in RV(skipped_virtual_machines) with the reason.
     type: bool
     default: false
 notes:
@@ -339,9 +339,10 @@ policies:
             max_request_access_duration:
               description: Longest access a request may open, ISO 8601.
               type: str
-skipped:
+skipped_virtual_machines:
   description:
     - VMs left out because JIT cannot protect them (only with O(skip_unsupported=true)).
+    - Not named C(skipped), which Ansible reserves for a skipped task.
   returned: always
   type: list
   elements: dict
@@ -617,7 +618,8 @@ class PolicyApi:
 
     @staticmethod
     def _raw(pipeline_response, _deserialized, _headers):
-        return pipeline_response.http_response.json()
+        text = pipeline_response.http_response.text()
+        return json.loads(text) if text else None
 
     def get(self, key):
         try:
@@ -668,7 +670,7 @@ def main():
             remove_ids = [member["id"] for member in members] if not present else []
             plans.append((key, desired, remove_ids))
     except _jit.JitValidationError as exc:
-        module.fail_json(msg=str(exc), changed=False, skipped=[])
+        module.fail_json(msg=str(exc), changed=False)
 
     api = PolicyApi(module)
     purge = present and params["purge_virtual_machines"]
@@ -678,7 +680,7 @@ def main():
         try:
             outcome = reconcile_policy(key, desired, remove_ids, purge, api, check_mode=module.check_mode)
         except PolicyConvergenceError as exc:
-            module.fail_json(msg=str(exc), changed=True, policies=policies, skipped=skipped)
+            module.fail_json(msg=str(exc), changed=True, policies=policies, skipped_virtual_machines=skipped)
         policy_id = _jit.policy_key_id(key)
         changed = changed or outcome["changed"]
         policies.append(
@@ -707,7 +709,7 @@ def main():
                     "after": {"virtual_machines": diff["after"]},
                 }
             )
-    result = {"changed": changed, "policies": policies, "skipped": skipped}
+    result = {"changed": changed, "policies": policies, "skipped_virtual_machines": skipped}
     if module.diff_mode:
         result["diff"] = diffs
     module.exit_json(**result)

@@ -75,6 +75,8 @@ def test_validate_options_resolves_ids_and_normalises_ports():
         (params([{"id": None, "name": "web-1", "resource_group": None, "ports": None}]), "is incomplete"),
         (params([ref("web-1", ports=[])]), "ports of virtual machine web-1 is empty"),
         (params([ref("web-1")], policy_name="a/b"), "policy_name 'a/b' is not valid"),
+        (params([ref("web-1")], ports=[dict(port(22), allowed_source_address_prefix="10.0.0.1/8")]), "has host bits set: use 10.0.0.0/8"),
+        (params([{"id": vm_id("web-1").replace("Compute/virtualMachines", "Network/networkInterfaces"), "ports": None}]), "is not a virtual machine id"),
     ],
 )
 def test_validate_options_refuses_bad_input(options, message):
