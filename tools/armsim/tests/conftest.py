@@ -130,7 +130,7 @@ class Arm:
         return self.call(method, f"/subscriptions/{SUB}{path}", body, api=api)
 
     def policy(
-        self, method: str, rg: str = "rg-web", loc: str = "westeurope", name: str = "default", body: object = None, action: str = ""
+        self, method: str, body: object = None, *, rg: str = "rg-web", loc: str = "westeurope", name: str = "default", action: str = ""
     ) -> requests.Response:
         path = f"/resourceGroups/{rg}/providers/Microsoft.Security/locations/{loc}/jitNetworkAccessPolicies/{name}{action}"
         return self.jit(method, path, body)

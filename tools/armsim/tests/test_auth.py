@@ -54,7 +54,7 @@ def test_token_claims(arm):
         (OTHER_ID, "other-secret", TENANT, 400, 700016, "unauthorized_client"),  # a client of another tenant
     ],
 )
-def test_token_errors(arm, client_id, secret, tenant, status, code, error):
+def test_token_errors(arm, client_id, secret, tenant, status, code, error):  # noqa: PLR0917 - parametrized
     r = arm.token(client_id, secret, tenant)
     assert r.status_code == status
     body = r.json()
