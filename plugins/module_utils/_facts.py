@@ -236,6 +236,13 @@ def _rule_ports(rule):
     )
 
 
+def _covering(nsg, address, port, protocol):
+    """Identity of the rules of ``nsg`` that can decide ``address``:``port``/``protocol``."""
+    if nsg is None:
+        return None
+    return tuple(id(rule) for rule in nsg.rules_for(address) if rule.covers_port(port) and rule.covers_protocol(protocol))
+
+
 def _covers(rule, port, protocol):
     return rule.covers_port(port) and rule.covers_protocol(protocol)
 
@@ -338,10 +345,11 @@ class _Builder:
                         active_allow.setdefault(_jit.normalize_id(nsg.id), set()).add(rule.name)
             if memberships:
                 self.check_drift(record, nic, levels, denies=denies, ports=ports)
+            memo = {}
             for port, protocol in self.ports_to_check(ports):
                 exposure.append(
                     self.exposure_fact(
-                        nic, levels, port, protocol, context=context, denies=denies, active_allow=active_allow, in_policy=port in policy_port_numbers
+                        nic, levels, port, protocol, context=context, denies=denies, active_allow=active_allow, in_policy=port in policy_port_numbers, memo=memo
                     )
                 )
 
@@ -444,14 +452,23 @@ class _Builder:
                     }
                 )
 
-    def exposure_fact(self, nic, levels, port, protocol, *, context, denies, active_allow, in_policy):
+    def exposure_fact(self, nic, levels, port, protocol, *, context, denies, active_allow, in_policy, memo):
         address = nic["private_ip"]
         (subnet_level, subnet_nsg), (nic_level, nic_nsg) = levels
 
         def leave_out(nsg, mode):
             return ALL_JIT_ALLOW if mode is ALL_JIT_ALLOW else (active_allow.get(_jit.normalize_id(nsg.id)) if mode else None)
 
+        # Ports matched by the same rules at both levels get the same verdicts: evaluate once.
+        port_class = (protocol, _covering(subnet_nsg, address, port, protocol), _covering(nic_nsg, address, port, protocol))
+
         def evaluate(mode=None):
+            key = (port_class, "all" if mode is ALL_JIT_ALLOW else mode)
+            if key not in memo:
+                memo[key] = _evaluate(mode)
+            return memo[key]
+
+        def _evaluate(mode):
             return _nsg.evaluate_inbound_path(
                 subnet_nsg.rules_for(address, leave_out(subnet_nsg, mode)) if subnet_nsg else None,
                 nic_nsg.rules_for(address, leave_out(nic_nsg, mode)) if nic_nsg else None,

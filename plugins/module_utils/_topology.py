@@ -76,6 +76,70 @@ def read_inventory(clients, call, kinds=Inventory.KINDS):
     return Inventory(**lists)
 
 
+RAW_LISTS = {
+    # kind: (client attribute, provider path, api-version, extra query parameters)
+    "virtual_machines": ("compute", "Microsoft.Compute/virtualMachines", "2024-07-01", {"statusOnly": "true"}),
+    "network_interfaces": ("network", "Microsoft.Network/networkInterfaces", "2024-05-01", {}),
+    "network_security_groups": ("network", "Microsoft.Network/networkSecurityGroups", "2024-05-01", {}),
+    "virtual_networks": ("network", "Microsoft.Network/virtualNetworks", "2024-05-01", {}),
+    "public_ip_addresses": ("network", "Microsoft.Network/publicIPAddresses", "2024-05-01", {}),
+}
+"""What :func:`read_inventory_raw` lists: stable GA api-versions of the same list_all operations."""
+
+RAW_LIST_ACTIONS = {
+    "virtual_machines": "list virtual machines",
+    "network_interfaces": "list network interfaces",
+    "network_security_groups": "list network security groups",
+    "virtual_networks": "list virtual networks",
+    "public_ip_addresses": "list public IP addresses",
+}
+
+
+def list_raw(client, url, params):
+    """Every item of a paged ARM list as REST JSON, following ``nextLink``.
+
+    Sent through the SDK client's pipeline (``send_request``: same credential, retry and
+    Retry-After handling), but without building SDK models: for large fleets the model
+    round trip costs several times the HTTP time. Errors raise the SDK's exceptions with the ARM
+    error parsed, as the generated operations do.
+    """
+    from urllib.parse import parse_qs, urlparse
+
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    api_version = params.get("api-version")
+    request = HttpRequest("GET", url, params=dict(params), headers={"Accept": "application/json"})
+    items = []
+    while request is not None:
+        response = client.send_request(request)
+        if response.status_code != 200:
+            map_error(status_code=response.status_code, response=response, error_map={401: ClientAuthenticationError, 404: ResourceNotFoundError})
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        body = response.json() or {}
+        items.extend(body.get("value") or [])
+        next_link = body.get("nextLink")
+        request = None
+        if next_link:
+            extra = {} if "api-version" in parse_qs(urlparse(next_link).query) or not api_version else {"api-version": api_version}
+            request = HttpRequest("GET", next_link, params=extra, headers={"Accept": "application/json"})
+    return items
+
+
+def read_inventory_raw(clients, call, kinds=Inventory.KINDS):
+    """Like :func:`read_inventory` (one paged list call per kind, same REST shapes) but reading
+    the JSON directly instead of through SDK models - several times faster on big fleets."""
+    lists = {}
+    for kind in kinds:
+        attribute, path, api_version, extra = RAW_LISTS[kind]
+        client = getattr(clients, attribute)
+        url = "/subscriptions/%s/providers/%s" % (clients.subscription_id, path)
+        params = dict(extra, **{"api-version": api_version})
+        lists[kind] = call(RAW_LIST_ACTIONS[kind], lambda client=client, url=url, params=params: list_raw(client, url, params))
+    return Inventory(**lists)
+
+
 def power_state_of(vm):
     statuses = (_props(vm).get("instanceView") or {}).get("statuses") or []
     for status in statuses:
