@@ -31,7 +31,7 @@ description:
     O(allow_any_source=true) fails with a message that names the value and what is allowed, and
     nothing is changed.
 author:
-  - jitaccess.azure contributors
+  - jitaccess.azure contributors (@jitaccess)
 extends_documentation_fragment:
   - jitaccess.azure._auth
   - jitaccess.azure._attributes
@@ -110,7 +110,7 @@ options:
       - How long access stays open. ISO 8601 (V(PT1H), V(PT90M)), short forms (V(1h), V(90m),
         V(1h30m), V(300s)) or a number of seconds.
       - At least 1 minute and at most the C(maxRequestAccessDuration) of each requested port in
-        the VM's policy entry (the JIT maximum is 24 hours). Keep it short: closing early is the
+        the VM's policy entry (the JIT maximum is 24 hours). Keep it short; closing early is the
         first guarantee, the duration the last.
     type: str
     default: PT1H
@@ -163,7 +163,7 @@ notes:
   - "RBAC to close early: additionally C(Microsoft.Network/networkSecurityGroups/securityRules/delete).
     The collection ships a least-privilege role definition, C(docs/rbac/jit-request-and-close.json)."
   - Defender for Cloud writes the allow rules asynchronously after the C(initiate) call (the apply
-    delay: seconds, sometimes up to about two minutes). With O(wait=true) the module returns only
+    delay, from seconds up to about two minutes). With O(wait=true) the module returns only
     once the rules exist, so the next task can connect.
   - Closing early deletes the allow rules, so traffic is blocked again by the JIT deny rule. Azure
     has no API to revoke a request; its record keeps the status C(Initiated) and its original end
@@ -362,6 +362,8 @@ opened:
     - Self-contained so that it can be closed later. The C(jitaccess.azure.jit_guard) callback
       uses it to close access at the end of a run.
     - In check mode, what would be opened (without NSG rules).
+    - Also returned when the module fails after an C(initiate) succeeded (a later policy's
+      C(initiate) failed, or O(wait_timeout) expired), because that access is live.
   returned: always
   type: list
   elements: dict
@@ -468,7 +470,7 @@ from datetime import datetime, timezone  # noqa: E402
 from email.utils import parsedate_to_datetime  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, nsgs_by_id, read_inventory, resolve_vms, to_rest  # noqa: E402
 
 _UTC = timezone.utc  # noqa: UP017 - keep the module importable on older Pythons
@@ -608,7 +610,7 @@ def allow_rules(nsg, ip, port, sources=None):
     sources are exactly that set. Returns ``[(SecurityRule, raw)]`` sorted by priority."""
     entries = nsg_rule_entries(nsg)
     by_name = {rule.name.lower(): raw for rule, raw in entries}
-    found = _nsg.find_jit_rules([rule for rule, _ in entries], kind=_nsg.JIT_KIND_ALLOW, destination=ip, ports=[port])
+    found = _nsg.find_jit_rules([entry[0] for entry in entries], kind=_nsg.JIT_KIND_ALLOW, destination=ip, ports=[port])
     wanted = source_set(sources) if sources else None
     result = []
     for rule in found:
@@ -662,16 +664,20 @@ def baseline_fingerprints(paths, nsgs, port):
     for nsg_id, ip in paths:
         nsg = nsgs.get(_jit.normalize_id(nsg_id))
         if nsg is not None:
-            result.update(rule_fingerprint(raw) for _, raw in allow_rules(nsg, ip, port))
+            result.update(rule_fingerprint(entry[1]) for entry in allow_rules(nsg, ip, port))
     return result
 
 
-def backoff_delays(first=1.0, factor=1.6, maximum=10.0):
-    """Sleeps between polling rounds: 1, 1.6, 2.6, 4.1, 6.6, 10, 10, ... seconds."""
+def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=10.0):
+    """Sleeps between polling rounds: 0.5 s three times (short apply delays), then growing by
+    ``factor`` up to ``maximum``: 0.5, 0.5, 0.5, 0.75, 1.1, 1.7, 2.5, 3.8, 5.7, 8.5, 10, 10..."""
     delay = first
+    rounds = 0
     while True:
         yield delay
-        delay = min(maximum, delay * factor)
+        rounds += 1
+        if rounds >= steady_rounds:
+            delay = min(maximum, delay * factor)
 
 
 def rules_to_close(record, nsgs, ports=None, sources=None):
@@ -685,12 +691,12 @@ def rules_to_close(record, nsgs, ports=None, sources=None):
     several of the ports is listed under each), ``skipped`` ``[(nsg id, rule name, reason)]``.
     """
     paths = vm_paths(record)
-    vm_ips = {ip for _, ip in paths}
+    vm_ips = {pair[1] for pair in paths}
     wanted_sources = source_set(sources) if sources else None
     by_port = OrderedDict((port, []) for port in ports or ())
     skipped = []
     seen = set()
-    for nsg_id in OrderedDict.fromkeys(nsg_id for nsg_id, _ in paths):
+    for nsg_id in OrderedDict.fromkeys(pair[0] for pair in paths):
         nsg = nsgs.get(_jit.normalize_id(nsg_id))
         if nsg is None:
             continue
@@ -854,7 +860,7 @@ class JitRequest:
             error = str(exc)
         if error:
             self.module.fail_json(msg=error)
-        self.vms = [(original, record) for original, (_, record) in zip(self.params["virtual_machines"], resolved, strict=True)]
+        self.vms = [(original, record) for original, (_reference, record) in zip(self.params["virtual_machines"], resolved, strict=True)]
 
         def hook(response):
             date = response.http_response.headers.get("Date")
@@ -981,20 +987,27 @@ class JitRequest:
                     baselines[(plan["record"]["id"], port["number"])] = baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
 
         recorded = {}
+        security = self.module.clients.security
         for policy_id, items in by_policy.items():
             key = _jit.parse_jit_policy_id(policy_id)
             body = _jit.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], self.justification)
-            security = self.module.clients.security
-            response = self.call(
-                "initiate JIT request on policy %s" % policy_id,
-                security.jit_network_access_policies.initiate,
-                key.resource_group,
-                key.location,
-                key.policy_name,
-                io.BytesIO(json.dumps(body).encode("utf-8")),
-                content_type="application/json",
-            )
-            recorded.update(self._recorded_sources(response))
+            action = "initiate JIT request on policy %s" % policy_id
+            try:
+                response = security.jit_network_access_policies.initiate(
+                    key.resource_group, key.location, key.policy_name, io.BytesIO(json.dumps(body).encode("utf-8")), content_type="application/json"
+                )
+            except AzureError as exc:
+                error = exc
+            else:
+                error = None
+                recorded.update(self._recorded_sources(response))
+                for plan, ports in items:
+                    for port in ports:
+                        source = self.sources[0] if self.sources else recorded.get((_jit.normalize_id(plan["record"]["id"]), port["number"]))
+                        self.opened.append(self._opened_item(plan, port, source, []))
+            if error is not None:
+                # What earlier policies opened is live: report it so that it can be closed (jit_guard).
+                self.module.fail_azure(error, action, changed=bool(self.opened), opened=self.opened, initiated=self.initiated)
 
         waits = []
         for items in by_policy.values():
@@ -1005,6 +1018,7 @@ class JitRequest:
                     waits.append({"plan": plan, "port": port, "source": source, "exclude": baselines[(plan["record"]["id"], port["number"])]})
         if self.params["wait"]:
             self.wait_for_rules(waits)
+        self.opened = []
         for item in waits:
             plan, port = item["plan"], item["port"]
             access = item.get("access") or []
@@ -1071,12 +1085,13 @@ class JitRequest:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 missing = [(item["plan"]["record"]["name"], item["port"]["number"], nsg_id, ip) for item in pending for nsg_id, ip in item["missing"]]
-                names = {_jit.normalize_id(nsg_id): self.nsg_name(nsg_id) for _, _, nsg_id, _ in missing}
+                names = {_jit.normalize_id(item[2]): self.nsg_name(item[2]) for item in missing}
                 self.module.fail_json(
                     msg="timed out after %s s waiting for the JIT allow rules (the request was initiated; Defender for Cloud may still apply it): missing %s"
                     % (self.params["wait_timeout"], format_missing(missing, names)),
                     changed=True,
                     initiated=self.initiated,
+                    opened=self.opened,
                     missing=[{"vm_name": vm, "port": port, "nsg_id": nsg_id, "private_ip": ip} for vm, port, nsg_id, ip in missing],
                 )
             time.sleep(min(next(delays), max(remaining, 0.1)))
@@ -1112,8 +1127,8 @@ class JitRequest:
             "source": source,
             "policy_id": plan["policy"]["id"],
             "end_time_utc": port.get("endTimeUtc"),
-            "private_ips": sorted(OrderedDict.fromkeys(ip for _, ip in plan["paths"])),
-            "nsg_ids": list(OrderedDict.fromkeys(nsg_id for nsg_id, _ in plan["paths"])),
+            "private_ips": sorted(OrderedDict.fromkeys(pair[1] for pair in plan["paths"])),
+            "nsg_ids": list(OrderedDict.fromkeys(pair[0] for pair in plan["paths"])),
             "nsg_rules": [{"id": rule["id"], "nsg_id": rule["nsg_id"], "name": rule["name"]} for rule in access],
         }
 
@@ -1128,7 +1143,7 @@ class JitRequest:
                     self.diff["after"][key] = self.diff["before"][key]
                 else:
                     self.diff["after"][key] = "open from %s until %s" % (port["source"] or "caller", port["end_time_utc"])
-        ends = [port["end_time_utc"] for vm in self.results for port in vm["ports"] if port["open"] or port["action"] == ACTION_WOULD_OPEN]
+        ends = [port["end_time_utc"] for vm in self.results for port in vm["ports"]]
         return earliest(ends)
 
     @staticmethod
@@ -1189,7 +1204,7 @@ class JitRequest:
                 key = "%s:%s" % (record["name"], number)
                 if rules:
                     described = [describe_rule(nsg_id, rule) for nsg_id, rule in rules]
-                    sources = sorted({token for _, rule in rules for token in rule.source_address_prefixes})
+                    sources = sorted({token for pair in rules for token in pair[1].source_address_prefixes})
                     action = ACTION_WOULD_CLOSE if self.module.check_mode else ACTION_CLOSED
                     self.closed.append(
                         {
