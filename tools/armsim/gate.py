@@ -142,7 +142,10 @@ class GateManager:
         self.gates: dict[str, Gate] = {}
         for vm_key, vm in app.state.vms.items():
             for g in vm.gates:
-                self.gates[f"{vm.name}:{g.port}"] = Gate(self, vm_key, vm.name, g.port, g.backend)
+                key = f"{vm.name}:{g.port}"
+                if key in self.gates:  # the same VM name in two resource groups
+                    key = f"{vm.resource_group}/{vm.name}:{g.port}"
+                self.gates[key] = Gate(self, vm_key, vm.name, g.port, g.backend)
 
     def start(self) -> None:
         for gate in self.gates.values():
@@ -151,6 +154,11 @@ class GateManager:
     def stop(self) -> None:
         for gate in self.gates.values():
             gate.close()
+
+    def reset_counters(self) -> None:
+        for gate in self.gates.values():
+            gate.admitted = gate.denied = 0
+            gate.last = None
 
     def ports(self) -> dict[str, int]:
         return {key: gate.listen_port for key, gate in self.gates.items()}

@@ -25,13 +25,19 @@ def load(source: str | os.PathLike | dict) -> dict:
     if isinstance(source, dict):
         return source
     with open(source, encoding="utf-8") as fh:
-        text = fh.read()
+        return load_text(fh.read(), str(source))
+
+
+def load_text(text: str, where: str = "seed") -> dict:
     data = _load_json(text)
     if data is None:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        try:
+            data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        except yaml.YAMLError as exc:
+            raise SeedError(f"{where}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise SeedError(f"{source}: the seed must be a YAML mapping")
+        raise SeedError(f"{where}: the seed must be a YAML mapping")
     return data
 
 

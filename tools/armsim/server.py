@@ -249,6 +249,8 @@ class App:
             self.operations.clear()
             self.ratelimit.reset()
             self.request_log.clear()
+            if self.gates is not None:
+                self.gates.reset_counters()
         threading.Thread(target=self.warm_caches, daemon=True).start()
 
     def warm_caches(self) -> None:
