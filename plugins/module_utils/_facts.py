@@ -406,11 +406,9 @@ class _Builder:
             "level": level,
             "name": rule.name,
             "priority": rule.priority,
-            "access": rule.access,
             "ports": _rule_ports(rule),
             "sources": list(rule.source_address_prefixes),
             "destination": list(rule.destination_address_prefixes),
-            "description": rule.description,
         }
         if info.kind == _nsg.JIT_KIND_ALLOW:
             stale = not covered
@@ -422,7 +420,9 @@ class _Builder:
             reason = STALE_DENY_PORT_NOT_IN_POLICY
         fact["stale"] = stale
         if stale:
-            self.stale.append(dict(fact, vm_id=record["id"], vm_name=record["name"], resource_group=record["resource_group"], reason=reason))
+            self.stale.append(
+                dict(fact, description=rule.description, vm_id=record["id"], vm_name=record["name"], resource_group=record["resource_group"], reason=reason)
+            )
         return fact
 
     def check_drift(self, record, nic, levels, *, denies, ports):
@@ -511,9 +511,6 @@ class _Builder:
             "port": port,
             "protocol": protocol,
             "nic": nic["name"],
-            "private_ip": address,
-            "public_ip": nic["public_ip"],
-            "management_port": port in MANAGEMENT_PORTS,
             "in_policy": in_policy,
             "jit_protected": bool(protecting),
             "internet_allowed": decision.allowed,
@@ -532,16 +529,9 @@ class _Builder:
                 "access": deciding.rule_access if deciding else None,
             },
             "levels": [
-                {
-                    "level": item.level,
-                    "nsg": item.nsg,
-                    "present": item.present,
-                    "allowed": item.allowed,
-                    "rule": item.rule_name,
-                    "priority": item.rule_priority,
-                    "access": item.rule_access,
-                }
+                {"level": item.level, "nsg": item.nsg, "allowed": item.allowed, "rule": item.rule_name, "priority": item.rule_priority}
                 for item in decision.levels
+                if item.present
             ],
         }
 
@@ -573,7 +563,6 @@ class _Builder:
                         "level": None,
                         "name": rule.name,
                         "priority": rule.priority,
-                        "access": rule.access,
                         "ports": _rule_ports(rule),
                         "sources": list(rule.source_address_prefixes),
                         "destination": list(rule.destination_address_prefixes),

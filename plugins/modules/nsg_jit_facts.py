@@ -301,9 +301,6 @@ ansible_facts:
                 priority:
                   description: Rule priority.
                   type: int
-                access:
-                  description: V(Allow) or V(Deny).
-                  type: str
                 ports:
                   description: Destination ports (numbers, or C(low-high) strings for ranges).
                   type: list
@@ -316,9 +313,6 @@ ansible_facts:
                   description: Destination prefixes.
                   type: list
                   elements: str
-                description:
-                  description: Rule description.
-                  type: str
                 stale:
                   description: True when the rule is listed in RV(ansible_facts.azure_jit.stale_rules).
                   type: bool
@@ -368,17 +362,8 @@ ansible_facts:
                   description: V(TCP) or V(UDP).
                   type: str
                 nic:
-                  description: NIC name.
+                  description: NIC name (its private IP is the destination evaluated; see RV(ansible_facts.azure_jit.virtual_machines[].nics)).
                   type: str
-                private_ip:
-                  description: The destination evaluated.
-                  type: str
-                public_ip:
-                  description: The NIC's public IP, or V(null).
-                  type: str
-                management_port:
-                  description: True for 22, 3389, 5985, 5986.
-                  type: bool
                 in_policy:
                   description: True when the port is in the VM's JIT policy.
                   type: bool
@@ -424,7 +409,9 @@ ansible_facts:
                       (level, nsg, rule, priority, access; all V(null) without any NSG).
                   type: dict
                 levels:
-                  description: The verdict per level, subnet first then NIC (level, nsg, present, allowed, rule, priority, access).
+                  description:
+                    - The verdict of each level that has an NSG, subnet first then NIC - level, nsg, allowed, and the deciding
+                      rule and priority (V(null) when no rule matched, which only happens for partial Internet sources).
                   type: list
                   elements: dict
         policies:
@@ -453,8 +440,9 @@ ansible_facts:
             - JIT rules that no longer serve a purpose - allow rules with no active request (expired or revoked
               but still present), deny rules for VMs in no policy, deny rules for ports not in the policy, and
               (whole-subscription scope only) JIT rules whose destination is no VM behind that NSG.
-            - Same keys as RV(ansible_facts.azure_jit.virtual_machines[].jit_rules) plus vm_id, vm_name,
-              resource_group and reason.
+            - Same keys as RV(ansible_facts.azure_jit.virtual_machines[].jit_rules) plus description, vm_id, vm_name,
+              resource_group and reason (vm_id is V(null) for a rule whose destination is no VM; vm_name then comes from the
+              rule description).
           type: list
           elements: dict
           returned: always
@@ -550,11 +538,9 @@ ansible_facts:
               level: subnet
               name: MicrosoftDefenderForCloud-JITRule_1234567_0A1B2C3D4E5F60718293A4B5C6D7E8F9
               priority: 4096
-              access: Deny
               ports: [22]
               sources: ["*"]
               destination: [10.1.0.4]
-              description: MDC JIT Network Access rule for policy 'default' of VM 'web-1'.
               stale: false
             - kind: allow
               nsg: nsg-web
@@ -562,11 +548,9 @@ ansible_facts:
               level: subnet
               name: MicrosoftDefenderForCloud-JITRule-987654-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9
               priority: 100
-              access: Allow
               ports: [22]
               sources: [203.0.113.7]
               destination: [10.1.0.4]
-              description: MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'web-1'.
               stale: false
           nics:
             - name: web-1-nic
@@ -581,9 +565,6 @@ ansible_facts:
             - port: 22
               protocol: TCP
               nic: web-1-nic
-              private_ip: 10.1.0.4
-              public_ip: 20.50.0.11
-              management_port: true
               in_policy: true
               jit_protected: true
               internet_allowed: true
@@ -597,14 +578,10 @@ ansible_facts:
                 - {nsg: nsg-web, nsg_id: "/subscriptions/.../networkSecurityGroups/nsg-web", name: AllowSshAnywhere, priority: 200, level: subnet}
               decided_by: {level: subnet, nsg: nsg-web, rule: AllowSshAnywhere, priority: 200, access: Allow}
               levels:
-                - {level: subnet, nsg: nsg-web, present: true, allowed: true, rule: AllowSshAnywhere, priority: 200, access: Allow}
-                - {level: nic, nsg: null, present: false, allowed: true, rule: null, priority: null, access: null}
+                - {level: subnet, nsg: nsg-web, allowed: true, rule: AllowSshAnywhere, priority: 200}
             - port: 3389
               protocol: TCP
               nic: web-1-nic
-              private_ip: 10.1.0.4
-              public_ip: 20.50.0.11
-              management_port: true
               in_policy: false
               jit_protected: false
               internet_allowed: false
@@ -617,8 +594,7 @@ ansible_facts:
               bypass_rules: []
               decided_by: {level: subnet, nsg: nsg-web, rule: DenyAllInBound, priority: 65500, access: Deny}
               levels:
-                - {level: subnet, nsg: nsg-web, present: true, allowed: false, rule: DenyAllInBound, priority: 65500, access: Deny}
-                - {level: nic, nsg: null, present: false, allowed: true, rule: null, priority: null, access: null}
+                - {level: subnet, nsg: nsg-web, allowed: false, rule: DenyAllInBound, priority: 65500}
       policies:
         - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default
           name: default
@@ -632,12 +608,11 @@ ansible_facts:
           level: nic
           name: MicrosoftDefenderForCloud-JITRule-1111-0a1b2c3d-0000-0000-0000-000000000001
           priority: 100
-          access: Allow
           ports: [22]
           sources: ["*"]
           destination: [10.2.0.4]
-          description: MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'db-1'.
           stale: true
+          description: MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'db-1'.
           vm_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Compute/virtualMachines/db-1
           vm_name: db-1
           resource_group: rg-db

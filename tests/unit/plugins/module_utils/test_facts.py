@@ -383,7 +383,9 @@ def test_policy_ports_are_evaluated_with_their_protocol():
         (8443, "TCP"),
     ]
     assert not port(vm, 53)["exposed"]  # the allow rule is Tcp only
-    assert port(vm, 8443)["jit_protected"] and not port(vm, 8443)["management_port"]
+    assert port(vm, 8443)["jit_protected"] and port(vm, 8443)["in_policy"] and not port(vm, 22)["in_policy"]
+    # only levels that have an NSG are listed
+    assert [(level["level"], level["nsg"], level["allowed"]) for level in port(vm, 8443)["levels"]] == [("subnet", "nsg-sub", False)]
 
 
 def test_scope_filters():
