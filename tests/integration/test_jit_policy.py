@@ -367,3 +367,22 @@ def test_throttling_and_transient_errors_are_survived_cloud_errors_are_clean(arm
     assert result["error"]["request_id"] and result["error"]["request_id"] in result["msg"]
     assert "Traceback" not in result["msg"]
     assert armsim.state()["jit_policies"] == seed_policies
+
+
+def test_documented_examples_run(armsim):
+    """The module's EXAMPLES, run as written against armsim (the seed has the VMs they name)."""
+    import yaml
+
+    from ansible_collections.jitaccess.azure.plugins.modules import jit_policy
+
+    tasks = yaml.safe_load(jit_policy.EXAMPLES)
+    candidates = [vm("web-1"), vm("legacy-1"), vm("db-1", "rg-data")]
+    run = run_playbook(armsim, [{"hosts": "localhost", "gather_facts": False, "vars": {"candidates": candidates}, "tasks": tasks}])
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    statuses = [entry["status"] for entry in run.results]
+    assert statuses == ["ok"] * len(tasks), statuses
+    assert run.result(tasks[2]["name"])["skipped_virtual_machines"][0]["name"] == "legacy-1"
+    state = armsim.state()
+    # purge left web-1 alone in rg-web's policy, then the last example took it out: the policy is gone
+    assert policy_id().lower() not in policies(state)
+    assert list(policy_vms(state, policy_id("rg-app"))) == [vm_id("app-1", "rg-app").lower()]
