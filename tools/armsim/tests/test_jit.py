@@ -291,20 +291,22 @@ def test_initiate_raw_shape(arm):
 
 @pytest.mark.parametrize(
     ("vms", "status", "code"),
-    [
-        ([("win-1", [{"number": 22, "endTimeUtc": end()}])], 400, "InvalidInitiateInput"),
-        ([("web-1", [{"number": 80, "endTimeUtc": end()}])], 400, "InvalidInitiateInput"),
-        ([("web-1", [{"number": 22, "endTimeUtc": end(181)}])], 400, "InvalidInitiateInput"),
-        ([("web-1", [{"number": 22, "endTimeUtc": end(-1)}])], 400, "InvalidInitiateInput"),
+    [  # "endTimeUtc": minutes from now (computed when the test runs)
+        ([("win-1", [{"number": 22, "endTimeUtc": 60}])], 400, "InvalidInitiateInput"),
+        ([("web-1", [{"number": 80, "endTimeUtc": 60}])], 400, "InvalidInitiateInput"),
+        ([("web-1", [{"number": 22, "endTimeUtc": 181}])], 400, "InvalidInitiateInput"),
+        ([("web-1", [{"number": 22, "endTimeUtc": -1}])], 400, "InvalidInitiateInput"),
         ([("web-1", [{"number": 22}])], 400, "InvalidInitiateInput"),
-        ([("web-1", [{"number": 3389, "endTimeUtc": end(), "allowedSourceAddressPrefix": "1.2.3.4"}])], 400, "InvalidInitiateInput"),
-        ([("web-1", [{"number": 3389, "endTimeUtc": end()}])], 400, "InvalidInitiateInput"),  # caller 127.0.0.1 not in 10.0.0.0/8
-        ([("web-1", [{"number": 22, "endTimeUtc": end(), "allowedSourceAddressPrefix": "2001:db8::1"}])], 400, "InvalidInitiateInput"),
+        ([("web-1", [{"number": 3389, "endTimeUtc": 60, "allowedSourceAddressPrefix": "1.2.3.4"}])], 400, "InvalidInitiateInput"),
+        ([("web-1", [{"number": 3389, "endTimeUtc": 60}])], 400, "InvalidInitiateInput"),  # caller 127.0.0.1 not in 10.0.0.0/8
+        ([("web-1", [{"number": 22, "endTimeUtc": 60, "allowedSourceAddressPrefix": "2001:db8::1"}])], 400, "InvalidInitiateInput"),
+        ([("web-1", [{"number": 22, "endTimeUtc": 60}, {"number": 22, "endTimeUtc": 60}])], 400, "InvalidInitiateInput"),
         ([], 400, "InvalidInitiateInput"),
     ],
 )
 def test_initiate_validation(arm, vms, status, code):
     put_web1(arm)
+    vms = [(name, [{**p, "endTimeUtc": end(p["endTimeUtc"])} if "endTimeUtc" in p else p for p in ports]) for name, ports in vms]
     r = arm.policy("POST", initiate_body(*vms), action="/initiate")
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code
