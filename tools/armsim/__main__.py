@@ -36,6 +36,7 @@ def serve(args: argparse.Namespace) -> int:
             lro_retry_after=args.lro_retry_after,
             lro_in_progress=args.lro_in_progress,
             token_lifetime=args.token_lifetime,
+            state_dir=state_dir,
         )
     except (SeedError, OSError) as exc:
         print(f"armsim: cannot load seed {args.seed}: {exc}", file=sys.stderr)

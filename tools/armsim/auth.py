@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from armsim import certs
 from armsim.arm import ArmError
 from armsim.model import Principal, State
 
@@ -107,13 +108,23 @@ class Auth:
                 "to the wrong tenant.",
             )
         secret = form.get("client_secret")
-        if secret is None:
-            if form.get("client_assertion"):
-                return self.aad_error(401, "invalid_client", 700027, "Client assertion failed signature validation. (armsim supports client secrets only.)")
+        assertion = form.get("client_assertion")
+        if secret is None and assertion is None:
             return self.aad_error(
                 401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type."
             )
-        if not hmac.compare_digest(secret.encode(), principal.client_secret.encode()):
+        if assertion is not None:
+            if form.get("client_assertion_type") != certs.ASSERTION_TYPE:
+                return self.aad_error(400, "invalid_request", 90058, f"The request must contain client_assertion_type '{certs.ASSERTION_TYPE}'.")
+            if principal.certificate_pem is None:
+                return self.aad_error(
+                    401, "invalid_client", 700027, f"Client assertion contains an invalid signature. No certificate is registered on application '{client_id}'."
+                )
+            problem = certs.verify_assertion(assertion, principal.client_id, principal.certificate_pem)
+            if problem is not None:
+                code = 700024 if "time range" in problem else 700021 if "doesn't match" in problem else 700027
+                return self.aad_error(401, "invalid_client", code, problem)
+        elif principal.client_secret is None or not hmac.compare_digest(secret.encode(), principal.client_secret.encode()):
             return self.aad_error(
                 401,
                 "invalid_client",

@@ -51,11 +51,12 @@ def is_jit_rule_name(name: str) -> bool:
 @dataclass
 class Principal:
     client_id: str
-    client_secret: str
+    client_secret: str | None
     name: str
     object_id: str
     tenant_id: str
     role: str = "Owner"
+    certificate_pem: str | None = None  # certificate credential (public certificate, PEM)
 
 
 @dataclass

@@ -133,9 +133,14 @@ class _Builder:
 
     def _principal(self, p: dict, tenant_id: str) -> None:
         client_id = str(p.get("client_id") or DEFAULT_PRINCIPAL["client_id"])
+        certificate = _certificate(p.get("certificate")) if p.get("certificate") else None
+        secret = p.get("client_secret")
+        if secret is None and certificate is None:
+            secret = DEFAULT_PRINCIPAL["client_secret"]
         self.state.principals[client_id.lower()] = Principal(
             client_id=client_id,
-            client_secret=str(p.get("client_secret") or DEFAULT_PRINCIPAL["client_secret"]),
+            client_secret=str(secret) if secret is not None else None,
+            certificate_pem=certificate,
             name=str(p.get("name") or client_id),
             object_id=str(p.get("object_id") or model.stable_uuid("principal", client_id)),
             tenant_id=tenant_id,
@@ -339,6 +344,22 @@ class _Builder:
             jit.put_policy(s, rg.name, location, str(p.get("name") or "default"), body, now=now)
         except jit.ArmError as exc:
             raise SeedError(f"jit policy {p.get('name')!r}: {exc.code}: {exc.message}") from exc
+
+
+def _certificate(value: Any) -> str:
+    """A principal's ``certificate``: PEM text or the path of a PEM file -> the certificate PEM."""
+    text = str(value)
+    if "-----BEGIN" not in text:
+        try:
+            with open(text, encoding="ascii") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise SeedError(f"principal certificate {value!r}: {exc}") from exc
+    begin = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find("-----END CERTIFICATE-----")
+    if begin < 0 or end < 0:
+        raise SeedError(f"principal certificate {value!r}: no PEM certificate found")
+    return text[begin : end + len("-----END CERTIFICATE-----")] + "\n"
 
 
 def _seed_port(port: Any) -> dict:

@@ -7,10 +7,13 @@ subscription -> route -> handler (under ``App.lock``, after processing due JIT e
 
 import collections
 import contextlib
+import copy
 import logging
+import os
 import re
 import socket
 import ssl
+import tempfile
 import threading
 import time
 import uuid
@@ -18,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from armsim import admin, compute, jit, network, resources, seed
+from armsim import admin, certs, compute, jit, network, resources, seed
 from armsim.arm import ArmError, Ctx, Operations, Request, Response, error_response, json_response
 from armsim.auth import Auth
 from armsim.clock import Clock, http_date
@@ -211,8 +214,10 @@ class App:
         lro_retry_after: int = 1,
         lro_in_progress: float = 0.5,
         token_lifetime: int = 3599,
+        state_dir: str | None = None,
     ) -> None:
-        self.seed_data = seed.load(seed_source)
+        self.seed_data = copy.deepcopy(seed.load(seed_source))
+        self.certificate_paths = self._generate_certificates(state_dir or tempfile.gettempdir())
         self.clock = Clock()
         self.lock = threading.RLock()
         self.state = seed.build_state(self.seed_data, self.clock.now())
@@ -233,6 +238,20 @@ class App:
             (method, re.compile(pattern, re.IGNORECASE), handler)
             for method, pattern, handler in resources.ROUTES + network.ROUTES + compute.ROUTES + jit.ROUTES
         ]
+
+    def _generate_certificates(self, directory: str) -> dict[str, str]:
+        """Principals with ``certificate: generate`` get a new key + certificate, written as PEM."""
+        paths = {}
+        principals = list(self.seed_data.get("principals") or [])
+        for tenant in self.seed_data.get("extra_tenants") or []:
+            principals += tenant.get("principals") or []
+        for p in principals:
+            if str(p.get("certificate", "")).lower() == "generate":
+                client_id = str(p["client_id"])
+                path = os.path.join(directory, f"principal-{client_id}.pem")
+                p["certificate"] = certs.generate(path, str(p.get("name") or client_id))
+                paths[client_id] = path
+        return paths
 
     def set_base_url(self, base_url: str) -> None:
         self.arm_url = base_url
@@ -569,7 +588,8 @@ class ArmSimServer:
 
     def ready_info(self) -> dict:
         state = self.app.state
-        principal = next(p for p in state.principals.values() if p.tenant_id.lower() == state.tenant_id.lower())
+        principals = [p for p in state.principals.values() if p.tenant_id.lower() == state.tenant_id.lower()]
+        principal = next((p for p in principals if p.client_secret), principals[0])
         base = self.app.arm_url
         return {
             "arm_url": base,
@@ -583,6 +603,7 @@ class ArmSimServer:
             "admin_url": f"http://{self.admin.server_address[0]}:{self.admin.server_address[1]}",
             "authority": f"{base}/{state.tenant_id}",
             "gates": self.app.gates.ports(),
+            "certificates": dict(self.app.certificate_paths),
             "apply_delay": self.app.apply_delay,
             "page_size": self.app.page_size,
         }

@@ -183,6 +183,19 @@ class ArmSim:
             connection_verify=i["ca_bundle"],
         )
 
+    def certificate_credential(self, client_id: str, tenant: str | None = None) -> Any:
+        """CertificateCredential for a principal seeded with ``certificate: generate``."""
+        from azure.identity import CertificateCredential
+
+        return CertificateCredential(
+            tenant or self.info["tenant_id"],
+            client_id,
+            certificate_path=self.info["certificates"][client_id],
+            authority=self.info["login_url"],
+            disable_instance_discovery=True,
+            connection_verify=self.info["ca_bundle"],
+        )
+
     def client_kwargs(self) -> dict:
         arm = self.info["arm_url"]
         return {"base_url": arm, "credential_scopes": [arm + "/.default"], "connection_verify": self.info["ca_bundle"]}

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import time
 
 import pytest
@@ -166,3 +167,31 @@ def test_token_and_metadata_not_counted(sim, arm):
     requests.get(sim.info["metadata_url"], verify=sim.info["ca_bundle"])
     stats = sim.stats()
     assert stats["requests"] == 0 and stats["token_requests"] == 1
+
+
+def test_certificate_credential():
+    from conftest import SEED
+
+    seed = {**SEED, "principals": [*SEED["principals"], {"client_id": "44444444-4444-4444-4444-444444444444", "certificate": "generate", "name": "cert-app"}]}
+    with ArmSim(seed) as sim:
+        cert_id = "44444444-4444-4444-4444-444444444444"
+        assert sim.info["client_id"] == CLIENT_ID and os.path.exists(sim.info["certificates"][cert_id])
+        _, _, _, compute = sim.sdk_clients(credential=sim.certificate_credential(cert_id))
+        assert len(list(compute.virtual_machines.list_all())) == 6
+        arm = Arm(sim)
+        assert arm.token(cert_id, "a-secret").status_code == 401  # no secret registered
+        # a certificate the application does not have
+        other = sim.info["certificates"][cert_id] + ".other.pem"
+        from armsim import certs
+
+        certs.generate(other, "intruder")
+        from azure.identity import CertificateCredential
+
+        bad = CertificateCredential(
+            TENANT, cert_id, certificate_path=other, authority=sim.info["login_url"], disable_instance_discovery=True, connection_verify=sim.info["ca_bundle"]
+        )
+        with pytest.raises(ClientAuthenticationError) as exc:
+            bad.get_token(sim.info["arm_url"] + "/.default")
+        assert "AADSTS700027" in str(exc.value)
+        secret_app = sim.credential()  # principals with secrets still work
+        assert secret_app.get_token(sim.info["arm_url"] + "/.default").token
