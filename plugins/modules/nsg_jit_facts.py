@@ -24,7 +24,7 @@ description:
   - Returns only C(ansible_facts.azure_jit). See RV(ansible_facts.azure_jit) for the layout and
     C(docs/nsg_jit_facts.md) in the collection for how to read it.
 author:
-  - jitaccess.azure contributors
+  - jitaccess.azure contributors (@jitaccess)
 extends_documentation_fragment:
   - jitaccess.azure._auth
   - jitaccess.azure._attributes
@@ -154,7 +154,7 @@ ansible_facts:
           returned: always
           sample: "2026-11-21T10:00:00Z"
         scope:
-          description: The filters used; RV(ansible_facts.azure_jit.scope.whole_subscription) when none.
+          description: The filters used (C(whole_subscription) is true when no filter was given).
           type: dict
           returned: always
           sample:
