@@ -55,6 +55,11 @@ armsim-test: venv
 integration: install
 	$(BIN)/pytest -q tests/integration
 
+# Molecule scenarios (extensions/molecule): each starts its own armsim. `make test` runs them too,
+# through tests/integration/test_roles_molecule.py.
+molecule: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test --all
+
 # Everything, ending with one pytest run whose summary line is the last thing printed.
 test: lint sanity install
 	$(BIN)/pytest -n 2 --dist loadfile tests/unit tools/armsim/tests tests/integration
