@@ -231,9 +231,8 @@ def _rule_ref(nsg, rule):
 
 
 def _rule_ports(rule):
-    return sorted(
-        {low if low == high else f"{low}-{high}" for low, high in rule.destination_ranges}, key=lambda item: (int(str(item).split("-")[0]), str(item))
-    )
+    """Destination ports: numbers, ``"low-high"`` strings for ranges, sorted by low end."""
+    return [low if low == high else f"{low}-{high}" for low, high in sorted(set(rule.destination_ranges))]
 
 
 def _covering(nsg, address, port, protocol):
