@@ -188,12 +188,13 @@ def validate_policy(state: State, this_id: str, location: str, body: Any) -> tup
                 "VirtualMachineNotSupported",
                 f"Virtual machine '{vm_id}' has no network security group on its network interfaces or subnets; Just-in-time access cannot be enabled.",
             )
-        for other in state.policies.values():
-            if other.id.lower() != this_id.lower() and any(v["id"].lower() == vm_id.lower() for v in other.virtual_machines):
-                raise _bad(
-                    "VirtualMachineInMultiplePolicies",
-                    f"Virtual machine '{vm_id}' is already configured in Just-in-time policy '{other.id}'. A virtual machine can belong to one policy only.",
-                )
+        owner = state.vm_policy.get(vm_id.lower())
+        if owner is not None and owner != this_id.lower():
+            other = state.policies[owner]
+            raise _bad(
+                "VirtualMachineInMultiplePolicies",
+                f"Virtual machine '{vm_id}' is already configured in Just-in-time policy '{other.id}'. A virtual machine can belong to one policy only.",
+            )
         ports_raw = raw.get("ports")
         if not isinstance(ports_raw, list) or not ports_raw:
             raise _bad("InvalidRequestContent", f"Virtual machine '{vm_id}': 'ports' must be a non-empty array.")
@@ -345,6 +346,10 @@ def put_policy(state: State, rg: str, location: str, name: str, body: Any, *, no
         policy.kind = kind
         policy.virtual_machines = vms
     new_vms = {v["id"].lower(): v for v in vms}
+    for vm_key in old_vms:
+        state.vm_policy.pop(vm_key, None)
+    for vm_key in new_vms:
+        state.vm_policy[vm_key] = pid.lower()
     for vm_key, old in old_vms.items():
         vm = state.vms.get(vm_key)
         if vm is None:
@@ -374,6 +379,8 @@ def delete_policy(state: State, policy: JitPolicy) -> None:
         _remove_rules(state, vm, policy.name, "Deny")
         for port in _active_ports(policy, vm.id):
             _delete_allow_rules(state, port)
+    for entry in policy.virtual_machines:
+        state.vm_policy.pop(entry["id"].lower(), None)
     del state.policies[policy.id.lower()]
 
 

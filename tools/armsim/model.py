@@ -278,6 +278,7 @@ class State:
         self.public_ips: dict[str, PublicIp] = {}
         self.vms: dict[str, Vm] = {}
         self.policies: dict[str, JitPolicy] = {}
+        self.vm_policy: dict[str, str] = {}  # lower VM id -> lower id of the policy that has it
         self.next_expiry: float | None = None  # earliest endTime of an active JIT port
 
     # lookups -----------------------------------------------------------------------------------

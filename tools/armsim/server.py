@@ -442,6 +442,11 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "armsim"
     sys_version = ""
     timeout = 120  # idle keep-alive connections are closed after this
+    # One buffered write per answer (flushed by handle_one_request) and no Nagle delay: without
+    # these, headers and body go out as two small segments and every keep-alive request waits
+    # for the peer's delayed ACK (~40 ms).
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._dispatch()
