@@ -203,23 +203,6 @@ def test_absent_then_policy_deleted_when_empty(armsim):
     assert {r["name"] for r in nsg_rules(state, "nsg-web-subnet")} == {"AllowHttps", "AllowSshFromCorp"}
 
 
-def test_purge_keeps_only_named_vms_and_other_policies(armsim):
-    run_module(armsim, "jit_policy", {"virtual_machines": [vm("app-1", "rg-app")]})
-    armsim.reset_stats()
-    result = run_module(armsim, "jit_policy", {"virtual_machines": [vm("web-1")], "purge_virtual_machines": True})
-    assert result["changed"] is True
-    assert result["policies"][0]["changes"] == {
-        "added": [vm_id("web-1").lower()],
-        "changed": [],
-        "removed": [vm_id("other-1").lower(), vm_id("other-2").lower()],
-    }
-    state = armsim.state()
-    assert list(policy_vms(state)) == [vm_id("web-1").lower()]
-    assert deny_rules(state, "nsg-web-subnet", "other-1") == [] and deny_rules(state, "nsg-web-subnet", "other-2") == []
-    assert list(policy_vms(state, policy_id("rg-app"))) == [vm_id("app-1", "rg-app").lower()]  # another policy: untouched
-    assert ops(armsim.stats(), PUT) == 1
-
-
 def test_three_resource_groups_two_regions_one_put_per_policy_and_skip_unsupported(armsim):
     args = {
         "virtual_machines": [vm("web-1"), vm("web-2"), vm("legacy-1"), vm("app-1", "rg-app"), vm("db-1", "rg-data"), vm("db-2", "rg-data")],
@@ -382,6 +365,13 @@ def test_documented_examples_run(armsim):
     statuses = [entry["status"] for entry in run.results]
     assert statuses == ["ok"] * len(tasks), statuses
     assert run.result(tasks[2]["name"])["skipped_virtual_machines"][0]["name"] == "legacy-1"
+    # purge: only rg-web's policy is rewritten, keeping web-1 alone; rg-app's policy is not touched
+    (purged,) = run.result(tasks[3]["name"])["policies"]
+    assert purged["id"] == policy_id() and [e["id"] for e in purged["virtual_machines"]] == [vm_id("web-1")]
+    assert purged["changes"]["removed"] == sorted(vm_id(n).lower() for n in ("other-1", "other-2", "web-2"))
+    assert purged["changes"]["changed"] == [vm_id("web-1").lower()]  # back to the OS default ports
+    stats = armsim.stats()
+    assert ops(stats, PUT) == 4 and ops(stats, DELETE) == 1  # 2 policies + 1 + 1 (purge), none in check mode, then the DELETE
     state = armsim.state()
     # purge left web-1 alone in rg-web's policy, then the last example took it out: the policy is gone
     assert policy_id().lower() not in policies(state)
