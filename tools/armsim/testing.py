@@ -36,10 +36,10 @@ class ArmSim:
     def __init__(
         self,
         seed: str | os.PathLike | dict,
-        *,
         apply_delay: float = 0,
         page_size: int | None = None,
         extra_args: tuple | list = (),
+        *,
         timeout: float = 30.0,
         python: str | None = None,
     ) -> None:

@@ -195,3 +195,27 @@ def test_certificate_credential():
         assert "AADSTS700027" in str(exc.value)
         secret_app = sim.credential()  # principals with secrets still work
         assert secret_app.get_token(sim.info["arm_url"] + "/.default").token
+
+
+def test_design_recipe_with_env_ca_and_metadata(sim, monkeypatch):
+    """The recipe of DESIGN.md: REQUESTS_CA_BUNDLE only, endpoints taken from the metadata URL."""
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.security import SecurityCenter
+
+    for key, value in sim.env().items():
+        monkeypatch.setenv(key, value)
+    meta = requests.get(sim.info["metadata_url"]).json()  # verified through REQUESTS_CA_BUNDLE
+    arm_url = meta["resourceManager"].rstrip("/")
+    cred = ClientSecretCredential(
+        os.environ["AZURE_TENANT"],
+        os.environ["AZURE_CLIENT_ID"],
+        os.environ["AZURE_SECRET"],
+        authority=meta["authentication"]["loginEndpoint"],
+        disable_instance_discovery=True,
+    )
+    kwargs = {"base_url": arm_url, "credential_scopes": [meta["authentication"]["audiences"][0].rstrip("/") + "/.default"]}
+    sub = os.environ["AZURE_SUBSCRIPTION_ID"]
+    assert len(list(NetworkManagementClient(cred, sub, **kwargs).network_security_groups.list_all())) == 5
+    assert list(SecurityCenter(cred, sub, **kwargs).jit_network_access_policies.list()) == []
+    assert len(list(ComputeManagementClient(cred, sub, **kwargs).virtual_machines.list_all())) == 6
