@@ -65,7 +65,7 @@ test: lint sanity install
 	$(BIN)/pytest -n 2 --dist loadfile tests/unit tools/armsim/tests tests/integration
 
 demo: install
-	@echo "make demo: the demo playbooks arrive with the roles (issue 7); armsim is in tools/armsim."
+	demo/run.sh
 
 clean:
 	rm -rf $(BUILD) tests/output
