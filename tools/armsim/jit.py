@@ -11,7 +11,7 @@ import zlib
 from typing import Any
 
 from armsim import model, nsgeval
-from armsim.arm import ArmError, Ctx, Response, json_response, rg_not_found
+from armsim.arm import ArmError, Ctx, Response, dumps, json_response, rg_not_found
 from armsim.clock import iso, parse_duration, parse_iso
 from armsim.model import JitPolicy, JitRequest, JitRequestPort, JitRequestVm, Nsg, Rule, State, Vm
 
@@ -350,7 +350,7 @@ def put_policy(state: State, rg: str, location: str, name: str, body: Any, *, no
         state.vm_policy.pop(vm_key, None)
     for vm_key in new_vms:
         state.vm_policy[vm_key] = pid.lower()
-    for vm_key, old in old_vms.items():
+    for vm_key in old_vms:
         vm = state.vms.get(vm_key)
         if vm is None:
             continue
@@ -363,7 +363,6 @@ def put_policy(state: State, rg: str, location: str, name: str, body: Any, *, no
         for port in _active_ports(policy, vm.id):
             if port.number not in kept:
                 _delete_allow_rules(state, port)
-        del old  # only the keys matter
     for entry in vms:
         vm = state.vms[entry["id"].lower()]
         _sync_deny_rules(state, policy, vm, [p["number"] for p in entry["ports"]])
@@ -595,8 +594,6 @@ def _policies(ctx: Ctx, rg: str | None = None, loc: str | None = None) -> list[J
 
 
 def _render(p: JitPolicy) -> bytes:
-    from armsim.arm import dumps
-
     return dumps(policy_json(p))
 
 
