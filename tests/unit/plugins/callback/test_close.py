@@ -14,7 +14,7 @@ NSG_NIC = NET + "/networkSecurityGroups/nsg-nic"
 GUID = "0123456789abcdef0123456789abcdef"
 
 
-def rule(name, priority, access, source, dest, ports, description=""):
+def rule(name, priority, access, source, dest, ports, description=""):  # noqa: PLR0917
     return {
         "name": name,
         "properties": {
@@ -90,7 +90,7 @@ def test_source_port_and_vm_select_exactly_the_allow_rules():
 
 
 def test_no_source_closes_every_source_but_never_deny_or_other_rules():
-    planned, _ = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A.upper(), "ports": None, "sources": None}])
+    planned, _unknown = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A.upper(), "ports": None, "sources": None}])
     assert names(planned) == [("nsg-nic", "6"), ("nsg-subnet", "1"), ("nsg-subnet", "2"), ("nsg-subnet", "4")]
     assert all("JITRule-" in item["rule_name"] for item in planned)
 
@@ -98,7 +98,7 @@ def test_no_source_closes_every_source_but_never_deny_or_other_rules():
 def test_port_dicts_single_port_and_source_string_forms():
     target = {"id": VM_A, "port": {"number": 3389}, "source": "203.0.113.7"}
     assert _close.normalize_target(target) == {"vm_id": VM_A, "ports": [3389], "sources": ["203.0.113.7"]}
-    planned, _ = _close.plan_close(topology(), nsgs(), [target])
+    planned, _unknown = _close.plan_close(topology(), nsgs(), [target])
     assert names(planned) == [("nsg-subnet", "4")]
 
 
@@ -111,7 +111,7 @@ def test_unknown_vm_is_reported_and_nothing_planned():
 def test_allow_rule_with_wildcard_destination_is_never_selected():
     data = nsgs()
     data[NSG_NIC.lower()]["properties"]["securityRules"] = [allow(9, 100, "203.0.113.7", "*", 22)]
-    planned, _ = _close.plan_close(topology(), data, [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
+    planned, _unknown = _close.plan_close(topology(), data, [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
     assert names(planned) == [("nsg-subnet", "1")]
 
 
@@ -146,7 +146,7 @@ class FakeClients:
 
 
 def test_delete_rules_starts_every_deletion_before_waiting_and_reports_failures():
-    planned, _ = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
+    planned, _unknown = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
     fake = FakeRules(fail_on=(planned[1]["rule_name"],))
     errors = []
 
