@@ -2,7 +2,9 @@
 
 The repository root *is* the collection, but Python (and Ansible) only find it under an
 ``ansible_collections/<namespace>/<name>`` directory. A symlink under ``.build/`` gives it that
-shape without copying, and ``tools/`` goes on the path for ``armsim``.
+shape without copying. ``tools/`` goes on the path for ``armsim`` and ``tests/integration`` for the
+shared ``harness`` (pytest runs with ``--import-mode=importlib``, so test files with the same
+basename in different suites do not clash).
 """
 
 import contextlib
@@ -18,6 +20,6 @@ if not os.path.exists(LINK):
     with contextlib.suppress(FileExistsError):  # another xdist worker made it first
         os.symlink(ROOT, LINK)
 
-for path in (COLLECTIONS_ROOT, os.path.join(ROOT, "tools")):
+for path in (COLLECTIONS_ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tests", "integration")):
     if path not in sys.path:
         sys.path.insert(0, path)

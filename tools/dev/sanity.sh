@@ -4,7 +4,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$root/.venv"
-dest="$root/.build/sanity/ansible_collections/jitaccess/azure"
+# A private copy per run, so parallel runs never clobber each other.
+work=$(mktemp -d "$root/.build/sanity.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/jitaccess/azure"
 
 # Seed ansible-test's pip bootstrap cache with our ensurepip-based script (see get_pip.py).
 pip_version=$("$venv/bin/python" - <<'PY'
@@ -17,7 +20,6 @@ mkdir -p "$(dirname "$cache")"
 cp "$root/tools/dev/get_pip.py" "$cache"
 
 # Copy what git knows (tracked + untracked, not ignored); dev-only tooling is linted by ruff instead.
-rm -rf "$dest"
 mkdir -p "$dest"
 cd "$root"
 git ls-files -co --exclude-standard -z \

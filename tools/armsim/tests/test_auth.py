@@ -9,7 +9,7 @@ import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
-from conftest import CLIENT_ID, OTHER_ID, OTHER_TENANT, READER_ID, SECRET, SUB, TENANT, Arm
+from simtest import CLIENT_ID, OTHER_ID, OTHER_TENANT, READER_ID, SECRET, SUB, TENANT, Arm
 
 from armsim.testing import ArmSim
 
@@ -127,7 +127,7 @@ def test_reader_cannot_write(arm, sim):
 
 
 def test_expired_token_is_rejected(tmp_path):
-    from conftest import SEED
+    from simtest import SEED
 
     with ArmSim(SEED, extra_args=("--token-lifetime", "1")) as short:
         arm = Arm(short)
@@ -170,7 +170,7 @@ def test_token_and_metadata_not_counted(sim, arm):
 
 
 def test_certificate_credential():
-    from conftest import SEED
+    from simtest import SEED
 
     seed = {**SEED, "principals": [*SEED["principals"], {"client_id": "44444444-4444-4444-4444-444444444444", "certificate": "generate", "name": "cert-app"}]}
     with ArmSim(seed) as sim:

@@ -2,7 +2,7 @@
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from conftest import SUB, vm_id
+from simtest import SUB, vm_id
 
 
 def _power(vm) -> str:

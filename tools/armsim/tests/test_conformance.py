@@ -11,7 +11,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import CLIENT_ID, SECRET, TENANT, Arm
+from simtest import CLIENT_ID, SECRET, TENANT, Arm
 
 from armsim.testing import ArmSim
 

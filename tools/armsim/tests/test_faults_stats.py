@@ -4,7 +4,7 @@ import time
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-from conftest import SUB, policy_body, port
+from simtest import SUB, policy_body, port
 
 from armsim.server import operation_name
 from armsim.testing import ArmSimError

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import yaml
-from conftest import TOOLS
+from simtest import TOOLS
 
 from armsim import fleet, seed
 from armsim.testing import ArmSim

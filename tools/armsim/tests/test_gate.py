@@ -4,7 +4,7 @@ import socket
 import threading
 
 import pytest
-from conftest import SEED, policy_body, port, vm_id
+from simtest import SEED, policy_body, port, vm_id
 
 from armsim.testing import ArmSim
 

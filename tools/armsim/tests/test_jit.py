@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.security.v2020_01_01 import models as m
-from conftest import SEED, SUB, policy_body, port, vm_id, wait_for
+from simtest import SEED, SUB, policy_body, port, vm_id, wait_for
 
 from armsim import seed
 

@@ -2,7 +2,7 @@
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from conftest import NET_API, SUB, wait_for
+from simtest import NET_API, SUB, wait_for
 
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.Network"
 NSG = RG + "/networkSecurityGroups/nsg-web"
