@@ -39,8 +39,8 @@ def test_open_configure_close_whole_play(armsim, tmp_path):
     waits = [entry for entry in run.results if entry["task"] == "Wait until each host's port answers from the controller"]
     assert sorted(entry["host"] for entry in waits if entry["status"] == "ok") == ["app-1", "app-2", "app-3", "db-1"]
     gates = armsim.gates()
-    assert all(gates["%s:22" % name]["admitted"] >= 1 for name, _ in HOSTS), gates
-    for name, _ in HOSTS:
+    assert all(gates["%s:22" % name]["admitted"] >= 1 for name, _group in HOSTS), gates
+    for name, _group in HOSTS:
         assert (tmp_path / ("%s.txt" % name)).read_text().startswith("configured through JIT access")
 
     closed = run.result("Close JIT access for every VM of the batch now")

@@ -51,7 +51,7 @@ def test_audit_reports_and_writes_nothing(armsim, tmp_path):
 
 
 def test_scope_and_name_patterns(armsim, tmp_path):
-    _, report, _ = fleet(armsim, tmp_path, jit_fleet_resource_groups=["rg-win", "rg-web"], jit_fleet_name_patterns=["win-?", "web-[12]"])
+    _run, report, _markdown = fleet(armsim, tmp_path, jit_fleet_resource_groups=["rg-win", "rg-web"], jit_fleet_name_patterns=["win-?", "web-[12]"])
     assert sorted(vm["name"] for vm in report["candidates"]) == ["win-1", "win-2"]  # [12] is literal, not a class
     reasons = {vm["name"]: vm["reason"] for vm in report["skipped"]}
     assert reasons["web-1"] == "name matches none of win-?, web-[12]"
@@ -61,7 +61,7 @@ def test_scope_and_name_patterns(armsim, tmp_path):
 
 def test_enforce_writes_one_put_per_policy_and_rerun_writes_nothing(armsim, tmp_path):
     denies_before = jit_rules(armsim, "deny")
-    _, report, markdown = fleet(armsim, tmp_path, jit_fleet_mode="enforce")
+    _run, report, markdown = fleet(armsim, tmp_path, jit_fleet_mode="enforce")
     ops = armsim.stats()["by_operation"]
     assert ops.get("PUT jitNetworkAccessPolicies") == 3  # rg-web, rg-win (new), rg-db (db-2 added)
     assert armsim.stats()["writes"] == 3
@@ -76,7 +76,7 @@ def test_enforce_writes_one_put_per_policy_and_rerun_writes_nothing(armsim, tmp_
     assert "Enforce mode: 3 JIT policies written." in markdown and "AllowSshAnywhere (priority 200 on nsg-web)" in markdown
 
     armsim.reset_stats()
-    _, again, markdown = fleet(armsim, tmp_path, jit_fleet_mode="enforce")
+    _run, again, markdown = fleet(armsim, tmp_path, jit_fleet_mode="enforce")
     assert armsim.stats()["writes"] == 0
     assert not again["changed"] and again["policies_written"] == 0 and again["candidates"] == []
     assert again["coverage"]["before"]["configured"] == 6
