@@ -7,6 +7,7 @@ A test module sets ``ARMSIM_SEED`` (a dict, or a path to a seed YAML) and option
 import os
 
 import pytest
+
 from armsim.testing import ArmSim
 
 SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")

@@ -85,7 +85,7 @@ def run_playbook(armsim, plays, *, check=False, diff=False, extra_vars=None, env
         if extra_vars:
             command += ["-e", json.dumps(extra_vars)]
         run_env = ansible_env(armsim, dict(env or {}, RECORD_RESULTS_PATH=record))
-        proc = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+        proc = subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=timeout, cwd=tmp, check=False)
         results = []
         if os.path.exists(record):
             with open(record, encoding="utf-8") as stream:

@@ -223,7 +223,7 @@ def test_check_mode_then_nic_only_subnet_only_and_windows_ports(armsim):
 
 
 def test_forty_vms_three_policies_three_initiates(armsim):
-    vms = [vm_ref("%s-%02d" % (group[-1], n), group) for group, (_, count) in FLEET.items() for n in range(count)]
+    vms = [vm_ref("%s-%02d" % (group[-1], n), group) for group, (dummy, count) in FLEET.items() for n in range(count)]
     result = run(armsim, task("open", {"virtual_machines": vms, "ports": [22], "source_address_prefixes": ["198.51.100.10"], "duration": "15m"}))
     opened = ok(result, "open")
     stats = armsim.stats()
@@ -288,7 +288,7 @@ def test_close_removes_exactly_the_allow_rules(armsim):
             if not name.startswith(JIT_ALLOW_PREFIX):
                 assert current[name] == seed_state[nsg_name][name]
     # Azure keeps the request record with its original end time: there is no revoke API.
-    ((_, record),) = request_ports(state, "both-1", 22)
+    ((dummy, record),) = request_ports(state, "both-1", 22)
     assert record["status"] == "Initiated" and record["endTimeUtc"].startswith(opened["virtual_machines"][0]["ports"][0]["end_time_utc"][:19])
 
 
@@ -317,7 +317,7 @@ def test_expiry_removes_rules_and_a_new_open_initiates(armsim):
     armsim.advance(11 * 60)
     state = armsim.state()
     assert allow_rules(state, "nsg-subnet-only") == {}
-    ((_, record),) = request_ports(state, "sub-1", 22)
+    ((dummy, record),) = request_ports(state, "sub-1", 22)
     assert (record["status"], record["statusReason"]) == ("Revoked", "Expired")
     reopened = ok(run(armsim, task("open", args)), "open")
     assert reopened["changed"] is True and ops(armsim)["POST initiate"] == 2
@@ -341,8 +341,8 @@ def test_refusals_change_nothing(armsim):
         "star": ({"virtual_machines": both, "source_address_prefixes": ["*"]}, ["'*'", "allow_any_source"]),
         "internet": ({"virtual_machines": both, "source_address_prefixes": ["Internet"]}, ["Internet", "allow_any_source"]),
     }
-    result = run(armsim, *[task(name, args, ignore_errors=True) for name, (args, _) in cases.items()])
-    for name, (_, fragments) in cases.items():
+    result = run(armsim, *[task(name, args, ignore_errors=True) for name, (args, dummy) in cases.items()])
+    for name, (_args, fragments) in cases.items():
         outcome = result.result(name)
         assert outcome.get("failed") is True, (name, outcome)
         for fragment in fragments:

@@ -90,7 +90,7 @@ def test_resolve_by_name_or_id_reports_all_unknown_and_duplicates():
     resolved = _topology.resolve_vms(
         [{"name": "BOTH", "resource_group": "RG-WEB"}, {"id": RG + "/providers/Microsoft.Compute/virtualMachines/bare"}], topology, SUB
     )
-    assert [record["name"] for _, record in resolved] == ["both", "bare"]
+    assert [record["name"] for dummy, record in resolved] == ["both", "bare"]
     with pytest.raises(JitValidationError, match="not found in subscription .*: .*/ghost1, .*/ghost2"):
         _topology.resolve_vms([{"name": "ghost1", "resource_group": "rg-web"}, {"name": "ghost2", "resource_group": "rg-web"}], topology, SUB)
     with pytest.raises(JitValidationError, match="listed twice"):

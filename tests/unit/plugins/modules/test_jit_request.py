@@ -154,8 +154,8 @@ def test_allow_rules_match_port_destination_and_source():
         rule("AllowHttps", 300, "443", source="*"),
         rule("MicrosoftDefenderForCloud-JITRule-5-BBBB", 102, "22", dest="10.1.0.99"),
     )
-    assert [r.name for r, _ in jr.allow_rules(group, "10.1.0.4", 22)] == [ALLOW, ALLOW2]
-    assert [r.name for r, _ in jr.allow_rules(group, "10.1.0.4", 22, ["203.0.113.7/32"])] == [ALLOW]
+    assert [r.name for r, dummy in jr.allow_rules(group, "10.1.0.4", 22)] == [ALLOW, ALLOW2]
+    assert [r.name for r, dummy in jr.allow_rules(group, "10.1.0.4", 22, ["203.0.113.7/32"])] == [ALLOW]
     assert jr.allow_rules(group, "10.1.0.4", 3389) == []
 
 
@@ -168,17 +168,17 @@ def test_access_on_path_reports_missing_and_excludes_baseline():
     assert missing == [(NSG_NIC, "10.1.0.4")]
     baseline = jr.baseline_fingerprints(jr.vm_paths(record()), index(subnet, nic), 22)
     assert baseline == {(ALLOW.lower(), 'W/"1"')}
-    _, missing = jr.access_on_path(jr.vm_paths(record(nic_nsg=None)), index(subnet), 22, None, exclude=baseline)
+    dummy, missing = jr.access_on_path(jr.vm_paths(record(nic_nsg=None)), index(subnet), 22, None, exclude=baseline)
     assert missing == [(NSG_SUBNET, "10.1.0.4")]
     # the same rule rewritten (new etag) counts as the new request's rule
     rewritten = nsg(NSG_SUBNET, rule(ALLOW, 100, "22", etag='W/"2"'))
-    _, missing = jr.access_on_path(jr.vm_paths(record(nic_nsg=None)), index(rewritten), 22, None, exclude=baseline)
+    dummy, missing = jr.access_on_path(jr.vm_paths(record(nic_nsg=None)), index(rewritten), 22, None, exclude=baseline)
     assert missing == []
 
 
 def test_backoff_grows_to_a_cap():
     delays = jr.backoff_delays()
-    values = [next(delays) for _ in range(14)]
+    values = [next(delays) for dummy in range(14)]
     assert values[:4] == [0.5, 0.5, 0.5, 0.75]
     assert values == sorted(values)
     assert values[-1] == 10.0
@@ -207,9 +207,9 @@ def test_rules_to_close_takes_only_jit_allow_rules_of_the_vm():
     by_port, skipped = jr.rules_to_close(record(), index(subnet, nic), ports=[22])
     assert {port: [(n, r.name) for n, r in rules] for port, rules in by_port.items()} == {22: [(NSG_SUBNET, ALLOW), (NSG_NIC, ALLOW)]}
     assert skipped == []
-    by_port, _ = jr.rules_to_close(record(), index(subnet, nic))
+    by_port, dummy = jr.rules_to_close(record(), index(subnet, nic))
     assert sorted(by_port) == [22, 3389]
-    by_port, _ = jr.rules_to_close(record(), index(subnet, nic), ports=[22], sources=["198.51.100.1"])
+    by_port, dummy = jr.rules_to_close(record(), index(subnet, nic), ports=[22], sources=["198.51.100.1"])
     assert by_port == {22: []}
 
 
@@ -219,7 +219,7 @@ def test_rules_to_close_skips_rules_that_would_close_more():
     subnet = nsg(NSG_SUBNET, shared, wide)
     by_port, skipped = jr.rules_to_close(record(nic_nsg=None), index(subnet), ports=[22])
     assert by_port == {22: []}
-    reasons = {name: reason for _, name, reason in skipped}
+    reasons = {name: reason for dummy, name, reason in skipped}
     assert "other destinations" in reasons[ALLOW]
     assert "ports not asked for" in reasons[ALLOW2]
 
