@@ -1,0 +1,657 @@
+# Copyright (c) jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``make bench``: this collection against the naive per-VM approach, on armsim fleets.
+
+    PYTHONPATH=tools .venv/bin/python bench/run.py [--quick] [--out DIR]
+
+Phases, per fleet size (generated with ``python -m armsim fleet``):
+
+* discovery -- one ``nsg_jit_facts`` task (real ansible-playbook, installed collection);
+* rollout   -- ``playbooks/enable_jit_fleet.yml`` with ``jit_fleet_mode=enforce`` (discovery,
+  one jit_policy call, discovery again, report) against ``bench/naive.py`` (GET + PUT per VM);
+* rerun     -- the same again on the result (a second run);
+* access    -- opening SSH for 10/100/500 hosts of a play: the jit_access role (one jit_request
+  for the whole play) against one jit_request task per host; timed from the start of
+  ansible-playbook until every host's port admits a connection (armsim data-plane gates),
+  with armsim's apply delay at 2 s.
+
+Reads and writes come from armsim's /stats; peak memory is the largest resident set of any process
+of the measured command's tree (getrusage RUSAGE_CHILDREN, see rusage_exec.py). Writes
+bench/results.json and bench/results.png (or DIR/results-quick.* with --quick), prints ratios
+(ours / naive) and exits non-zero naming every missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+import yaml
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+TOOLS = os.path.join(ROOT, "tools")
+sys.path.insert(0, TOOLS)
+
+from armsim.testing import ArmSim  # noqa: E402
+
+PYTHON = sys.executable
+VENV_BIN = os.path.dirname(PYTHON)
+INSTALLED = os.environ.get("BENCH_COLLECTIONS_PATH") or os.path.join(ROOT, ".build", "collections")
+MANIFEST = os.path.join(INSTALLED, "ansible_collections", "jitaccess", "azure", "MANIFEST.json")
+
+# Fleet size -> (resource groups, regions). One JIT policy per resource group (each group lives in
+# one region), so VMs per policy is what the naive loop multiplies its writes by.
+FLEETS = {100: (5, 2), 1000: (20, 5), 10000: (100, 5)}
+ACCESS_HOSTS_FULL = [10, 100, 500]
+ACCESS_HOSTS_QUICK = [10, 100]
+ACCESS_GROUPS = 5  # the access fleet: Linux VMs with a data-plane gate on port 22, 5 policies
+APPLY_DELAY = 2.0
+FORKS = 5  # Ansible's default, the same for both approaches
+ACCESS_PORT_TIMEOUT = 120
+
+
+# --- measuring ---------------------------------------------------------------------------------
+class Measured:
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+def measure(command, *, env, cwd, log_path):
+    """Run ``command`` under rusage_exec.py; wall time, rc, peak RSS (largest process), CPU."""
+    usage_path = log_path + ".rusage.json"
+    peak_tree = [0]
+    done = threading.Event()
+    with open(log_path, "w", encoding="utf-8") as log:
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            [PYTHON, os.path.join(BENCH, "rusage_exec.py"), usage_path, "--", *command], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )
+
+        def sample():  # resident memory of the whole tree (forked workers counted in full)
+            try:
+                root = psutil.Process(proc.pid)
+            except psutil.Error:
+                return
+            while not done.wait(0.25):
+                total = 0
+                try:
+                    for p in root.children(recursive=True):
+                        with contextlib.suppress(psutil.Error):
+                            total += p.memory_info().rss
+                except psutil.Error:
+                    return
+                peak_tree[0] = max(peak_tree[0], total)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        rc = proc.wait()
+        wall = time.monotonic() - start
+        done.set()
+        sampler.join()
+    with open(usage_path, encoding="utf-8") as stream:
+        usage = json.load(stream)
+    return Measured(
+        rc=rc, wall_s=wall, peak_rss_mb=usage["maxrss_mb"], cpu_s=round(usage["user_s"] + usage["sys_s"], 2), tree_rss_mb=round(peak_tree[0] / 2**20, 1)
+    )
+
+
+def tail(path, lines=40):
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        return "".join(stream.readlines()[-lines:])
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.work = tempfile.mkdtemp(prefix="jit-bench-")
+        self.results = []
+        self.checks = []  # (target, ok, detail)
+        self.profile = {}
+        self.notes = []
+        self.errors = []
+        # A private copy of the installed collection: a concurrent `make install` cannot pull it
+        # from under a running measurement.
+        self.collections = self.path("collections")
+        shutil.copytree(os.path.dirname(MANIFEST), os.path.join(self.collections, "ansible_collections", "jitaccess", "azure"))
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def path(self, *parts):
+        return os.path.join(self.work, *parts)
+
+    def ansible_env(self, sim, timer_path=None):
+        env = dict(os.environ)
+        env.update(sim.env())
+        env.update(
+            ANSIBLE_COLLECTIONS_PATH=self.collections,
+            ANSIBLE_CALLBACK_PLUGINS=os.path.join(BENCH, "callback_plugins"),
+            ANSIBLE_CALLBACKS_ENABLED="bench_timer",
+            BENCH_TIMER_PATH=timer_path or os.devnull,
+            ANSIBLE_HOST_KEY_CHECKING="False",
+            ANSIBLE_RETRY_FILES_ENABLED="False",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_LOCALHOST_WARNING="False",
+            ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
+            ANSIBLE_FORKS=str(FORKS),
+            PATH=VENV_BIN + os.pathsep + env.get("PATH", ""),
+        )
+        return env
+
+    def playbook(self, sim, label, playbook, inventory=None, extra_vars=None):
+        """Run ansible-playbook, measured; returns (Measured, stats, per-task seconds)."""
+        if inventory is None:
+            inventory = self.path("localhost.ini")
+            if not os.path.exists(inventory):
+                with open(inventory, "w", encoding="utf-8") as stream:
+                    stream.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % PYTHON)
+        timer = self.path(label + ".tasks.jsonl")
+        command = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook]
+        if extra_vars:
+            command += ["-e", json.dumps(extra_vars)]
+        sim.reset_stats()
+        log = self.path(label + ".log")
+        m = measure(command, env=self.ansible_env(sim, timer), cwd=self.work, log_path=log)
+        stats = sim.stats()
+        tasks = []
+        if os.path.exists(timer):
+            with open(timer, encoding="utf-8") as stream:
+                tasks = [json.loads(line) for line in stream if line.strip()]
+        self.profile.setdefault("calls", {})[label] = stats["by_operation"]
+        if m.rc != 0:
+            raise RuntimeError("%s: ansible-playbook exited %d:\n%s" % (label, m.rc, tail(log)))
+        return m, stats, tasks
+
+    def record(self, phase, approach, vms, hosts, m, stats, *, extrapolated_from=None, scale=1.0):  # noqa: PLR0917
+        rec = {
+            "phase": phase,
+            "approach": approach,
+            "vms": vms,
+            "hosts": hosts,
+            "wall_s": round(m.wall_s * scale, 2),
+            "reads": int(round(stats["reads"] * scale)),
+            "writes": int(round(stats["writes"] * scale)),
+            "initiates": int(round(stats["by_operation"].get("POST initiate", 0) * scale)),
+            "peak_rss_mb": m.peak_rss_mb,
+        }
+        if extrapolated_from:
+            rec["extrapolated_from"] = extrapolated_from
+        self.results.append(rec)
+        label = "%-9s %-10s vms=%-6s hosts=%-4s" % (phase, approach, vms, hosts if hosts is not None else "-")
+        extra = " (extrapolated linearly from %d VMs)" % extrapolated_from if extrapolated_from else ""
+        print(
+            "  %s wall %7.2fs  reads %6d  writes %6d  initiates %4d  peak RSS %6.1f MB (tree %6.1f MB, CPU %6.1fs)%s"
+            % (label, rec["wall_s"], rec["reads"], rec["writes"], rec["initiates"], m.peak_rss_mb, m.tree_rss_mb, m.cpu_s, extra),
+            flush=True,
+        )
+        return rec
+
+    @staticmethod
+    def show_tasks(tasks, top=4):
+        """Print the slowest tasks of a play (where the time went)."""
+        slow = sorted(tasks, key=lambda t: -t["seconds"])[:top]
+        if slow:
+            print("      slowest tasks: " + "; ".join("%s %.1fs" % (t["task"].split(" : ")[-1][:60], t["seconds"]) for t in slow), flush=True)
+
+    def check(self, target, ok, detail):
+        self.checks.append({"target": target, "ok": bool(ok), "detail": detail})
+        print("  [%s] %s: %s" % ("ok" if ok else "MISSED", target, detail), flush=True)
+
+    # --- fleets ----------------------------------------------------------------------------------
+    def fleet_seed(self, vms, groups, locations, extra_args=()):
+        out = self.path("fleet-%d.yaml" % vms)
+        env = dict(os.environ, PYTHONPATH=TOOLS)
+        cmd = [PYTHON, "-m", "armsim", "fleet", "--vms", str(vms), "--resource-groups", str(groups), "--locations", str(locations), "-o", out, *extra_args]
+        subprocess.run(cmd, env=env, check=True)
+        return out
+
+    @staticmethod
+    def policy_map(state):
+        """{(rg, location, name): {vm id lower: sorted port numbers}} from armsim's state."""
+        found = {}
+        for policy in state.get("jit_policies", []):
+            parts = policy["id"].split("/")
+            key = (parts[4].lower(), policy.get("location", parts[-3]).lower(), policy["name"].lower())
+            found[key] = {vm["id"].lower(): sorted(p["number"] for p in vm.get("ports", [])) for vm in policy["properties"].get("virtualMachines", [])}
+        return found
+
+    @staticmethod
+    def naive_targets(state):
+        """The VMs the collection put under JIT, as the naive loop's work list (VM name order)."""
+        targets = []
+        for policy in state.get("jit_policies", []):
+            parts = policy["id"].split("/")
+            for vm in policy["properties"].get("virtualMachines", []):
+                targets.append({"id": vm["id"], "resource_group": parts[4], "location": policy["location"], "ports": vm["ports"]})
+        return sorted(targets, key=lambda t: t["id"].rsplit("/", 1)[1])
+
+    def naive(self, sim, label, targets_path, sample=0):
+        info_path = self.path("armsim-info.json")
+        with open(info_path, "w", encoding="utf-8") as stream:
+            json.dump(sim.info, stream)
+        command = [PYTHON, os.path.join(BENCH, "naive.py"), "--info", info_path, "--targets", targets_path]
+        if sample:
+            command += ["--sample", str(sample)]
+        env = dict(os.environ, REQUESTS_CA_BUNDLE=sim.info["ca_bundle"], SSL_CERT_FILE=sim.info["ca_bundle"])
+        sim.reset_stats()
+        log = self.path(label + ".log")
+        m = measure(command, env=env, cwd=self.work, log_path=log)
+        stats = sim.stats()
+        self.profile.setdefault("calls", {})[label] = stats["by_operation"]
+        if m.rc != 0:
+            raise RuntimeError("%s: naive loop exited %d:\n%s" % (label, m.rc, tail(log)))
+        return m, stats, json.loads(tail(log, 1))
+
+    # --- phases ----------------------------------------------------------------------------------
+    def fleet_phases(self, vms):
+        groups, locations = FLEETS[vms]
+        print("\n== fleet of %d VMs (%d resource groups, %d regions)" % (vms, groups, locations), flush=True)
+        seed = self.fleet_seed(vms, groups, locations)
+        facts_play = self.path("discovery.yml")
+        with open(facts_play, "w", encoding="utf-8") as stream:
+            yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "discover", "jitaccess.azure.nsg_jit_facts": {}}]}], stream)
+        fleet_book = os.path.join(ROOT, "playbooks", "enable_jit_fleet.yml")
+        fleet_vars = {"jit_fleet_mode": "enforce", "jit_fleet_report_dir": self.path("reports-%d" % vms)}
+        with ArmSim(seed, page_size=100, timeout=120) as sim:
+            self.latency(sim, vms)
+            m, stats, _ = self.playbook(sim, "discovery-%d" % vms, facts_play)
+            self.record("discovery", "collection", vms, None, m, stats)
+
+            m, stats, tasks = self.playbook(sim, "rollout-%d" % vms, fleet_book, extra_vars=fleet_vars)
+            rollout = self.record("rollout", "collection", vms, None, m, stats)
+            self.show_tasks(tasks)
+            self.profile.setdefault("rollout_tasks_s", {})[str(vms)] = tasks
+            state = sim.state()
+            policies = self.policy_map(state)
+            targets = self.naive_targets(state)
+            covered = sum(len(v) for v in policies.values())
+            self.check(
+                "rollout writes = affected policies (%d VMs)" % vms,
+                rollout["writes"] == len(policies) and stats["by_operation"].get("PUT jitNetworkAccessPolicies", 0) == len(policies),
+                "%d writes for %d policies covering %d VMs" % (rollout["writes"], len(policies), covered),
+            )
+            if vms >= 10000:
+                self.check("<= 500 policy writes at 10,000 VMs", rollout["writes"] <= 500, "%d writes" % rollout["writes"])
+
+            m, stats, tasks = self.playbook(sim, "rerun-%d" % vms, fleet_book, extra_vars=fleet_vars)
+            rerun = self.record("rerun", "collection", vms, None, m, stats)
+            self.show_tasks(tasks)
+            self.profile.setdefault("rerun_tasks_s", {})[str(vms)] = tasks
+            self.check("second run writes nothing (%d VMs)" % vms, rerun["writes"] == 0, "%d writes" % rerun["writes"])
+
+            if vms >= 10000:
+                limit = 60.0
+                self.check(
+                    "10,000-VM rollout incl. discovery < %ds" % limit, rollout["wall_s"] < limit, "%.1fs on %d cores" % (rollout["wall_s"], os.cpu_count())
+                )
+                self.check("peak controller memory < 500 MB at 10,000 VMs", rollout["peak_rss_mb"] < 500, "%.1f MB" % rollout["peak_rss_mb"])
+
+            # The naive loop, from the same seed, on the same VMs with the same ports.
+            sim.reset()
+            targets_path = self.path("targets-%d.json" % vms)
+            with open(targets_path, "w", encoding="utf-8") as stream:
+                json.dump(targets, stream)
+            sample = self.args.naive_sample if (vms >= 10000 and self.args.naive_sample and self.args.naive_sample < len(targets)) else 0
+            scale = len(targets) / sample if sample else 1.0
+            m, stats, summary = self.naive(sim, "naive-rollout-%d" % vms, targets_path, sample)
+            self.record("rollout", "naive", vms, None, m, stats, extrapolated_from=sample or None, scale=scale)
+            if not sample:
+                same = self.policy_map(sim.state()) == policies
+                self.check("naive loop reaches the same JIT state (%d VMs)" % vms, same, "%d policies, %d VMs" % (len(policies), summary["vms"]))
+            m, stats, summary = self.naive(sim, "naive-rerun-%d" % vms, targets_path, sample)
+            self.record("rerun", "naive", vms, None, m, stats, extrapolated_from=sample or None, scale=scale)
+        return policies
+
+    def latency(self, sim, label):
+        """Median round trip of one small ARM GET (what every call costs at least, on this armsim)."""
+        _, security, _, _ = sim.sdk_clients()
+        times = []
+        for _ in range(15):
+            start = time.monotonic()
+            with contextlib.suppress(Exception):  # a 404 is the expected answer
+                security.jit_network_access_policies.get("rg-000", "westeurope", "bench-latency-probe")
+            times.append(time.monotonic() - start)
+        times.sort()
+        self.profile.setdefault("armsim_get_round_trip_ms", {})[str(label)] = round(times[len(times) // 2] * 1000, 1)
+
+    def access_phases(self, host_counts):
+        size = max(host_counts)
+        print("\n== access: %s hosts of a play, apply delay %.0fs" % ("/".join(map(str, host_counts)), APPLY_DELAY), flush=True)
+        seed_path = self.fleet_seed(
+            size, ACCESS_GROUPS, ACCESS_GROUPS, ["--windows-fraction", "0", "--no-nsg-fraction", "0", "--open-ssh-fraction", "0", "--stopped-fraction", "0"]
+        )
+        with open(seed_path, encoding="utf-8") as stream:
+            # The fleet generator writes JSON (which is also YAML) after one comment line.
+            seed = json.loads("".join(line for line in stream if not line.startswith("#")))
+        seed["jit_policies"] = []
+        for group in seed["resource_groups"]:
+            for vm in group["virtual_machines"]:
+                vm["gates"] = [{"port": 22}]
+            seed["jit_policies"].append(
+                {"name": "default", "resource_group": group["name"], "virtual_machines": [vm["name"] for vm in group["virtual_machines"]]}
+            )
+        order = sorted((vm["name"], group["name"], group["location"]) for group in seed["resource_groups"] for vm in group["virtual_machines"])
+        access_seed = self.path("access-%d.json" % size)
+        with open(access_seed, "w", encoding="utf-8") as stream:
+            json.dump(seed, stream)
+        common = {
+            "jit_access_source_address_prefixes": ["127.0.0.1"],
+            "jit_access_ports": [22],
+            "jit_access_duration": "30m",
+            "jit_access_wait_for_port": False,
+        }
+        ours_play = [
+            {
+                "hosts": "targets",
+                "gather_facts": False,
+                "tasks": [{"name": "open", "ansible.builtin.include_role": {"name": "jitaccess.azure.jit_access", "tasks_from": "open"}}],
+            }
+        ]
+        naive_play = [
+            {
+                "hosts": "targets",
+                "gather_facts": False,
+                "tasks": [
+                    {
+                        "name": "Request JIT access for this host",
+                        "jitaccess.azure.jit_request": {
+                            "virtual_machines": [{"id": "{{ id }}"}],
+                            "ports": [22],
+                            "source_address_prefixes": ["127.0.0.1"],
+                            "duration": "30m",
+                            "wait": True,
+                        },
+                        "delegate_to": "localhost",
+                    }
+                ],
+            }
+        ]
+        books = {}
+        for name, play in (("ours", ours_play), ("naive", naive_play)):
+            books[name] = self.path("access-%s.yml" % name)
+            with open(books[name], "w", encoding="utf-8") as stream:
+                yaml.safe_dump(play, stream, sort_keys=False)
+        with ArmSim(access_seed, apply_delay=APPLY_DELAY, timeout=120) as sim:
+            self.latency(sim, "access")
+            gates = sim.info["gates"]
+            sub = sim.info["subscription_id"]
+            for hosts in host_counts:
+                chosen = order[:hosts]
+                inventory = self.path("access-%d.ini" % hosts)
+                lines = ["[local]", "localhost ansible_connection=local ansible_python_interpreter=%s" % PYTHON, "[targets]"]
+                for name, rg, _ in chosen:
+                    vm_id = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (sub, rg, name)
+                    lines.append(
+                        "%s ansible_connection=local ansible_python_interpreter=%s id=%s ansible_host=127.0.0.1 ansible_port=%d"
+                        % (name, PYTHON, vm_id, gates["%s:22" % name])
+                    )
+                with open(inventory, "w", encoding="utf-8") as stream:
+                    stream.write("\n".join(lines) + "\n")
+                policies = len({rg for _, rg, _ in chosen})
+                ports = [gates["%s:22" % name] for name, _, _ in chosen]
+                for approach, book in (("collection", books["ours"]), ("naive", books["naive"])):
+                    if approach == "naive" and hosts > self.args.naive_access_max:
+                        self.extrapolate_naive_access(size, hosts)
+                        continue
+                    sim.reset()
+                    if not all(probe(p) is False for p in ports[:5]):
+                        raise RuntimeError("access: ports already open before the request")
+                    start = time.monotonic()
+                    m, stats, tasks = self.playbook(sim, "access-%s-%d" % (approach, hosts), book, inventory=inventory, extra_vars=common)
+                    wait_all(ports, deadline=start + ACCESS_PORT_TIMEOUT)
+                    m.wall_s = time.monotonic() - start  # open -> every port usable
+                    rec = self.record("access", approach, size, hosts, m, stats)
+                    self.show_tasks(tasks)
+                    self.profile.setdefault("access_tasks_s", {})["%s-%d" % (approach, hosts)] = tasks
+                    if approach == "collection":
+                        self.check(
+                            "one initiate per policy (%d hosts)" % hosts,
+                            rec["initiates"] == policies,
+                            "%d initiates for %d policies" % (rec["initiates"], policies),
+                        )
+                        limit = APPLY_DELAY + 10 if (hosts >= 500 or not self.quick) else APPLY_DELAY + 30
+                        if hosts >= 100:
+                            self.check(
+                                "access for %d hosts within apply delay + %ds" % (hosts, limit - APPLY_DELAY), rec["wall_s"] <= limit, "%.1fs" % rec["wall_s"]
+                            )
+
+    def extrapolate_naive_access(self, size, hosts):
+        """Per-host tasks cost the same per host: scale the largest measured naive play linearly."""
+        measured = [r for r in self.results if r["phase"] == "access" and r["approach"] == "naive" and not r.get("extrapolated_from")]
+        if not measured:
+            self.notes.append("naive access for %d hosts not measured (above --naive-access-max %d)" % (hosts, self.args.naive_access_max))
+            return
+        base = max(measured, key=lambda r: r["hosts"])
+        scale = hosts / base["hosts"]
+        m = Measured(wall_s=base["wall_s"], peak_rss_mb=base["peak_rss_mb"], tree_rss_mb=0.0, cpu_s=0.0)
+        stats = {"reads": base["reads"], "writes": base["writes"], "by_operation": {"POST initiate": base["initiates"]}}
+        self.record("access", "naive", size, hosts, m, stats, extrapolated_from=base["hosts"], scale=scale)
+        self.notes.append(
+            "naive access for %d hosts is EXTRAPOLATED linearly from the measured %d-host play (per-host tasks: each host costs the same)"
+            % (hosts, base["hosts"])
+        )
+
+    # --- output ----------------------------------------------------------------------------------
+    def ratios(self):
+        index = {(r["phase"], r["approach"], r["vms"], r["hosts"]): r for r in self.results}
+        lines = []
+        for (phase, approach, vms, hosts), ours in sorted(index.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3] or 0)):
+            if approach != "collection":
+                continue
+            naive = index.get((phase, "naive", vms, hosts))
+            if not naive:
+                continue
+
+            def ratio(key, ours=ours, naive=naive):
+                return round(ours[key] / naive[key], 4) if naive[key] else None
+
+            lines.append(
+                {
+                    "phase": phase,
+                    "vms": vms,
+                    "hosts": hosts,
+                    "wall": ratio("wall_s"),
+                    "reads": ratio("reads"),
+                    "writes": ratio("writes"),
+                    "initiates": ratio("initiates"),
+                    "naive_extrapolated_from": naive.get("extrapolated_from"),
+                }
+            )
+        return lines
+
+    def write(self, out_dir, suffix):
+        versions = {}
+        for dist in ("ansible-core", "azure-core", "azure-identity", "azure-mgmt-security", "azure-mgmt-network", "azure-mgmt-compute", "msal"):
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                versions[dist] = None
+        with open(MANIFEST, encoding="utf-8") as stream:
+            versions["jitaccess.azure"] = json.load(stream)["collection_info"]["version"]
+        document = {
+            "machine": {
+                "cores": os.cpu_count(),
+                "memory": "%.1f GB" % (psutil.virtual_memory().total / 2**30),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "load_average_at_start": [round(x, 2) for x in self.load_at_start],
+            },
+            "versions": versions,
+            "results": self.results,
+            "mode": "quick" if self.quick else "full",
+            "settings": {
+                "fleets": {str(k): {"resource_groups": v[0], "regions": v[1]} for k, v in FLEETS.items() if k in self.sizes},
+                "access_apply_delay_s": APPLY_DELAY,
+                "ansible_forks": FORKS,
+                "page_size": 100,
+            },
+            "ratios_ours_over_naive": self.ratios(),
+            "targets": self.checks,
+            "notes": self.notes,
+            "profile": self.profile,
+        }
+        json_path = os.path.join(out_dir, "results%s.json" % suffix)
+        with open(json_path, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, indent=1)
+            stream.write("\n")
+        png_path = os.path.join(out_dir, "results%s.png" % suffix)
+        chart(self.results, png_path, "quick" if self.quick else "full")
+        return json_path, png_path
+
+    def run(self):
+        self.load_at_start = os.getloadavg()
+        self.sizes = [100, 1000] if self.quick else [100, 1000, 10000]
+        if self.args.sizes is not None:
+            self.sizes = [int(s) for s in self.args.sizes.split(",") if s]
+        for vms in self.sizes:
+            self.fleet_phases(vms)
+        writes = {(r["approach"], r["vms"]): r["writes"] for r in self.results if r["phase"] == "rollout"}
+        if ("collection", 1000) in writes and ("naive", 1000) in writes:
+            ours, naive = writes[("collection", 1000)], writes[("naive", 1000)]
+            factor = naive / ours if ours else float("inf")
+            self.check(">= 20x fewer rollout writes than naive at 1,000 VMs", factor >= 20, "%d vs %d writes (%.1fx fewer)" % (ours, naive, factor))
+        hosts = ACCESS_HOSTS_QUICK if self.quick else ACCESS_HOSTS_FULL
+        if self.args.hosts is not None:
+            hosts = [int(h) for h in self.args.hosts.split(",") if h]
+        if hosts:
+            self.access_phases(hosts)
+
+
+def probe(port, timeout=2.0):
+    """True when the gate admits us (it sends a banner), False when it closes the connection."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            return conn.recv(64).startswith(b"armsim")
+    except OSError:
+        return False
+
+
+def wait_all(ports, deadline):
+    """Until every port admits a connection (probing in parallel); raises after the deadline."""
+    pending = list(ports)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        while pending:
+            pending = [p for p, ok in zip(pending, pool.map(probe, pending), strict=True) if not ok]
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError("access: %d ports still closed after the deadline" % len(pending))
+            if pending:
+                time.sleep(0.1)
+
+
+def chart(results, path, mode):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    styles = {"collection": ("tab:blue", "o"), "naive": ("tab:red", "s")}
+    for ax, key, title in ((axes[0], "writes", "ARM writes per rollout"), (axes[1], "wall_s", "Rollout wall time (s)")):
+        for approach, (color, marker) in styles.items():
+            for phase, line in (("rollout", "-"), ("rerun", ":")):
+                rows = sorted((r for r in results if r["phase"] == phase and r["approach"] == approach), key=lambda r: r["vms"])
+                if not rows:
+                    continue
+                xs = [r["vms"] for r in rows]
+                ys = [max(r[key], 0.5 if key == "writes" else 0.01) for r in rows]
+                ax.plot(xs, ys, line, color=color, marker=marker, label="%s %s" % (approach, phase))
+                for r, y in zip(rows, ys, strict=True):
+                    if r.get("extrapolated_from"):
+                        ax.annotate("extrapolated\nfrom %d" % r["extrapolated_from"], (r["vms"], y), fontsize=7, textcoords="offset points", xytext=(-50, 6))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("fleet size (VMs)")
+        ax.set_title(title + (" (0 plotted as 0.5)" if key == "writes" else ""))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    ax = axes[2]
+    for approach, (color, marker) in styles.items():
+        rows = sorted((r for r in results if r["phase"] == "access" and r["approach"] == approach), key=lambda r: r["hosts"])
+        if rows:
+            ax.plot([r["hosts"] for r in rows], [r["wall_s"] for r in rows], "-", color=color, marker=marker, label=approach)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("hosts in the play")
+    ax.set_title("Open access: time until every port is usable (s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle("jitaccess.azure vs naive per-VM approach on armsim (%s run)" % mode)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="jitaccess.azure benchmark (see docs/bench.md)")
+    parser.add_argument("--quick", action="store_true", help="100 and 1,000 VMs, access for 10/100 hosts (runs in make test)")
+    parser.add_argument("--out", help="output directory (default: bench/ for a full run, .build/bench/ for --quick)")
+    parser.add_argument("--sizes", help="comma-separated fleet sizes (default 100,1000[,10000])")
+    parser.add_argument("--hosts", help="comma-separated access host counts (default 10,100[,500]); empty: skip access")
+    parser.add_argument("--naive-sample", type=int, default=1000, help="at 10,000 VMs run the naive loop on this many VMs and extrapolate (0: all)")
+    parser.add_argument(
+        "--naive-access-max",
+        type=int,
+        help="largest play measured with per-host jit_request tasks, larger ones are extrapolated (default 100; 10 with --quick)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, seeds, per-task timings)")
+    args = parser.parse_args(argv)
+    if args.naive_access_max is None:
+        args.naive_access_max = 10 if args.quick else 100
+    if not os.path.exists(MANIFEST):
+        print("bench: the collection is not installed in %s; run `make install` first" % INSTALLED, file=sys.stderr)
+        return 2
+    out_dir = args.out or (os.path.join(ROOT, ".build", "bench") if args.quick else BENCH)
+    os.makedirs(out_dir, exist_ok=True)
+    bench = Bench(args)
+    started = time.monotonic()
+    print("jitaccess.azure bench (%s) -- work directory %s" % ("quick" if args.quick else "full", bench.work), flush=True)
+    failure = None
+    try:
+        bench.run()
+    except Exception as exc:  # noqa: BLE001 - report, write what we have, fail
+        failure = exc
+        bench.check("bench completed", False, str(exc))
+    json_path, png_path = bench.write(out_dir, "-quick" if args.quick else "")
+    print("\n== ratios (ours / naive, same run)")
+    for r in bench.ratios():
+        what = "%s %s VMs" % (r["phase"], r["vms"]) if r["phase"] != "access" else "access %s hosts" % r["hosts"]
+        extra = "  (naive extrapolated from %d VMs)" % r["naive_extrapolated_from"] if r["naive_extrapolated_from"] else ""
+        print("  %-22s wall %s  reads %s  writes %s  initiates %s%s" % (what, fmt(r["wall"]), fmt(r["reads"]), fmt(r["writes"]), fmt(r["initiates"]), extra))
+    for note in bench.notes:
+        print("  note: " + note)
+    missed = [c for c in bench.checks if not c["ok"]]
+    print("\nwrote %s and %s in %.0fs" % (json_path, png_path, time.monotonic() - started))
+    if args.keep or failure:
+        print("work directory kept: %s" % bench.work)
+    else:
+        shutil.rmtree(bench.work, ignore_errors=True)
+    if missed:
+        print("bench: %d target(s) MISSED:" % len(missed), file=sys.stderr)
+        for c in missed:
+            print("  - %s: %s" % (c["target"], c["detail"]), file=sys.stderr)
+        return 1
+    print("bench: every target met (%d checked)" % len(bench.checks))
+    return 0
+
+
+def fmt(value):
+    return "-" if value is None else ("%.3g" % value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
