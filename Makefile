@@ -67,5 +67,12 @@ test: lint sanity install
 demo: install
 	demo/run.sh
 
+# Performance: the collection against the naive per-VM loop on armsim fleets (docs/bench.md).
+# Full run: 100/1,000/10,000 VMs, writes bench/results.json + results.png. QUICK=1: 100/1,000 VMs
+# and 10/100 hosts, writes .build/bench/results-quick.*; both exit non-zero on a missed target.
+QUICK ?=
+bench: install
+	$(BIN)/python bench/run.py $(if $(filter-out 0 no false,$(QUICK)),--quick)
+
 clean:
 	rm -rf $(BUILD) tests/output
