@@ -392,8 +392,9 @@ class CallbackModule(CallbackBase):
     def _close(self, accesses, reason):
         count = len(accesses)
         self._say("jit_guard: %s; closing %d JIT access%s this run opened" % (reason, count, "" if count == 1 else "es"), color="bright purple")
-        if _auth.AZURE_IMPORT_ERROR:
-            self._say("jit_guard: cannot close: the Azure SDK (%s) is not importable by the controller's Python" % _auth.AZURE_LIBRARIES, color="red")
+        missing = _auth.missing_libraries()
+        if missing:
+            self._say("jit_guard: cannot close: the Azure SDK (%s) is not importable by the controller's Python" % ", ".join(missing), color="red")
             return
         groups = {}
         for access in accesses:
@@ -422,13 +423,13 @@ class CallbackModule(CallbackBase):
             settings = _auth.resolve_settings(self._settings(auth))
             cloud = _auth.resolve_cloud(settings.get("cloud_environment"))
             clients = _auth.AzureClients(_auth.build_credential(settings, cloud), subscription, cloud)
-            deleted, planned, unknown = close_access(clients, call, list(targets.values()))
+            deleted, planned, unknown, kept = close_access(clients, call, list(targets.values()))
         except _auth.AuthError as exc:
             errors.append("authentication: %s" % exc)
-            deleted, planned, unknown = [], [], []
+            deleted, planned, unknown, kept = [], [], [], []
         except Exception as exc:  # noqa: BLE001 - never let the safety net raise
             errors.append(describe_error(exc, "closing JIT access"))
-            deleted, planned, unknown = [], [], []
+            deleted, planned, unknown, kept = [], [], [], []
         for rule in deleted:
             self._say(
                 "jit_guard: closed %s port %s from %s (deleted %s on NSG %s)"
@@ -444,6 +445,8 @@ class CallbackModule(CallbackBase):
                 self._say("jit_guard: nothing was still open (closed earlier or expired)", color="bright purple")
             else:
                 self._say("jit_guard: all JIT access opened by this run is closed", color="bright purple")
+        for rule in kept:
+            self._say("jit_guard: left JIT allow rule %s on %s: %s" % (rule["rule_name"], rule["nsg_id"].rsplit("/", 1)[-1], rule["reason"]), color="red")
         for vm_id in unknown:
             self._say("jit_guard: VM %s no longer exists; nothing to close" % vm_id, color="bright purple")
         for error in errors:

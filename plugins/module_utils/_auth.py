@@ -11,33 +11,41 @@ TLS is always verified: a private CA is trusted through ``REQUESTS_CA_BUNDLE``.
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import json
 import os
 import subprocess
-import traceback
 from urllib.parse import urlparse
 
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import LRO_POLLING_INTERVAL, RETRY_SETTINGS
 
-try:
-    from azure.identity import (
-        AzureCliCredential,
-        CertificateCredential,
-        ClientSecretCredential,
-        DefaultAzureCredential,
-        ManagedIdentityCredential,
-    )
-    from azure.mgmt.compute import ComputeManagementClient
-    from azure.mgmt.network import NetworkManagementClient
-    from azure.mgmt.security import SecurityCenter
+# Presence is checked up front (cheaply) so a missing SDK is one clear message; the SDKs are
+# imported only when a credential or client is built, so a run that fails validation does not
+# pay for loading them (azure-mgmt-network alone takes seconds).
+REQUIRED_PACKAGES = (
+    ("azure.core", "azure-core"),
+    ("azure.identity", "azure-identity"),
+    ("azure.mgmt.security", "azure-mgmt-security"),
+    ("azure.mgmt.network", "azure-mgmt-network"),
+    ("azure.mgmt.compute", "azure-mgmt-compute"),
+)
 
-    AZURE_IMPORT_ERROR = None
-except ImportError:
-    AZURE_IMPORT_ERROR = traceback.format_exc()
 
-AZURE_LIBRARIES = "azure-identity, azure-mgmt-security, azure-mgmt-network and azure-mgmt-compute"
+def missing_libraries():
+    """Distribution names of the required Azure SDK packages that cannot be imported."""
+    missing = []
+    for module_name, distribution in REQUIRED_PACKAGES:
+        try:
+            found = importlib.util.find_spec(module_name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(distribution)
+    return missing
+
+
 USER_AGENT = "jitaccess.azure-ansible"
 
 AUTH_SOURCES = ("auto", "env", "cli", "credential_file", "msi", "default")
@@ -208,6 +216,8 @@ def resolve_settings(params, credential_file_reader=read_credential_file):
 
 def build_credential(settings, cloud):
     """Instantiate the azure-identity credential for resolved ``settings``."""
+    from azure.identity import AzureCliCredential, CertificateCredential, ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential
+
     common = {"authority": cloud.authority}
     if settings.get("disable_instance_discovery"):
         common["disable_instance_discovery"] = True
@@ -258,12 +268,18 @@ class AzureClients:
 
     @property
     def security(self):
+        from azure.mgmt.security import SecurityCenter
+
         return self._get("security", SecurityCenter)
 
     @property
     def network(self):
+        from azure.mgmt.network import NetworkManagementClient
+
         return self._get("network", NetworkManagementClient)
 
     @property
     def compute(self):
+        from azure.mgmt.compute import ComputeManagementClient
+
         return self._get("compute", ComputeManagementClient)

@@ -28,8 +28,9 @@ class AzureJitModule:
         spec.update(argument_spec)
         kwargs.setdefault("supports_check_mode", True)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
-        if _auth.AZURE_IMPORT_ERROR:
-            self.module.fail_json(msg=missing_required_lib(_auth.AZURE_LIBRARIES), exception=_auth.AZURE_IMPORT_ERROR)
+        missing = _auth.missing_libraries()
+        if missing:
+            self.module.fail_json(msg=missing_required_lib(" and ".join(missing)))
         self._clients = None
 
     @property

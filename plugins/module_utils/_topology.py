@@ -54,28 +54,6 @@ class Inventory:
         self.public_ip_addresses = list(public_ip_addresses)
 
 
-def read_inventory(clients, call, kinds=Inventory.KINDS):
-    """List every resource of ``kinds`` in the subscription: one paged list call per kind.
-
-    ``call(action, function)`` runs an SDK call and turns errors into a module failure.
-    """
-    compute = clients.compute
-    network = clients.network
-    listers = {
-        # statusOnly returns the model plus its instance view, so power state costs no extra call.
-        "virtual_machines": ("list virtual machines", lambda: compute.virtual_machines.list_all(status_only="true")),
-        "network_interfaces": ("list network interfaces", network.network_interfaces.list_all),
-        "network_security_groups": ("list network security groups", network.network_security_groups.list_all),
-        "virtual_networks": ("list virtual networks", network.virtual_networks.list_all),
-        "public_ip_addresses": ("list public IP addresses", network.public_ip_addresses.list_all),
-    }
-    lists = {}
-    for kind in kinds:
-        action, lister = listers[kind]
-        lists[kind] = call(action, lambda lister=lister: [to_rest(item) for item in lister()])
-    return Inventory(**lists)
-
-
 RAW_LISTS = {
     # kind: (client attribute, provider path, api-version, extra query parameters)
     "virtual_machines": ("compute", "Microsoft.Compute/virtualMachines", "2024-07-01", {"statusOnly": "true"}),
@@ -84,7 +62,7 @@ RAW_LISTS = {
     "virtual_networks": ("network", "Microsoft.Network/virtualNetworks", "2024-05-01", {}),
     "public_ip_addresses": ("network", "Microsoft.Network/publicIPAddresses", "2024-05-01", {}),
 }
-"""What :func:`read_inventory_raw` lists: stable GA api-versions of the same list_all operations."""
+"""What :func:`read_inventory` lists: stable GA api-versions of the SDKs' list_all operations."""
 
 RAW_LIST_ACTIONS = {
     "virtual_machines": "list virtual machines",
@@ -127,9 +105,12 @@ def list_raw(client, url, params):
     return items
 
 
-def read_inventory_raw(clients, call, kinds=Inventory.KINDS):
-    """Like :func:`read_inventory` (one paged list call per kind, same REST shapes) but reading
-    the JSON directly instead of through SDK models - several times faster on big fleets."""
+def read_inventory(clients, call, kinds=Inventory.KINDS):
+    """List every resource of ``kinds`` in the subscription: one paged list call per kind.
+
+    ``call(action, function)`` runs an SDK call and turns errors into a module failure. The JSON
+    is read directly instead of through SDK models: several times faster on big fleets.
+    """
     lists = {}
     for kind in kinds:
         attribute, path, api_version, extra = RAW_LISTS[kind]

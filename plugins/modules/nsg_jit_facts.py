@@ -648,7 +648,7 @@ import datetime  # noqa: E402 - imports follow the documentation in Ansible modu
 from ansible_collections.jitaccess.azure.plugins.module_utils._facts import build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError, vm_id_from_reference  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory_raw, to_rest  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, to_rest  # noqa: E402 - imports follow the documentation in Ansible modules
 
 VM_SPEC = {
     "id": {"type": "str"},
@@ -675,7 +675,7 @@ def main():
         check_tags(params["tags"])
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
-    inventory = read_inventory_raw(clients, module.azure_call)
+    inventory = read_inventory(clients, module.azure_call)
     policies = module.azure_call(
         "list JIT network access policies",
         lambda: [to_rest(policy) for policy in clients.security.jit_network_access_policies.list()],

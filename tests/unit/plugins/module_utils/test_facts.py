@@ -436,7 +436,7 @@ def test_shared_nsg_index_gives_the_same_verdict_as_a_full_scan():
 
 
 # --------------------------------------------------------------------------------------------------
-# _topology.read_inventory_raw / list_raw (added for nsg_jit_facts): paging and errors
+# _topology.read_inventory / list_raw (added for nsg_jit_facts): paging and errors
 
 
 class FakeResponse:
@@ -500,7 +500,7 @@ def test_list_raw_raises_the_sdk_error_with_the_arm_code():
         _topology.list_raw(FakeClient([(401, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})]), "/x", {"api-version": "1"})
 
 
-def test_read_inventory_raw_makes_one_paged_list_per_kind():
+def test_read_inventory_makes_one_paged_list_per_kind():
     class Clients:
         subscription_id = "sub-1"
 
@@ -515,7 +515,7 @@ def test_read_inventory_raw_makes_one_paged_list_per_kind():
         actions.append(action)
         return function()
 
-    inventory = _topology.read_inventory_raw(clients, call)
+    inventory = _topology.read_inventory(clients, call)
     assert inventory.virtual_machines == [{"id": "vm"}] and len(inventory.network_interfaces) == 1 and len(inventory.public_ip_addresses) == 1
     assert actions == ["list virtual machines", "list network interfaces", "list network security groups", "list virtual networks", "list public IP addresses"]
     assert clients.compute.requests[0].url == "/subscriptions/sub-1/providers/Microsoft.Compute/virtualMachines?statusOnly=true&api-version=2024-07-01"
