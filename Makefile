@@ -11,7 +11,7 @@ SOURCES := $(shell git ls-files -co --exclude-standard plugins meta roles playbo
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help venv build install lint sanity unit armsim-test integration molecule test demo bench clean
+.PHONY: help venv build install lint sanity unit armsim-test integration reliability molecule test demo bench clean
 
 help:
 	@echo "make demo   - run the JIT rollout + open/configure/close job against armsim (offline Azure)"
@@ -42,6 +42,9 @@ install: $(COLLECTIONS)/ansible_collections/jitaccess/azure/MANIFEST.json
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/ansible-lint --profile production roles playbooks extensions
+	$(BIN)/antsibull-changelog lint
+	tools/dev/check_fragments.sh
 
 sanity: venv
 	tools/dev/sanity.sh
@@ -55,6 +58,9 @@ armsim-test: venv
 integration: install
 	$(BIN)/pytest -q tests/integration
 
+reliability: install
+	$(BIN)/pytest -q tests/reliability
+
 # Molecule scenarios (extensions/molecule): each starts its own armsim. `make test` runs them too,
 # through tests/integration/test_roles_molecule.py.
 molecule: install
@@ -62,7 +68,8 @@ molecule: install
 
 # Everything, ending with one pytest run whose summary line is the last thing printed.
 test: lint sanity install
-	$(BIN)/pytest -n 2 --dist loadfile tests/unit tools/armsim/tests tests/integration
+	$(MAKE) --no-print-directory bench QUICK=1
+	$(BIN)/pytest -n 2 --dist loadfile tests/unit tools/armsim/tests tests/integration tests/reliability
 
 demo: install
 	demo/run.sh
