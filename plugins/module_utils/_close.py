@@ -7,10 +7,11 @@ Shared by ``jit_request state=absent`` and the ``jit_guard`` callback, so both c
 way. :func:`plan_close` is pure; :func:`delete_rules` and :func:`close_access` do the SDK calls.
 
 A *target* is a dict ``{"vm_id": ..., "ports": [22, ...] or None, "sources": ["10.0.0.1", ...]
-or None}``: ``None`` ports means every port, ``None`` sources means any source. Only JIT allow
-rules (``MicrosoftDefenderForCloud-JITRule-…`` / ``SecurityCenter-JITRule-…`` or the "created by
-an initiation request" description) whose destination is one of the VM's private IPs are
-candidates; JIT deny rules and every other rule are never touched.
+or None}``: ``None`` ports means every port, ``None`` sources means any source. A rule is deleted
+only when it carries a JIT allow-rule name (``MicrosoftDefenderForCloud-JITRule-…`` /
+``SecurityCenter-JITRule-…``), admits only the VM's private IPs, only ports asked for and (with
+sources) only sources among them - the same selection as ``jit_request state=absent``. JIT deny
+rules and every other rule are never touched.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normalize_id, parse_resource_id
-from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import JIT_KIND_ALLOW, find_jit_rules, rules_from_nsg
+from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import JIT_KIND_ALLOW, classify_jit_rule, rules_from_nsg
 
 CLOSE_INVENTORY_KINDS = ("virtual_machines", "network_interfaces", "network_security_groups", "virtual_networks")
 
@@ -29,15 +30,33 @@ def _port_number(value):
     return int(value)
 
 
-def _names_address(tokens, address):
-    """True when one of ``tokens`` is an IPv4 address or CIDR that contains ``address``."""
-    for token in tokens:
-        try:
-            if ipaddress.ip_address(address) in ipaddress.ip_network(token.strip(), strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+def source_token(prefix):
+    """Comparable form of a source prefix: ``10.0.0.1`` == ``10.0.0.1/32``; "anywhere" -> ``*``."""
+    text = str(prefix).strip()
+    if text.lower() in ("*", "any", "0.0.0.0/0", "internet"):
+        return "*"
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return text.lower()
+
+
+def _contains(token, address):
+    """True when the IPv4 address or CIDR ``token`` contains ``address`` (tags and ``*`` never do)."""
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(token.strip(), strict=False)
+    except ValueError:
+        return False
+
+
+def _rule_ports(rule, limit=64):
+    """The individual ports a rule admits, or ``None`` for a wide range."""
+    ports = set()
+    for low, high in rule.destination_ranges:
+        if high - low >= limit:
+            return None
+        ports.update(range(low, high + 1))
+    return ports
 
 
 def normalize_target(target):
@@ -61,49 +80,97 @@ def normalize_target(target):
     }
 
 
+def _vm_paths(record):
+    """``{nsg id lower: (nsg id, [private ips behind it])}`` for every NSG on the VM's path."""
+    paths = {}
+    for nic in record.get("nics") or []:
+        address = nic.get("private_ip")
+        if not address:
+            continue
+        for nsg_id in (nic.get("subnet_nsg_id"), nic.get("nic_nsg_id")):
+            if nsg_id:
+                paths.setdefault(normalize_id(nsg_id), (nsg_id, []))[1].append(address)
+    for nsg_id in record.get("nsg_ids") or []:  # records without per-NIC NSG ids
+        paths.setdefault(normalize_id(nsg_id), (nsg_id, [nic.get("private_ip") for nic in record.get("nics") or [] if nic.get("private_ip")]))
+    return paths
+
+
+def _why_not(rule, addresses, ports, sources):
+    """``None`` when deleting ``rule`` closes exactly what was asked, else the reason to keep it.
+
+    Certainty first: the rule must carry a JIT allow-rule *name* (a JIT-like description alone is
+    not enough), admit only the VM's private IPs, only ports asked for, and - with ``sources`` -
+    only sources among them.
+    """
+    info = classify_jit_rule(rule)
+    if info is None or info.kind != JIT_KIND_ALLOW or info.generation is None or not rule.is_inbound or not rule.is_allow:
+        return "not a JIT allow rule"
+    vm_tokens = {source_token(address) for address in addresses}
+    destinations = {source_token(token) for token in rule.destination_address_prefixes}
+    if not any(_contains(token, address) for token in rule.destination_address_prefixes for address in addresses):
+        return "not for this VM"
+    if destinations - vm_tokens:
+        return "it also admits other destinations (%s)" % ", ".join(rule.destination_address_prefixes)
+    covered = _rule_ports(rule)
+    if ports is not None:
+        if not any(rule.covers_port(port) for port in ports):
+            return "not for these ports"
+        if covered is None or covered - set(ports):
+            return "it also admits ports not asked for (%s)" % ", ".join(rule.destination_port_ranges)
+    elif covered is None:
+        return "it admits a port range; name the ports to close"
+    if sources is not None and not {source_token(token) for token in rule.source_address_prefixes} <= {source_token(token) for token in sources}:
+        return "not for these sources"
+    return None
+
+
 def plan_close(topology, nsgs, targets):
     """The JIT allow rules to delete for ``targets`` (pure).
 
     ``topology`` is :func:`_topology.build_topology` output, ``nsgs`` maps lower-cased NSG ids to
-    REST dicts (:func:`_topology.nsgs_by_id`). Returns ``(rules, unknown_vm_ids)``: ``rules`` is
-    a list of dicts (vm_id, vm_name, nsg_id, nsg_name, resource_group, rule_name, priority,
-    ports, sources, destination), one per rule, without duplicates, in a stable order.
+    REST dicts (:func:`_topology.nsgs_by_id`). Returns ``(rules, unknown_vm_ids, kept)``: ``rules``
+    a list of dicts (vm_id, vm_name, nsg_id, nsg_name, resource_group, rule_name, priority, ports,
+    sources, destination), one per rule, in a stable order; ``kept`` the JIT allow rules for those
+    VMs and ports that were left alone because deleting them would close more than asked
+    (dicts with nsg_id, rule_name, reason).
     """
     planned = {}
     unknown = []
+    kept = {}
     for raw in targets:
         target = normalize_target(raw)
         record = topology.get(normalize_id(target["vm_id"]))
         if record is None:
             unknown.append(target["vm_id"])
             continue
-        addresses = [nic["private_ip"] for nic in record["nics"] if nic.get("private_ip")]
-        for nsg_id in record["nsg_ids"]:
-            nsg = nsgs.get(normalize_id(nsg_id))
+        for nsg_key, (nsg_id, addresses) in _vm_paths(record).items():
+            nsg = nsgs.get(nsg_key)
             if nsg is None:
                 continue
-            rules = [rule for rule in rules_from_nsg(nsg) if not rule.is_default]
-            for address in addresses:
-                for rule in find_jit_rules(rules, kind=JIT_KIND_ALLOW, destination=address, ports=target["ports"], sources=target["sources"]):
-                    if not _names_address(rule.destination_address_prefixes, address):
-                        continue  # JIT allow rules name the VM's address; never widen to tags or '*'
-                    key = (normalize_id(nsg_id), rule.name.lower())
-                    if key in planned:
-                        continue
-                    parsed = parse_resource_id(nsg_id)
-                    planned[key] = {
-                        "vm_id": record["id"],
-                        "vm_name": record["name"],
-                        "nsg_id": nsg.get("id") or nsg_id,
-                        "nsg_name": parsed.name,
-                        "resource_group": parsed.resource_group,
-                        "rule_name": rule.name,
-                        "priority": rule.priority,
-                        "ports": list(rule.destination_port_ranges),
-                        "sources": list(rule.source_address_prefixes),
-                        "destination": list(rule.destination_address_prefixes),
-                    }
-    return [planned[key] for key in sorted(planned)], unknown
+            for rule in rules_from_nsg(nsg):
+                if rule.is_default:
+                    continue
+                key = (nsg_key, rule.name.lower())
+                reason = _why_not(rule, addresses, target["ports"], target["sources"])
+                if reason is None:
+                    kept.pop(key, None)
+                    if key not in planned:
+                        parsed = parse_resource_id(nsg_id)
+                        planned[key] = {
+                            "vm_id": record["id"],
+                            "vm_name": record["name"],
+                            "nsg_id": nsg.get("id") or nsg_id,
+                            "nsg_name": parsed.name,
+                            "resource_group": parsed.resource_group,
+                            "rule_name": rule.name,
+                            "priority": rule.priority,
+                            "ports": list(rule.destination_port_ranges),
+                            "sources": list(rule.source_address_prefixes),
+                            "destination": list(rule.destination_address_prefixes),
+                        }
+                elif reason.startswith("it ") and key not in planned:
+                    kept[key] = {"nsg_id": nsg.get("id") or nsg_id, "rule_name": rule.name, "vm_id": record["id"], "reason": reason}
+    return [planned[key] for key in sorted(planned)], unknown, [kept[key] for key in sorted(kept)]
 
 
 def delete_rules(clients, call, rules):
@@ -138,9 +205,9 @@ def read_close_state(clients, call):
 
 
 def close_access(clients, call, targets, check_mode=False):
-    """Close ``targets`` now. Returns ``(deleted_rules, planned_rules, unknown_vm_ids)``."""
+    """Close ``targets`` now. Returns ``(deleted_rules, planned_rules, unknown_vm_ids, kept_rules)``."""
     topology, nsgs = read_close_state(clients, call)
-    planned, unknown = plan_close(topology, nsgs, targets)
+    planned, unknown, kept = plan_close(topology, nsgs, targets)
     if check_mode or not planned:
-        return [], planned, unknown
-    return delete_rules(clients, call, planned), planned, unknown
+        return [], planned, unknown, kept
+    return delete_rules(clients, call, planned), planned, unknown, kept

@@ -81,7 +81,7 @@ def names(planned):
 
 
 def test_source_port_and_vm_select_exactly_the_allow_rules():
-    planned, unknown = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
+    planned, unknown, _kept = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
     assert unknown == []
     # the subnet rule and the NIC rule for that VM/port/source; not the other source, VM or port
     assert names(planned) == [("nsg-nic", "6"), ("nsg-subnet", "1")]
@@ -90,7 +90,7 @@ def test_source_port_and_vm_select_exactly_the_allow_rules():
 
 
 def test_no_source_closes_every_source_but_never_deny_or_other_rules():
-    planned, _unknown = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A.upper(), "ports": None, "sources": None}])
+    planned, _unknown, _kept = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A.upper(), "ports": None, "sources": None}])
     assert names(planned) == [("nsg-nic", "6"), ("nsg-subnet", "1"), ("nsg-subnet", "2"), ("nsg-subnet", "4")]
     assert all("JITRule-" in item["rule_name"] for item in planned)
 
@@ -98,21 +98,40 @@ def test_no_source_closes_every_source_but_never_deny_or_other_rules():
 def test_port_dicts_single_port_and_source_string_forms():
     target = {"id": VM_A, "port": {"number": 3389}, "source": "203.0.113.7"}
     assert _close.normalize_target(target) == {"vm_id": VM_A, "ports": [3389], "sources": ["203.0.113.7"]}
-    planned, _unknown = _close.plan_close(topology(), nsgs(), [target])
+    planned, _unknown, _kept = _close.plan_close(topology(), nsgs(), [target])
     assert names(planned) == [("nsg-subnet", "4")]
 
 
 def test_unknown_vm_is_reported_and_nothing_planned():
     ghost = RG + "/providers/Microsoft.Compute/virtualMachines/ghost"
-    planned, unknown = _close.plan_close(topology(), nsgs(), [{"vm_id": ghost, "ports": [22]}])
+    planned, unknown, _kept = _close.plan_close(topology(), nsgs(), [{"vm_id": ghost, "ports": [22]}])
     assert planned == [] and unknown == [ghost]
 
 
 def test_allow_rule_with_wildcard_destination_is_never_selected():
     data = nsgs()
     data[NSG_NIC.lower()]["properties"]["securityRules"] = [allow(9, 100, "203.0.113.7", "*", 22)]
-    planned, _unknown = _close.plan_close(topology(), data, [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
+    planned, _unknown, _kept = _close.plan_close(topology(), data, [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
     assert names(planned) == [("nsg-subnet", "1")]
+
+
+def test_rules_admitting_more_than_asked_are_kept_with_the_reason():
+    data = nsgs()
+    rules = data[NSG_NIC.lower()]["properties"]["securityRules"]
+    wide = allow(8, 101, "203.0.113.7", "10.1.0.4", 22)
+    wide["properties"]["destinationPortRanges"] = ["22", "2222"]
+    other = allow(9, 102, "203.0.113.7", "10.1.0.4", 22)
+    other["properties"]["destinationAddressPrefix"] = "10.1.0.0/24"
+    description = "MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'x'."
+    lookalike = rule("Custom-allow-22", 103, "Allow", "203.0.113.7", "10.1.0.4", [22], description)
+    rules.extend([wide, other, lookalike])
+    planned, _unknown, kept = _close.plan_close(topology(), data, [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7/32"]}])
+    assert names(planned) == [("nsg-nic", "6"), ("nsg-subnet", "1")]
+    reasons = {item["rule_name"].split("-")[2]: item["reason"] for item in kept}
+    assert reasons == {"8": "it also admits ports not asked for (22, 2222)", "9": "it also admits other destinations (10.1.0.0/24)"}
+    # asked for both ports, the two-port rule goes too
+    planned, _unknown, kept = _close.plan_close(topology(), data, [{"vm_id": VM_A, "ports": [22, 2222], "sources": ["203.0.113.7"]}])
+    assert ("nsg-nic", "8") in names(planned) and [item["rule_name"].split("-")[2] for item in kept] == ["9"]
 
 
 def test_target_without_vm_id_is_rejected():
@@ -146,7 +165,7 @@ class FakeClients:
 
 
 def test_delete_rules_starts_every_deletion_before_waiting_and_reports_failures():
-    planned, _unknown = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
+    planned, _unknown, _kept = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
     fake = FakeRules(fail_on=(planned[1]["rule_name"],))
     errors = []
 

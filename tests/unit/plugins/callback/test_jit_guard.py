@@ -131,7 +131,7 @@ def test_close_group_deletes_through_the_shared_close_logic(monkeypatch):
         seen["targets"] = targets
         seen["subscription"] = clients.args[1]
         rule = {"vm_name": "app-1", "ports": ["22"], "sources": ["127.0.0.1"], "rule_name": "MicrosoftDefenderForCloud-JITRule-1-x", "nsg_name": "nsg-app"}
-        return [rule], [rule], []
+        return [rule], [rule], [], []
 
     monkeypatch.setattr(jit_guard, "close_access", fake_close)
     plugin.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM1), opened(VM1, 80)]}))
