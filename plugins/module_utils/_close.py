@@ -130,7 +130,7 @@ def plan_close(topology, nsgs, targets):
     ``topology`` is :func:`_topology.build_topology` output, ``nsgs`` maps lower-cased NSG ids to
     REST dicts (:func:`_topology.nsgs_by_id`). Returns ``(rules, unknown_vm_ids, kept)``: ``rules``
     a list of dicts (vm_id, vm_name, nsg_id, nsg_name, resource_group, rule_name, priority, ports,
-    sources, destination), one per rule, in a stable order; ``kept`` the JIT allow rules for those
+    port_numbers, sources, destination), one per rule, in a stable order; ``kept`` the JIT allow rules for those
     VMs and ports that were left alone because deleting them would close more than asked
     (dicts with nsg_id, rule_name, reason).
     """
@@ -157,6 +157,7 @@ def plan_close(topology, nsgs, targets):
                     if key not in planned:
                         parsed = parse_resource_id(nsg_id)
                         planned[key] = {
+                            "port_numbers": sorted(_rule_ports(rule)),
                             "vm_id": record["id"],
                             "vm_name": record["name"],
                             "nsg_id": nsg.get("id") or nsg_id,

@@ -461,7 +461,6 @@ initiated:
 import base64  # noqa: E402
 import getpass  # noqa: E402
 import io  # noqa: E402
-import ipaddress  # noqa: E402
 import json  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
@@ -469,7 +468,8 @@ from collections import OrderedDict  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from email.utils import parsedate_to_datetime  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _close, _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._close import source_token  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, nsgs_by_id, read_inventory, resolve_vms, to_rest  # noqa: E402
 
@@ -532,17 +532,6 @@ def parse_renew_margin(value, duration_seconds):
             % (value, _jit.format_duration(seconds), _jit.format_duration(duration_seconds), _jit.format_duration(duration_seconds - 1))
         )
     return seconds
-
-
-def source_token(prefix):
-    """Comparable form of a source prefix: ``10.0.0.1`` == ``10.0.0.1/32``; tags lower-cased."""
-    text = str(prefix).strip()
-    if text.lower() in ("*", "any", "0.0.0.0/0", "internet"):
-        return "*"
-    try:
-        return str(ipaddress.ip_network(text, strict=False))
-    except ValueError:
-        return text.lower()
 
 
 def source_set(prefixes):
@@ -637,6 +626,18 @@ def describe_rule(nsg_id, rule):
     }
 
 
+def describe_planned_rule(rule):
+    """:func:`describe_rule` for a rule planned by :func:`_close.plan_close`."""
+    return {
+        "id": rule_id(rule["nsg_id"], rule["rule_name"]),
+        "nsg_id": rule["nsg_id"],
+        "name": rule["rule_name"],
+        "priority": rule["priority"],
+        "source_address_prefixes": list(rule["sources"]),
+        "destination_address_prefixes": list(rule["destination"]),
+    }
+
+
 def access_on_path(paths, nsgs, port, sources=None, exclude=None):
     """Look for the allow rule of ``port`` on every (NSG, IP) pair of a VM.
 
@@ -678,72 +679,6 @@ def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=10.0):
         rounds += 1
         if rounds >= steady_rounds:
             delay = min(maximum, delay * factor)
-
-
-def rules_to_close(record, nsgs, ports=None, sources=None):
-    """Plan the deletions that close access to one VM.
-
-    Every JIT allow rule on each NSG of the VM's path whose destinations are all the VM's private
-    IPs, whose ports include one of ``ports`` (``None``: any) and, with ``sources``, whose sources
-    all lie in that set. Rules that also admit another destination, or ports not asked for, are
-    not deleted (they would close more than asked) and come back in ``skipped`` with the reason.
-    Returns ``(by_port, skipped)``: ``by_port`` ``{port: [(nsg id, SecurityRule)]}`` (a rule with
-    several of the ports is listed under each), ``skipped`` ``[(nsg id, rule name, reason)]``.
-    """
-    paths = vm_paths(record)
-    vm_ips = {pair[1] for pair in paths}
-    wanted_sources = source_set(sources) if sources else None
-    by_port = OrderedDict((port, []) for port in ports or ())
-    skipped = []
-    seen = set()
-    for nsg_id in OrderedDict.fromkeys(pair[0] for pair in paths):
-        nsg = nsgs.get(_jit.normalize_id(nsg_id))
-        if nsg is None:
-            continue
-        ips = [ip for other, ip in paths if other == nsg_id]
-        for rule, _raw in nsg_rule_entries(nsg):
-            info = _nsg.classify_jit_rule(rule)
-            # Deleting needs certainty: the rule must carry a JIT allow-rule name, not only a JIT-like description.
-            if info is None or info.kind != _nsg.JIT_KIND_ALLOW or info.generation is None or not rule.is_inbound or not rule.is_allow:
-                continue
-            if not any(_nsg.find_jit_rules([rule], kind=_nsg.JIT_KIND_ALLOW, destination=ip) for ip in ips):
-                continue
-            key = (_jit.normalize_id(nsg_id), rule.name.lower())
-            if key in seen:
-                continue
-            seen.add(key)
-            if wanted_sources is not None and not source_set(rule.source_address_prefixes) <= wanted_sources:
-                continue
-            if ports is None:
-                rule_ports = _covered_ports(rule)
-                if rule_ports is None:
-                    skipped.append((nsg_id, rule.name, "it admits a port range; name the ports to close"))
-                    continue
-            else:
-                rule_ports = [port for port in ports if rule.covers_port(port)]
-                if not rule_ports:
-                    continue
-                extra = _covered_ports(rule)
-                if extra is None or set(extra) - set(ports):
-                    skipped.append((nsg_id, rule.name, "it also admits ports not asked for (%s)" % ", ".join(rule.destination_port_ranges)))
-                    continue
-            others = [token for token in rule.destination_address_prefixes if source_token(token) not in {source_token(ip) for ip in vm_ips}]
-            if others:
-                skipped.append((nsg_id, rule.name, "it also admits other destinations (%s)" % ", ".join(others)))
-                continue
-            for port in rule_ports:
-                by_port.setdefault(port, []).append((nsg_id, rule))
-    return by_port, skipped
-
-
-def _covered_ports(rule, limit=64):
-    """The individual ports of a rule's destination ranges, or ``None`` for wide ranges."""
-    ports = []
-    for low, high in rule.destination_ranges:
-        if high - low >= limit:
-            return None
-        ports.extend(range(low, high + 1))
-    return sorted(set(ports))
 
 
 def token_identities(token):
@@ -1160,51 +1095,40 @@ class JitRequest:
 
     # -- absent ------------------------------------------------------------------------------
     def run_absent(self):
-        network = self.module.clients.network
-        deletions = OrderedDict()
-        vm_plans = []
+        targets, plans = [], []
         for original, record in self.vms:
             candidates = self.policy_index.get(_jit.normalize_id(record["id"]), [])
             chosen = choose_policy(candidates, record)
             policy, entry = chosen if chosen else (None, None)
             ports = self._ports(original.get("ports"), "ports") if original.get("ports") is not None else self.ports
-            by_port, skipped = rules_to_close(record, self.nsgs, ports, list(self.sources) if self.sources else None)
-            for nsg_id, name, reason in skipped:
-                self.module.warn("left JIT allow rule %s on NSG %s for VM %s untouched: %s" % (name, self.nsg_name(nsg_id), record["name"], reason))
-            if ports is None and entry is not None:
-                for port in entry.get("ports") or []:
-                    by_port.setdefault(_jit.canonical_port(port)["number"], [])
-            vm_plans.append((record, policy, by_port))
-            for rules in by_port.values():
-                for nsg_id, rule in rules:
-                    deletions.setdefault((_jit.normalize_id(nsg_id), rule.name.lower()), (nsg_id, rule))
+            targets.append({"vm_id": record["id"], "ports": ports, "sources": list(self.sources) if self.sources else None})
+            # Ports to report on: those asked for, else the policy's (open or not) plus any found open.
+            reported = set(ports) if ports is not None else {_jit.canonical_port(port)["number"] for port in (entry or {}).get("ports") or []}
+            plans.append((record, policy, reported))
 
-        self.changed = bool(deletions)
-        if deletions and not self.module.check_mode:
-            pollers = []
-            for nsg_id, rule in deletions.values():
-                parsed = _jit.parse_resource_id(nsg_id)
-                poller = self.call(
-                    "delete JIT allow rule %s from NSG %s" % (rule.name, nsg_id),
-                    network.security_rules.begin_delete,
-                    parsed.resource_group,
-                    parsed.name,
-                    rule.name,
-                )
-                pollers.append((nsg_id, rule, poller))
-            for nsg_id, rule, poller in pollers:
-                self.call("delete JIT allow rule %s from NSG %s" % (rule.name, nsg_id), poller.result)
+        # One selection for every way of closing (this module and the jit_guard callback).
+        planned, _unknown, kept = _close.plan_close(self.topology, self.nsgs, targets)
+        for rule in kept:
+            self.module.warn("left JIT allow rule %s on NSG %s untouched: %s" % (rule["rule_name"], self.nsg_name(rule["nsg_id"]), rule["reason"]))
+        self.changed = bool(planned)
+        if planned and not self.module.check_mode:
+            _close.delete_rules(self.module.clients, self.call, planned)
 
-        for record, policy, by_port in vm_plans:
+        for record, policy, reported in plans:
+            rules_by_port = OrderedDict()
+            for rule in planned:
+                if _jit.same_id(rule["vm_id"], record["id"]):
+                    for number in rule["port_numbers"]:
+                        rules_by_port.setdefault(number, []).append(rule)
             active_map = _jit.active_requests(policy, self.now) if policy else {}
             ports = []
-            for number in sorted(by_port):
-                rules = by_port[number]
+            for number in sorted(reported | set(rules_by_port)):
+                rules = rules_by_port.get(number, [])
                 active = active_map.get((_jit.normalize_id(record["id"]), number))
                 key = "%s:%s" % (record["name"], number)
                 if rules:
-                    described = [describe_rule(nsg_id, rule) for nsg_id, rule in rules]
-                    sources = sorted({token for pair in rules for token in pair[1].source_address_prefixes})
+                    described = [describe_planned_rule(rule) for rule in rules]
+                    sources = sorted({token for rule in rules for token in rule["sources"]})
                     action = ACTION_WOULD_CLOSE if self.module.check_mode else ACTION_CLOSED
                     self.closed.append(
                         {

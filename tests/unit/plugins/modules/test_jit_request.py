@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from ansible_collections.jitaccess.azure.plugins.module_utils import _close
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError
 from ansible_collections.jitaccess.azure.plugins.modules import jit_request as jr
 
@@ -193,7 +194,18 @@ def test_backoff_grows_to_a_cap():
 # -- closing ------------------------------------------------------------------------------------
 
 
-def test_rules_to_close_takes_only_jit_allow_rules_of_the_vm():
+def close_plan(record_, nsgs, ports=None, sources=None):
+    """What ``state=absent`` selects: ``{port: [(nsg id, rule name)]}`` and ``{rule name: reason}`` kept."""
+    planned, unknown, kept = _close.plan_close({VM_ID.lower(): record_}, nsgs, [{"vm_id": VM_ID, "ports": ports, "sources": sources}])
+    assert unknown == []
+    by_port = {}
+    for item in planned:
+        for number in item["port_numbers"]:
+            by_port.setdefault(number, []).append((item["nsg_id"], item["rule_name"]))
+    return by_port, {item["rule_name"]: item["reason"] for item in kept}
+
+
+def test_close_selects_only_jit_allow_rules_of_the_vm():
     deny = rule(DENY, 4096, ["22", "3389"], source="*", access="Deny", description="MDC JIT Network Access rule for policy 'default' of VM 'web-1'.")
     subnet = nsg(
         NSG_SUBNET,
@@ -204,24 +216,23 @@ def test_rules_to_close_takes_only_jit_allow_rules_of_the_vm():
         rule(ALLOW2, 101, "3389"),
     )
     nic = nsg(NSG_NIC, rule(ALLOW, 100, "22"), rule("MicrosoftDefenderForCloud-JITRule-9-CCCC", 105, "22", dest="10.1.0.99"))
-    by_port, skipped = jr.rules_to_close(record(), index(subnet, nic), ports=[22])
-    assert {port: [(n, r.name) for n, r in rules] for port, rules in by_port.items()} == {22: [(NSG_SUBNET, ALLOW), (NSG_NIC, ALLOW)]}
-    assert skipped == []
-    by_port, dummy = jr.rules_to_close(record(), index(subnet, nic))
+    by_port, kept = close_plan(record(), index(subnet, nic), ports=[22])
+    assert {port: sorted(rules) for port, rules in by_port.items()} == {22: sorted([(NSG_SUBNET, ALLOW), (NSG_NIC, ALLOW)])}
+    assert kept == {}
+    by_port, kept = close_plan(record(), index(subnet, nic))
     assert sorted(by_port) == [22, 3389]
-    by_port, dummy = jr.rules_to_close(record(), index(subnet, nic), ports=[22], sources=["198.51.100.1"])
-    assert by_port == {22: []}
+    by_port, kept = close_plan(record(), index(subnet, nic), ports=[22], sources=["198.51.100.1"])
+    assert by_port == {}
 
 
-def test_rules_to_close_skips_rules_that_would_close_more():
+def test_close_keeps_rules_that_would_close_more():
     shared = rule(ALLOW, 100, "22", dest=["10.1.0.4", "10.1.0.5"])
     wide = rule(ALLOW2, 101, ["22", "3389"])
     subnet = nsg(NSG_SUBNET, shared, wide)
-    by_port, skipped = jr.rules_to_close(record(nic_nsg=None), index(subnet), ports=[22])
-    assert by_port == {22: []}
-    reasons = {name: reason for dummy, name, reason in skipped}
-    assert "other destinations" in reasons[ALLOW]
-    assert "ports not asked for" in reasons[ALLOW2]
+    by_port, kept = close_plan(record(nic_nsg=None), index(subnet), ports=[22])
+    assert by_port == {}
+    assert "other destinations" in kept[ALLOW]
+    assert "ports not asked for" in kept[ALLOW2]
 
 
 # -- identity, time, messages -------------------------------------------------------------------
