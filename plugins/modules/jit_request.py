@@ -447,6 +447,18 @@ closed:
         - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web/securityRules/MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
           nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
           name: MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
+still_open:
+  description:
+    - When closing fails (O(state=absent)), the JIT allow rules that are still there and admit
+      traffic, one per NSG. A failed deletion does not stop the others; C(deleted_rules) lists
+      those that were removed.
+  returned: failure while closing
+  type: list
+  elements: dict
+  sample:
+    - vm_name: web-1
+      nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+      name: MicrosoftDefenderForCloud-JITRule-1205477925-3E6A7DE4D4F44F73A5AB0D38C7F8B1B2
 initiated:
   description: The C(initiate) calls made (or, in check mode, that would be made), one per policy.
   returned: always
@@ -469,6 +481,7 @@ from datetime import datetime, timezone  # noqa: E402
 from email.utils import parsedate_to_datetime  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _close, _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import source_token  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, nsgs_by_id, read_inventory, resolve_vms, to_rest  # noqa: E402
@@ -1001,10 +1014,11 @@ class JitRequest:
                     nsg_ids.setdefault(_jit.normalize_id(nsg_id), nsg_id)
             for key, nsg_id in nsg_ids.items():
                 parsed = _jit.parse_resource_id(nsg_id)
-                nsgs[key] = self.call(
-                    "read network security group %s" % nsg_id,
-                    lambda parsed=parsed: to_rest(network.network_security_groups.get(parsed.resource_group, parsed.name)),
-                )
+                try:
+                    nsgs[key] = to_rest(network.network_security_groups.get(parsed.resource_group, parsed.name))
+                except AzureError as exc:
+                    # The requests are initiated: report them so that they can be closed (jit_guard).
+                    self.module.fail_azure(exc, "read network security group %s" % nsg_id, changed=True, opened=self.opened, initiated=self.initiated)
             still = []
             for item in pending:
                 sources = [item["source"]] if item["source"] and "," not in item["source"] else None
@@ -1112,7 +1126,7 @@ class JitRequest:
             self.module.warn("left JIT allow rule %s on NSG %s untouched: %s" % (rule["rule_name"], self.nsg_name(rule["nsg_id"]), rule["reason"]))
         self.changed = bool(planned)
         if planned and not self.module.check_mode:
-            _close.delete_rules(self.module.clients, self.call, planned)
+            self._delete_all(planned)
 
         for record, policy, reported in plans:
             rules_by_port = OrderedDict()
@@ -1149,6 +1163,34 @@ class JitRequest:
                     result = self._port_result(number, active, ACTION_NOT_OPEN, [], open_=False)
                 ports.append(result)
             self.results.append(self._vm_result(record, policy["id"] if policy else None, ports))
+
+    def _delete_all(self, planned):
+        """Delete every planned rule; one failed deletion does not stop the others. On any
+        failure, fail naming each error and every rule still open (it admits traffic)."""
+        errors = []
+
+        def attempt(action, function, *args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except AzureError as exc:
+                errors.append((action, exc))
+                return None
+
+        deleted = _close.delete_rules(self.module.clients, attempt, planned)
+        if not errors:
+            return
+        left = [rule for rule in planned if rule not in deleted]
+        still_open = [{"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]} for rule in left]
+        messages = [describe_error(exc, action) for action, exc in errors]
+        self.module.fail_json(
+            msg="%s; still open: %s"
+            % ("; ".join(messages), ", ".join("%s on NSG %s (VM %s)" % (rule["rule_name"], rule["nsg_name"], rule["vm_name"]) for rule in left) or "none"),
+            error=error_details(errors[0][1]),
+            errors=messages,
+            changed=bool(deleted),
+            still_open=still_open,
+            deleted_rules=[{"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]} for rule in deleted],
+        )
 
     # -- entry -------------------------------------------------------------------------------
     def run(self):

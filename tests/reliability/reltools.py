@@ -1,0 +1,184 @@
+"""Helpers for the reliability suite: admin tasks inside playbooks, state snapshots, checks.
+
+Many scenarios run as tasks of ONE ansible-playbook run to keep the suite fast: each scenario
+resets armsim through its admin API (an ``ansible.builtin.uri`` task on the loopback admin port),
+sets its faults, runs the task under test with ``ignore_errors``, then records armsim's stats and
+state with two more admin tasks. The recording callback of tests/integration keeps every result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from roles_support import ALLOW_PREFIXES, DENY_PREFIXES
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+TRACEBACK_MARKERS = ("Traceback (most recent call last)", "MODULE FAILURE", "module_stderr")
+
+
+def vm_id(resource_group, name, subscription=SUBSCRIPTION):
+    return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (subscription, resource_group, name)
+
+
+def vm(name, resource_group, **extra):
+    return dict({"name": name, "resource_group": resource_group}, **extra)
+
+
+# --- admin tasks ---------------------------------------------------------------------------------
+
+
+ACTION_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "action_plugins")
+ADMIN_ENV = {"ANSIBLE_ACTION_PLUGINS": ACTION_PLUGINS}
+"""Environment for run_playbook when a playbook uses admin tasks."""
+
+
+def admin_task(sim, calls, name):
+    """One task calling armsim's admin API: ``calls`` is a list of (method, path[, body])."""
+    return {
+        "name": name,
+        "armsim_admin": {
+            "url": sim.info["admin_url"],
+            "calls": [{"method": call[0], "path": call[1], "body": call[2] if len(call) > 2 else None} for call in calls],
+        },
+        "delegate_to": "localhost",
+        "run_once": True,
+    }
+
+
+def scenario(sim, sid, task, faults=(), setup=(), config=None):
+    """Tasks for one scenario: reset armsim, ``setup`` tasks, zero the counters, set ``faults``,
+    run ``task`` (named ``sid``, errors ignored), then record stats and state (``<sid> after``)
+    and clear the faults. Run the playbook with ``env=ADMIN_ENV``."""
+    calls = [("POST", "/reset", {})]
+    if config:
+        calls.append(("POST", "/config", config))
+    tasks = []
+    if setup:
+        tasks.append(admin_task(sim, calls, "%s reset" % sid))
+        tasks += list(setup)
+        calls = []
+    calls.append(("POST", "/stats/reset", {}))
+    calls += [("POST", "/faults", fault) for fault in faults]
+    tasks.append(admin_task(sim, calls, "%s arm" % sid))
+    tasks.append(dict(task, name=sid, ignore_errors=True))
+    tasks.append(admin_task(sim, [("GET", "/stats"), ("GET", "/state"), ("DELETE", "/faults")], "%s after" % sid))
+    return tasks
+
+
+def outcome(run, sid):
+    """(task result, stats, state) of a scenario."""
+    stats, state, _ = run.result("%s after" % sid)["responses"]
+    return run.result(sid), stats, state
+
+
+# --- state ---------------------------------------------------------------------------------------
+
+
+def _port_key(port):
+    prefixes = port.get("allowedSourceAddressPrefixes") or [port.get("allowedSourceAddressPrefix")]
+    return (int(port["number"]), str(port.get("protocol")).upper(), tuple(sorted(str(p) for p in prefixes)), port.get("maxRequestAccessDuration"))
+
+
+def policies(state):
+    """``{policy id lower: {vm id lower: sorted port keys}}`` from armsim state."""
+    result = {}
+    for policy in state["jit_policies"]:
+        entries = {}
+        for entry in policy["properties"].get("virtualMachines", []):
+            entries[entry["id"].lower()] = tuple(sorted(_port_key(port) for port in entry.get("ports", [])))
+        result[policy["id"].lower()] = entries
+    return result
+
+
+def requests_of(state):
+    """Every JIT request record: (policy id lower, vm id lower, port, sources, status)."""
+    found = []
+    for policy in state["jit_policies"]:
+        for request in policy["properties"].get("requests", []):
+            for entry in request.get("virtualMachines", []):
+                for port in entry.get("ports", []):
+                    sources = port.get("allowedSourceAddressPrefixes") or [port.get("allowedSourceAddressPrefix")]
+                    found.append((policy["id"].lower(), entry["id"].lower(), int(port["number"]), tuple(sources), port.get("status")))
+    return found
+
+
+def jit_rules(state, kind="allow"):
+    """JIT rules in a state dump: dicts with nsg, name, destination, ports, sources, priority."""
+    prefixes = ALLOW_PREFIXES if kind == "allow" else DENY_PREFIXES
+    found = []
+    for nsg in state["network_security_groups"]:
+        for rule in nsg["properties"].get("securityRules", []):
+            if not rule["name"].lower().startswith(prefixes):
+                continue
+            props = rule["properties"]
+            found.append(
+                {
+                    "nsg": nsg["name"],
+                    "name": rule["name"],
+                    "priority": props["priority"],
+                    "destination": props.get("destinationAddressPrefix") or ",".join(props.get("destinationAddressPrefixes", [])),
+                    "ports": [props["destinationPortRange"]] if props.get("destinationPortRange") else list(props.get("destinationPortRanges", [])),
+                    "sources": [props["sourceAddressPrefix"]] if props.get("sourceAddressPrefix") else list(props.get("sourceAddressPrefixes", [])),
+                }
+            )
+    return sorted(found, key=lambda rule: (rule["nsg"], rule["destination"], rule["name"]))
+
+
+def deny_layout(state):
+    """JIT deny rules without their names (armsim names them afresh on every reset)."""
+    return sorted((rule["nsg"], rule["destination"], tuple(rule["ports"]), tuple(rule["sources"]), rule["priority"]) for rule in jit_rules(state, "deny"))
+
+
+JIT_RULE_NAME = re.compile(r"(MicrosoftDefenderForCloud|SecurityCenter)-JITRule[-_]-?\d+[-_][0-9A-Fa-f]{32}")
+
+
+def without_rule_names(data):
+    """``data`` as JSON text with every JIT rule name replaced by a placeholder."""
+    return JIT_RULE_NAME.sub("JITRULE", json.dumps(data, sort_keys=True))
+
+
+def all_rules(state):
+    """Every custom rule as (nsg, name, json of properties): compare whole rule sets."""
+    return sorted(
+        (nsg["name"], rule["name"], json.dumps(rule["properties"], sort_keys=True))
+        for nsg in state["network_security_groups"]
+        for rule in nsg["properties"].get("securityRules", [])
+    )
+
+
+def assert_entries_whole(before, after, touched=()):
+    """Every policy entry of ``before`` is in ``after`` unchanged, except the ``touched`` VM ids,
+    which are either unchanged or absent-then-fully-present (checked by the caller). Returns the
+    number of entries lost (0 when the assertion holds)."""
+    touched = {item.lower() for item in touched}
+    lost = []
+    for policy_id, entries in before.items():
+        for vm_key, ports in entries.items():
+            if vm_key in touched:
+                continue
+            if after.get(policy_id, {}).get(vm_key) != ports:
+                lost.append((policy_id, vm_key))
+    assert not lost, "policy entries lost or damaged: %s" % lost
+    return 0
+
+
+# --- output checks -------------------------------------------------------------------------------
+
+
+def assert_clean_failure(result, *needles):
+    """A failed task whose msg names every needle (case-insensitive) and carries no traceback."""
+    assert result.get("failed"), "expected a failure, got %s" % json.dumps(result, default=str)[:2000]
+    msg = str(result.get("msg", ""))
+    for marker in TRACEBACK_MARKERS:
+        assert marker not in msg and marker not in result, "traceback in %s" % msg[:2000]
+    for needle in needles:
+        assert needle.lower() in msg.lower(), "%r not in msg: %s" % (needle, msg)
+    return msg
+
+
+def assert_no_secret(secret, *texts):
+    assert secret
+    for text in texts:
+        assert secret not in (text or ""), "the client secret appears in the output"
