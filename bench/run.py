@@ -192,7 +192,8 @@ class Bench:
             rec["extrapolated_from"] = extrapolated_from
         self.results.append(rec)
         label = "%-9s %-10s vms=%-6s hosts=%-4s" % (phase, approach, vms, hosts if hosts is not None else "-")
-        extra = " (extrapolated linearly from %d VMs)" % extrapolated_from if extrapolated_from else ""
+        unit = "hosts" if phase == "access" else "VMs"
+        extra = " (extrapolated linearly from %d %s)" % (extrapolated_from, unit) if extrapolated_from else ""
         print(
             "  %s wall %7.2fs  reads %6d  writes %6d  initiates %4d  peak RSS %6.1f MB (tree %6.1f MB, CPU %6.1fs)%s"
             % (label, rec["wall_s"], rec["reads"], rec["writes"], rec["initiates"], m.peak_rss_mb, m.tree_rss_mb, m.cpu_s, extra),
@@ -423,7 +424,8 @@ class Bench:
                             rec["initiates"] == policies,
                             "%d initiates for %d policies" % (rec["initiates"], policies),
                         )
-                        limit = APPLY_DELAY + 10 if (hosts >= 500 or not self.quick) else APPLY_DELAY + 30
+                        # Quick mode runs inside `make test` on busy machines: only a gross regression fails.
+                        limit = APPLY_DELAY + (90 if self.quick else 10)
                         if hosts >= 100:
                             self.check(
                                 "access for %d hosts within apply delay + %ds" % (hosts, limit - APPLY_DELAY), rec["wall_s"] <= limit, "%.1fs" % rec["wall_s"]
@@ -608,8 +610,13 @@ def main(argv=None):
         type=int,
         help="largest play measured with per-host jit_request tasks, larger ones are extrapolated (default 100; 10 with --quick)",
     )
+    parser.add_argument("--table", metavar="RESULTS_JSON", help="print the results of an earlier run as Markdown tables and exit")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, seeds, per-task timings)")
     args = parser.parse_args(argv)
+    if args.table:
+        with open(args.table, encoding="utf-8") as stream:
+            print(markdown(json.load(stream)))
+        return 0
     if args.naive_access_max is None:
         args.naive_access_max = 10 if args.quick else 100
     if not os.path.exists(MANIFEST):
@@ -630,7 +637,8 @@ def main(argv=None):
     print("\n== ratios (ours / naive, same run)")
     for r in bench.ratios():
         what = "%s %s VMs" % (r["phase"], r["vms"]) if r["phase"] != "access" else "access %s hosts" % r["hosts"]
-        extra = "  (naive extrapolated from %d VMs)" % r["naive_extrapolated_from"] if r["naive_extrapolated_from"] else ""
+        unit = "hosts" if r["phase"] == "access" else "VMs"
+        extra = "  (naive extrapolated from %d %s)" % (r["naive_extrapolated_from"], unit) if r["naive_extrapolated_from"] else ""
         print("  %-22s wall %s  reads %s  writes %s  initiates %s%s" % (what, fmt(r["wall"]), fmt(r["reads"]), fmt(r["writes"]), fmt(r["initiates"]), extra))
     for note in bench.notes:
         print("  note: " + note)
@@ -647,6 +655,42 @@ def main(argv=None):
         return 1
     print("bench: every target met (%d checked)" % len(bench.checks))
     return 0
+
+
+def markdown(document):
+    """The results as Markdown tables (for docs/bench.md): ``bench/run.py --table results.json``."""
+    rows = document["results"]
+    index = {(r["phase"], r["approach"], r["vms"], r["hosts"]): r for r in rows}
+    out = ["| phase | VMs | approach | wall s | reads | writes | peak RSS MB | ours / naive: wall, writes |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["phase"] == "access":
+            continue
+        ratio = ""
+        naive = index.get((r["phase"], "naive", r["vms"], r["hosts"]))
+        if r["approach"] == "collection" and naive:
+            ratio = "%s, %s" % (fmt(r["wall_s"] / naive["wall_s"]), fmt(r["writes"] / naive["writes"]) if naive["writes"] else "-")
+        approach = r["approach"] + (" (extrapolated from %d)" % r["extrapolated_from"] if r.get("extrapolated_from") else "")
+        out.append(
+            "| %s | %s | %s | %.1f | %d | %d | %.0f | %s |"
+            % (r["phase"], "{:,}".format(r["vms"]), approach, r["wall_s"], r["reads"], r["writes"], r["peak_rss_mb"], ratio)
+        )
+    out += [
+        "",
+        "| hosts | approach | open -> every port usable, s | initiates | reads | writes | ours / naive: time, initiates |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["phase"] != "access":
+            continue
+        ratio = ""
+        naive = index.get(("access", "naive", r["vms"], r["hosts"]))
+        if r["approach"] == "collection" and naive:
+            ratio = "%s, %s" % (fmt(r["wall_s"] / naive["wall_s"]), fmt(r["initiates"] / naive["initiates"]) if naive["initiates"] else "-")
+        approach = r["approach"] + (" (extrapolated from %d hosts)" % r["extrapolated_from"] if r.get("extrapolated_from") else "")
+        out.append("| %d | %s | %.1f | %d | %d | %d | %s |" % (r["hosts"], approach, r["wall_s"], r["initiates"], r["reads"], r["writes"], ratio))
+    out += ["", "| target | met | measured |", "|---|---|---|"]
+    out += ["| %s | %s | %s |" % (c["target"], "yes" if c["ok"] else "**no**", c["detail"]) for c in document.get("targets", [])]
+    return "\n".join(out)
 
 
 def fmt(value):
