@@ -571,9 +571,10 @@ def chart(results, path, mode):
                     continue
                 xs = [r["vms"] for r in rows]
                 ys = [max(r[key], 0.5 if key == "writes" else 0.01) for r in rows]
-                ax.plot(xs, ys, line, color=color, marker=marker, label="%s %s" % (approach, phase))
+                face = color if phase == "rollout" else "white"
+                ax.plot(xs, ys, line, color=color, marker=marker, markerfacecolor=face, label="%s %s" % (approach, phase))
                 for r, y in zip(rows, ys, strict=True):
-                    if r.get("extrapolated_from"):
+                    if r.get("extrapolated_from") and phase == "rollout":
                         ax.annotate("extrapolated\nfrom %d" % r["extrapolated_from"], (r["vms"], y), fontsize=7, textcoords="offset points", xytext=(-50, 6))
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -586,6 +587,15 @@ def chart(results, path, mode):
         rows = sorted((r for r in results if r["phase"] == "access" and r["approach"] == approach), key=lambda r: r["hosts"])
         if rows:
             ax.plot([r["hosts"] for r in rows], [r["wall_s"] for r in rows], "-", color=color, marker=marker, label=approach)
+            for r in rows:
+                if r.get("extrapolated_from"):
+                    ax.annotate(
+                        "extrapolated\nfrom %d hosts" % r["extrapolated_from"],
+                        (r["hosts"], r["wall_s"]),
+                        fontsize=7,
+                        textcoords="offset points",
+                        xytext=(-70, -4),
+                    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("hosts in the play")
