@@ -243,7 +243,7 @@ EXAMPLES = r"""
 - name: Close every JIT access to a VM, whatever the port or source
   jitaccess.azure.jit_request:
     virtual_machines:
-      - {name: web-1, resource_group: rg-web}
+      - {name: db-1, resource_group: rg-db}
     state: absent
 """
 

@@ -98,22 +98,8 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: ansible_facts.azure_jit.summary.exposed_ports == 0
     fail_msg: >-
-      Exposed: {{ ansible_facts.azure_jit.virtual_machines
-                  | selectattr('exposure', 'selectattr', 'exposed')
-                  | map(attribute='name') | list }}
-
-- name: Report production web servers only
-  jitaccess.azure.nsg_jit_facts:
-    resource_groups: [rg-web]
-    tags:
-      env: prod
-
-- name: Report two VMs
-  jitaccess.azure.nsg_jit_facts:
-    virtual_machines:
-      - name: web-1
-        resource_group: rg-web
-      - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Compute/virtualMachines/db-1
+      Exposed: {{ ansible_facts.azure_jit.virtual_machines | subelements('exposure')
+                  | selectattr('1.exposed') | map(attribute='0.name') | unique | list }}
 
 - name: List VMs JIT does not protect yet (candidates for jitaccess.azure.jit_policy)
   ansible.builtin.debug:
@@ -129,6 +115,19 @@ EXAMPLES = r"""
 - name: Show drift (JIT deny rules deleted by another tool)
   ansible.builtin.debug:
     var: ansible_facts.azure_jit.drift
+
+- name: Report production web servers only
+  jitaccess.azure.nsg_jit_facts:
+    resource_groups: [rg-web]
+    tags:
+      env: prod
+
+- name: Report two VMs
+  jitaccess.azure.nsg_jit_facts:
+    virtual_machines:
+      - name: web-1
+        resource_group: rg-web
+      - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-db/providers/Microsoft.Compute/virtualMachines/db-1
 """
 
 RETURN = r"""

@@ -350,29 +350,3 @@ def test_throttling_and_transient_errors_are_survived_cloud_errors_are_clean(arm
     assert result["error"]["request_id"] and result["error"]["request_id"] in result["msg"]
     assert "Traceback" not in result["msg"]
     assert armsim.state()["jit_policies"] == seed_policies
-
-
-def test_documented_examples_run(armsim):
-    """The module's EXAMPLES, run as written against armsim (the seed has the VMs they name)."""
-    import yaml
-
-    from ansible_collections.jitaccess.azure.plugins.modules import jit_policy
-
-    tasks = yaml.safe_load(jit_policy.EXAMPLES)
-    candidates = [vm("web-1"), vm("legacy-1"), vm("db-1", "rg-data")]
-    run = run_playbook(armsim, [{"hosts": "localhost", "gather_facts": False, "vars": {"candidates": candidates}, "tasks": tasks}])
-    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    statuses = [entry["status"] for entry in run.results]
-    assert statuses == ["ok"] * len(tasks), statuses
-    assert run.result(tasks[2]["name"])["skipped_virtual_machines"][0]["name"] == "legacy-1"
-    # purge: only rg-web's policy is rewritten, keeping web-1 alone; rg-app's policy is not touched
-    (purged,) = run.result(tasks[3]["name"])["policies"]
-    assert purged["id"] == policy_id() and [e["id"] for e in purged["virtual_machines"]] == [vm_id("web-1")]
-    assert purged["changes"]["removed"] == sorted(vm_id(n).lower() for n in ("other-1", "other-2", "web-2"))
-    assert purged["changes"]["changed"] == [vm_id("web-1").lower()]  # back to the OS default ports
-    stats = armsim.stats()
-    assert ops(stats, PUT) == 4 and ops(stats, DELETE) == 1  # 2 policies + 1 + 1 (purge), none in check mode, then the DELETE
-    state = armsim.state()
-    # purge left web-1 alone in rg-web's policy, then the last example took it out: the policy is gone
-    assert policy_id().lower() not in policies(state)
-    assert list(policy_vms(state, policy_id("rg-app"))) == [vm_id("app-1", "rg-app").lower()]
