@@ -5,6 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$root/.venv"
 # A private copy per run, so parallel runs never clobber each other.
+mkdir -p "$root/.build"
 work=$(mktemp -d "$root/.build/sanity.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/jitaccess/azure"
