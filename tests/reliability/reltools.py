@@ -182,3 +182,61 @@ def assert_no_secret(secret, *texts):
     assert secret
     for text in texts:
         assert secret not in (text or ""), "the client secret appears in the output"
+
+
+# --- background ansible-playbook processes -------------------------------------------------------
+
+
+class Background:
+    """An ansible-playbook process started in the background (for concurrency and signals)."""
+
+    def __init__(self, sim, plays, workdir, *, inventory=None, env=None, args=()):
+        import subprocess
+        import sys
+
+        import yaml
+        from harness import VENV_BIN, ansible_env
+
+        os.makedirs(workdir, exist_ok=True)
+        self.workdir = workdir
+        if isinstance(plays, str) and os.path.exists(plays):
+            playbook = plays
+        else:
+            playbook = os.path.join(workdir, "playbook.yml")
+            with open(playbook, "w", encoding="utf-8") as stream:
+                yaml.safe_dump(plays, stream, sort_keys=False)
+        if inventory is None:
+            inventory = os.path.join(workdir, "inventory.ini")
+            with open(inventory, "w", encoding="utf-8") as stream:
+                stream.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+        self.record = os.path.join(workdir, "results.jsonl")
+        self.log_path = os.path.join(workdir, "output.log")
+        self.log = open(self.log_path, "w+", encoding="utf-8")  # noqa: SIM115 - closed in wait()
+        run_env = ansible_env(sim, dict(env or {}, RECORD_RESULTS_PATH=self.record))
+        command = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook, *args]
+        self.proc = subprocess.Popen(command, env=run_env, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as stream:
+            return stream.read()
+
+    def results(self):
+        if not os.path.exists(self.record):
+            return []
+        with open(self.record, encoding="utf-8") as stream:
+            return [json.loads(line) for line in stream if line.strip()]
+
+    def result(self, task):
+        matches = [entry["result"] for entry in self.results() if entry["task"] == task]
+        assert matches, "no result for %r:\n%s" % (task, self.output()[-3000:])
+        return matches[-1]
+
+    def wait(self, timeout=300):
+        try:
+            self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+        return self.proc.returncode

@@ -1,0 +1,143 @@
+"""Two jit_policy runs for different VMs of the same `default` policy, started at the same time,
+20 rounds: every VM of both runs is in the policy at the end, and the entries of the other team
+(keep-1, keep-2 with custom ports) are untouched.
+
+The JIT PUT has no ETag, so a read-merge-write can lose a concurrent writer's entry; jit_policy
+re-reads after writing and re-merges when its entries are missing. A 300 ms latency on every
+policy GET makes both runs read before either writes, so the race happens in every round.
+
+Rounds 1-5: two separate ansible-playbook processes started together (a 1.2 s latency on policy
+GETs makes both read before either writes). Rounds 6-20: two threads released by a barrier run
+jit_policy's own ``reconcile_policy`` (the module's read-merge-write-verify step) through the
+real SDK against armsim (300 ms latency): the same race, without 30 more Ansible start-ups.
+"""
+
+import threading
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _jit
+from ansible_collections.jitaccess.azure.plugins.modules.jit_policy import PolicyApi, reconcile_policy
+from reltools import Background, assert_no_secret, jit_rules, policies, vm_id
+
+ROUNDS = 20
+PROCESS_ROUNDS = 5
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+POLICY = "/subscriptions/%s/resourcegroups/rg-c/providers/microsoft.security/locations/westeurope/jitnetworkaccesspolicies/default" % SUBSCRIPTION
+KEEP_PORTS = [{"number": 2222, "protocol": "TCP", "allowed_source_address_prefixes": ["10.0.0.0/8"], "max_request_access_duration": "PT1H"}]
+
+
+def _vms():
+    vms = [{"name": "keep-%d" % n, "nics": [{"subnet": "vnet-c/default"}]} for n in (1, 2)]
+    for side in ("a", "b"):
+        vms += [{"name": "c%s-%02d" % (side, n), "nics": [{"subnet": "vnet-c/default"}]} for n in range(1, ROUNDS + 1)]
+    return vms
+
+
+ARMSIM_SEED = {
+    "subscription_id": SUBSCRIPTION,
+    "resource_groups": [
+        {
+            "name": "rg-c",
+            "location": "westeurope",
+            "network_security_groups": [{"name": "nsg-c"}],
+            "virtual_networks": [{"name": "vnet-c", "address_space": "10.5.0.0/16", "subnets": [{"name": "default", "prefix": "10.5.0.0/24", "nsg": "nsg-c"}]}],
+            "virtual_machines": _vms(),
+        }
+    ],
+    "jit_policies": [
+        {
+            "name": "default",
+            "resource_group": "rg-c",
+            "virtual_machines": [
+                {"name": "keep-%d" % n, "resource_group": "rg-c", "ports": [{"number": 2222, "protocol": "TCP", "allowed_source_address_prefixes": ["10.0.0.0/8"]}]}
+                for n in (1, 2)
+            ],
+        }
+    ],
+}
+RACE = {"method": "GET", "path_contains": "jitNetworkAccessPolicies/default", "kind": "latency", "latency_ms": 1200, "times": -1}
+KEY = _jit.PolicyKey(SUBSCRIPTION, "rg-c", "westeurope", "default")
+
+
+class _SdkModule:
+    """Just enough of AzureJitModule for jit_policy.PolicyApi: SDK calls, errors raised."""
+
+    def __init__(self, security):
+        self.clients = type("Clients", (), {"security": security})()
+
+    def azure_call(self, _action, function, *args, **kwargs):
+        return function(*args, **kwargs)
+
+    def fail_azure(self, exc, _action, **_result):
+        raise exc
+
+
+def sdk_round(armsim, number):
+    """Two writers, released together, each adding its VM with jit_policy's reconcile_policy."""
+    barrier = threading.Barrier(2)
+    outcomes, errors = {}, []
+
+    def writer(side):
+        try:
+            _cred, security, _network, _compute = armsim.sdk_clients()
+            api = PolicyApi(_SdkModule(security))
+            desired = [_jit.build_policy_vm(vm_id("rg-c", "c%s-%02d" % (side, number)), _jit.default_port_rules("Linux"))]
+            barrier.wait(10)
+            outcomes[side] = reconcile_policy(KEY, desired, [], False, api, check_mode=False)
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(side,)) for side in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return [{"policies": [{"attempts": outcome["attempts"]}]} for outcome in outcomes.values()]
+
+
+def policy_task(name, vm_name):
+    return {"name": name, "jitaccess.azure.jit_policy": {"virtual_machines": [{"name": vm_name, "resource_group": "rg-c"}]}}
+
+
+def test_concurrent_jit_policy_writers_lose_nothing(armsim, tmp_path, ledger):
+    seed = policies(armsim.state())[POLICY]
+    armsim.fault(**RACE)
+    results = []
+
+    # Rounds 1-5: two ansible-playbook processes started together.
+    for number in range(1, PROCESS_ROUNDS + 1):
+        runs = [
+            Background(
+                armsim,
+                [{"hosts": "localhost", "gather_facts": False, "tasks": [policy_task("policy", "c%s-%02d" % (side, number))]}],
+                str(tmp_path / ("round%d-%s" % (number, side))),
+            )
+            for side in ("a", "b")
+        ]
+        for run in runs:
+            assert run.wait(120) == 0, run.output()[-3000:]
+            results.append(run.result("policy"))
+            assert_no_secret(armsim.info["client_secret"], run.output())
+
+    # Rounds 6-20: the module's reconcile step in two threads released together.
+    armsim.clear_faults()
+    armsim.fault(**dict(RACE, latency_ms=300))
+    for number in range(PROCESS_ROUNDS + 1, ROUNDS + 1):
+        results += sdk_round(armsim, number)
+    assert len(results) == 2 * ROUNDS
+
+    armsim.clear_faults()
+    after = policies(armsim.state())[POLICY]
+    wanted = {vm_id("rg-c", "c%s-%02d" % (side, n)).lower() for side in "ab" for n in range(1, ROUNDS + 1)}
+    missing = wanted - set(after)
+    assert not missing, "entries lost to a concurrent writer: %s" % sorted(missing)
+    for key, ports in seed.items():
+        assert after[key] == ports, "the other team's entry %s changed" % key
+    assert len(after) == 2 + 2 * ROUNDS
+    # one deny rule per VM on the subnet NSG
+    assert len({rule["destination"] for rule in jit_rules(armsim.state(), "deny")}) == 2 + 2 * ROUNDS
+    rewrites = sum(1 for result in results for policy in result["policies"] if policy["attempts"] > 1)
+    # the race is real: in most rounds one of the two writers had to merge again
+    assert rewrites >= ROUNDS // 2, "only %d re-merges in %d rounds: the race did not happen" % (rewrites, ROUNDS)
+    print("concurrency: %d rounds, %d re-merges" % (ROUNDS, rewrites))
+    ledger.add(cases=ROUNDS, concurrent_rounds=ROUNDS, entries_lost=len(missing))
