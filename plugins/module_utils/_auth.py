@@ -60,7 +60,8 @@ AUTH_ARGUMENT_SPEC = {
     "profile": {"type": "str", "fallback": (env_fallback, ["AZURE_PROFILE"])},
     "subscription_id": {"type": "str", "fallback": (env_fallback, ["AZURE_SUBSCRIPTION_ID"])},
     "client_id": {"type": "str", "fallback": (env_fallback, ["AZURE_CLIENT_ID"])},
-    "secret": {"type": "str", "no_log": True, "fallback": (env_fallback, ["AZURE_SECRET", "AZURE_CLIENT_SECRET"])},
+    # No env_fallback here on purpose: see SECRET_ENVIRONMENT_VARIABLES.
+    "secret": {"type": "str", "no_log": True},
     "tenant": {"type": "str", "fallback": (env_fallback, ["AZURE_TENANT", "AZURE_TENANT_ID"])},
     "x509_certificate_path": {
         "type": "path",
@@ -77,6 +78,12 @@ AUTH_ARGUMENT_SPEC = {
         "fallback": (env_fallback, ["AZURE_DISABLE_INSTANCE_DISCOVERY"]),
     },
 }
+
+# The secret is read from these variables when the option is unset, instead of through an
+# env_fallback: a no_log option's value makes Ansible scan the whole module result for it before
+# returning (seconds on a fleet-sized result), and a value that never entered the module's
+# parameters cannot leak into its result in the first place.
+SECRET_ENVIRONMENT_VARIABLES = ("AZURE_SECRET", "AZURE_CLIENT_SECRET")
 
 # Credential-file keys we read, as azure.azcollection writes them.
 CREDENTIAL_FILE_KEYS = ("subscription_id", "client_id", "secret", "tenant", "cloud_environment", "x509_certificate_path")
@@ -191,6 +198,8 @@ def resolve_settings(params, credential_file_reader=read_credential_file):
     credential file, then the Azure CLI login.
     """
     settings = {key: params.get(key) for key in AUTH_ARGUMENT_SPEC}
+    if not settings.get("secret"):
+        settings["secret"] = next((os.environ[name] for name in SECRET_ENVIRONMENT_VARIABLES if os.environ.get(name)), None)
     source = settings["auth_source"] or "auto"
     if source == "auto":
         if has_service_principal(settings):

@@ -109,7 +109,8 @@ def test_credential_file_keeps_explicit_subscription(tmp_path):
 def test_secret_is_no_log_and_env_fallbacks_match_azcollection():
     spec = _auth.AUTH_ARGUMENT_SPEC
     assert spec["secret"]["no_log"] is True
-    assert spec["secret"]["fallback"][1] == ["AZURE_SECRET", "AZURE_CLIENT_SECRET"]
+    assert "fallback" not in spec["secret"]  # read by resolve_settings, never a module parameter
+    assert _auth.SECRET_ENVIRONMENT_VARIABLES == ("AZURE_SECRET", "AZURE_CLIENT_SECRET")
     assert spec["tenant"]["fallback"][1] == ["AZURE_TENANT", "AZURE_TENANT_ID"]
     assert spec["auth_source"]["fallback"][1] == ["ANSIBLE_AZURE_AUTH_SOURCE"]
     assert not any("verify" in key or "validation" in key for key in spec)
@@ -134,3 +135,13 @@ def test_clients_are_lazy_and_share_settings():
     assert clients.network is network
     assert set(clients._clients) == {"network"}
     assert network._config.retry_policy.total_retries == _auth.RETRY_SETTINGS["retry_total"]
+
+
+def test_secret_from_environment_when_the_option_is_unset(monkeypatch):
+    monkeypatch.delenv("AZURE_SECRET", raising=False)
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "from-env")
+    settings = _auth.resolve_settings(params(client_id="app", tenant="t1"), no_file)
+    assert (settings["auth_source"], settings["secret"]) == ("env", "from-env")
+    monkeypatch.setenv("AZURE_SECRET", "preferred")
+    assert _auth.resolve_settings(params(client_id="app", tenant="t1"), no_file)["secret"] == "preferred"
+    assert _auth.resolve_settings(params(client_id="app", tenant="t1", secret="option"), no_file)["secret"] == "option"
