@@ -14,9 +14,10 @@ real SDK against armsim (300 ms latency): the same race, without 30 more Ansible
 
 import threading
 
+from reltools import Background, assert_no_secret, jit_rules, policies, vm_id
+
 from ansible_collections.jitaccess.azure.plugins.module_utils import _jit
 from ansible_collections.jitaccess.azure.plugins.modules.jit_policy import PolicyApi, reconcile_policy
-from reltools import Background, assert_no_secret, jit_rules, policies, vm_id
 
 ROUNDS = 20
 PROCESS_ROUNDS = 5
@@ -48,7 +49,11 @@ ARMSIM_SEED = {
             "name": "default",
             "resource_group": "rg-c",
             "virtual_machines": [
-                {"name": "keep-%d" % n, "resource_group": "rg-c", "ports": [{"number": 2222, "protocol": "TCP", "allowed_source_address_prefixes": ["10.0.0.0/8"]}]}
+                {
+                    "name": "keep-%d" % n,
+                    "resource_group": "rg-c",
+                    "ports": [{"number": 2222, "protocol": "TCP", "allowed_source_address_prefixes": ["10.0.0.0/8"]}],
+                }
                 for n in (1, 2)
             ],
         }

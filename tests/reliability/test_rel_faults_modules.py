@@ -63,7 +63,13 @@ SCENARIOS = {
         (),
         True,
     ),
-    "policy persistent 503 on db PUT": ("jit_policy", POLICY_ARGS, [dict(PERSISTENT_503, method="PUT", path_contains="rg-db/providers/Microsoft.Security")], (), False),
+    "policy persistent 503 on db PUT": (
+        "jit_policy",
+        POLICY_ARGS,
+        [dict(PERSISTENT_503, method="PUT", path_contains="rg-db/providers/Microsoft.Security")],
+        (),
+        False,
+    ),
     "open transient storm": (
         "jit_request",
         OPEN_ARGS,
@@ -105,7 +111,13 @@ SCENARIOS = {
         True,
         True,
     ),
-    "close lro failed on nsg-db": ("jit_request", CLOSE_ARGS, [{"method": "DELETE", "path_contains": "nsg-db/securityRules", "kind": "lro_failed", "times": 1}], True, False),
+    "close lro failed on nsg-db": (
+        "jit_request",
+        CLOSE_ARGS,
+        [{"method": "DELETE", "path_contains": "nsg-db/securityRules", "kind": "lro_failed", "times": 1}],
+        True,
+        False,
+    ),
     "close persistent 503 on one DELETE": (
         "jit_request",
         CLOSE_ARGS,

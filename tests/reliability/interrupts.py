@@ -1,0 +1,189 @@
+"""SIGINT / SIGTERM to ansible-playbook at five points of playbooks/configure_with_jit.yml, with the
+jit_guard callback enabled: within 30 s no allow rule opened by that run remains, the access of
+another party survives, and no policy entry or deny rule is damaged.
+
+The run is the shipped playbook, imported by a wrapper that adds one play after it (so that
+"after close" is a moment of the same run). Windows are made with armsim: a latency fault on the
+VM list (before open), an apply delay (during wait), a long configuration task (during
+configuration), latency on the rule deletions (during close).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from reltools import Background, assert_no_secret, deny_layout, jit_rules, policies
+from roles_support import PLAYBOOKS, write_inventory
+
+OURS = "127.0.0.1"  # the run's source: armsim's gates admit the controller's loopback address
+OTHER = "203.0.113.50"  # another party's access to app-2, open before the run
+HOSTS = [("app-1", "rg-app"), ("app-3", "rg-app"), ("db-1", "rg-db")]
+GUARD_ENV = {"ANSIBLE_CALLBACKS_ENABLED": "record_results,jitaccess.azure.jit_guard"}
+POINTS = ("before_open", "during_wait", "during_configuration", "during_close", "after_close")
+CLOSE_WITHIN = 30
+
+# Known gap (reported to the lead, see docs/reliability.md): interrupted while jit_request waits
+# for the rules it initiated, the module never returns its `opened` list, so jit_guard does not
+# know the access; the service applies the allow rules after the run and they stay until the
+# request's end time. strict: the test turns red the day this is fixed, to drop the mark.
+WAIT_GAP = pytest.mark.xfail(
+    strict=True,
+    reason="jit_guard cannot close access whose initiate succeeded while the module was still waiting for the rules",
+)
+
+
+def _ops(sim):
+    return sim.stats()["by_operation"]
+
+
+def _wait_for(predicate, run, timeout=120, what="the moment"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert run.proc.poll() is None, "ansible-playbook ended before %s:\n%s" % (what, run.output()[-4000:])
+        assert time.monotonic() < deadline, "%s never came:\n%s" % (what, run.output()[-4000:])
+        time.sleep(0.1)
+
+
+def interrupt(sim, tmp_path, point, signum):
+    """Run configure_with_jit.yml, send ``signum`` at ``point``; return a dict of observations."""
+    _cred, security, _network, _compute = sim.sdk_clients()
+    # another party's access, from another source
+    import io
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    end = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
+    body = {
+        "virtualMachines": [
+            {
+                "id": "/subscriptions/%s/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/app-2" % sim.info["subscription_id"],
+                "ports": [{"number": 22, "allowedSourceAddressPrefix": OTHER, "endTimeUtc": end}],
+            }
+        ],
+        "justification": "another team",
+    }
+    security.jit_network_access_policies.initiate("rg-app", "westeurope", "default", io.BytesIO(json.dumps(body).encode()), content_type="application/json")
+    deadline = time.monotonic() + 20
+    while True:
+        before = sim.state()
+        other_rules = [rule for rule in jit_rules(before) if rule["sources"] == [OTHER]]
+        if other_rules:
+            break
+        assert time.monotonic() < deadline, "the other party's access was never applied"
+        time.sleep(0.2)
+
+    workdir = str(tmp_path / ("%s-%s" % (point, signal.Signals(signum).name)))
+    os.makedirs(workdir, exist_ok=True)
+    inventory = write_inventory(sim, os.path.join(workdir, "inventory.ini"), HOSTS, group="jit_targets")
+    configure = os.path.join(workdir, "configure.yml")
+    with open(configure, "w", encoding="utf-8") as stream:
+        stream.write("- name: Long configuration\n  ansible.builtin.command: sleep 120\n  changed_when: false\n")
+    wrapper = os.path.join(workdir, "run.yml")
+    with open(wrapper, "w", encoding="utf-8") as stream:
+        stream.write(
+            "- import_playbook: %s\n"
+            "- name: After the close\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+            "    - name: Work after the close\n      ansible.builtin.command: sleep 120\n      changed_when: false\n"
+            % os.path.join(PLAYBOOKS, "configure_with_jit.yml")
+        )
+    extra = {
+        "jit_access_ports": [22],
+        "jit_access_source_address_prefixes": [OURS],
+        "jit_access_duration": "30m",
+        "jit_access_port_search_regex": "^armsim",
+        "jit_access_port_timeout": 30,
+        "configure_with_jit_marker": workdir + "/{{ inventory_hostname }}.txt",
+    }
+    if point == "during_configuration":
+        extra["configure_with_jit_tasks"] = configure
+    sim.reset_stats()
+    if point == "before_open":
+        sim.fault(method="GET", path_contains="virtualMachines", kind="latency", latency_ms=4000, times=1)
+    if point == "during_wait":
+        sim.config(apply_delay=4)
+    if point == "during_close":
+        sim.fault(method="DELETE", path_contains="securityRules", kind="latency", latency_ms=3000, times=-1)
+
+    run = Background(sim, wrapper, workdir, inventory=inventory, env=GUARD_ENV, args=("-e", json.dumps(extra)))
+    initiated_at = None
+    try:
+        if point == "before_open":
+            _wait_for(lambda: _ops(sim).get("GET virtualMachines", 0) >= 1, run, what="the VM list of the open")
+        elif point == "during_wait":
+            _wait_for(lambda: _ops(sim).get("POST initiate", 0) >= 2, run, what="both initiates")
+            initiated_at = time.monotonic()
+        elif point == "during_configuration":
+            _wait_for(lambda: "TASK [Long configuration]" in run.output(), run, what="the configuration task")
+        elif point == "during_close":
+            _wait_for(lambda: _ops(sim).get("DELETE securityRules", 0) >= 1, run, what="the first rule deletion")
+        elif point == "after_close":
+            _wait_for(lambda: "TASK [Work after the close]" in run.output(), run, what="the play after the close")
+        time.sleep(0.5)
+        opened_before_signal = [rule for rule in jit_rules(sim.state()) if rule["sources"] == [OURS]]
+        sent = time.monotonic()
+        run.proc.send_signal(signum)
+        # within 30 s: the run has ended and none of its allow rules is left, also once the
+        # service has applied whatever was initiated (the apply delay)
+        settle = sent + (8 if point in ("before_open", "during_wait") else 1)
+        while True:
+            now = time.monotonic()
+            ours = [rule for rule in jit_rules(sim.state()) if rule["sources"] == [OURS]]
+            if not ours and run.proc.poll() is not None and now >= settle:
+                break
+            if now - sent > CLOSE_WITHIN:
+                break
+            time.sleep(0.5)
+        closed_after = time.monotonic() - sent
+        rc = run.wait(30)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+        sim.clear_faults()
+        sim.config(apply_delay=0.5)
+    output = run.output()
+    assert_no_secret(sim.info["client_secret"], output)
+    after = sim.state()
+    return {
+        "rc": rc,
+        "output": output,
+        "left": [rule for rule in jit_rules(after) if rule["sources"] == [OURS]],
+        "other_rules_before": other_rules,
+        "other_rules_after": [rule for rule in jit_rules(after) if rule["sources"] == [OTHER]],
+        "policies_before": policies(before),
+        "policies_after": policies(after),
+        "denies_before": deny_layout(before),
+        "denies_after": deny_layout(after),
+        "opened_before_signal": opened_before_signal,
+        "closed_after": closed_after,
+        "initiated_at": initiated_at,
+        "ops": _ops(sim),
+    }
+
+
+def check(observed, point, signum):
+    name = signal.Signals(signum).name
+    tail = observed["output"][-3000:]
+    assert not observed["left"], "%s at %s: allow rules of the run still open %.0f s later: %s\n%s" % (
+        name,
+        point,
+        observed["closed_after"],
+        observed["left"],
+        tail,
+    )
+    assert observed["closed_after"] <= CLOSE_WITHIN, tail
+    assert observed["rc"] != 0 or point == "after_close", tail
+    assert observed["other_rules_after"] == observed["other_rules_before"], "another party's access was cut"
+    assert observed["policies_after"] == observed["policies_before"], "policy entries damaged"
+    assert observed["denies_after"] == observed["denies_before"], "deny rules changed"
+    if point in ("during_configuration", "during_close"):
+        assert observed["opened_before_signal"], "nothing was open at the signal: the point was missed"
+        assert "jit_guard: %s received" % name in observed["output"], tail
+    if point == "after_close":
+        assert not observed["opened_before_signal"]
+        # the play's own close (app-1: nsg-app, app-3: nsg-app + NIC NSG, db-1: nsg-db), nothing more
+        assert observed["ops"].get("DELETE securityRules") == 4
+    if point == "before_open":
+        assert observed["ops"].get("POST initiate", 0) == 0, "the interrupted open initiated anyway"

@@ -1,0 +1,16 @@
+"""SIGTERM (a CI runner stopping the job) at five points of configure_with_jit.yml with jit_guard: see interrupts.py."""
+
+import signal
+
+import pytest
+from interrupts import POINTS, WAIT_GAP, check, interrupt
+
+ARMSIM_SEED = "reliability.yaml"
+ARMSIM_OPTIONS = {"apply_delay": 0.5}
+
+
+@pytest.mark.parametrize("point", [pytest.param(point, marks=WAIT_GAP) if point == "during_wait" else point for point in POINTS])
+def test_sigterm(armsim, tmp_path, point, ledger):
+    observed = interrupt(armsim, tmp_path, point, signal.SIGTERM)
+    ledger.add(cases=1, interrupts=1, orphans=len(observed["left"]))
+    check(observed, point, signal.SIGTERM)
