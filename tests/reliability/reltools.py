@@ -22,6 +22,14 @@ def vm_id(resource_group, name, subscription=SUBSCRIPTION):
     return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (subscription, resource_group, name)
 
 
+def policy_key(resource_group, location, name="default", subscription=SUBSCRIPTION):
+    """Lower-cased JIT policy id, as the keys of :func:`policies`."""
+    return (
+        "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Security/locations/%s/jitNetworkAccessPolicies/%s"
+        % (subscription, resource_group, location, name)
+    ).lower()
+
+
 def vm(name, resource_group, **extra):
     return dict({"name": name, "resource_group": resource_group}, **extra)
 
@@ -47,7 +55,7 @@ def admin_task(sim, calls, name):
     }
 
 
-def scenario(sim, sid, task, faults=(), setup=(), config=None):
+def scenario(sim, sid, task, *, faults=(), setup=(), config=None):
     """Tasks for one scenario: reset armsim, ``setup`` tasks, zero the counters, set ``faults``,
     run ``task`` (named ``sid``, errors ignored), then record stats and state (``<sid> after``)
     and clear the faults. Run the playbook with ``env=ADMIN_ENV``."""

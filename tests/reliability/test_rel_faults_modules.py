@@ -23,6 +23,7 @@ from reltools import (
     jit_rules,
     outcome,
     policies,
+    policy_key,
     requests_of,
     scenario,
     vm,
@@ -31,8 +32,8 @@ from reltools import (
 )
 
 ARMSIM_SEED = "reliability.yaml"
-APP_POLICY = "/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-app/providers/microsoft.security/locations/westeurope/jitnetworkaccesspolicies/default"
-DB_POLICY = "/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-db/providers/microsoft.security/locations/northeurope/jitnetworkaccesspolicies/default"
+APP_POLICY = policy_key("rg-app", "westeurope")
+DB_POLICY = policy_key("rg-db", "northeurope")
 SOURCE = "203.0.113.9"
 PERSISTENT_503 = {"status": 503, "retry_after": 1, "times": -1}
 DEFAULT_LINUX = ((22, "TCP", ("*",), "PT3H"),)

@@ -18,6 +18,7 @@ from reltools import (
     deny_layout,
     jit_rules,
     policies,
+    policy_key,
     requests_of,
     vm_id,
 )
@@ -25,8 +26,8 @@ from roles_support import write_inventory
 
 ARMSIM_SEED = "reliability.yaml"
 ARMSIM_OPTIONS = {"apply_delay": 0.5}
-APP_POLICY = "/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-app/providers/microsoft.security/locations/westeurope/jitnetworkaccesspolicies/default"
-DB_POLICY = "/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-db/providers/microsoft.security/locations/northeurope/jitnetworkaccesspolicies/default"
+APP_POLICY = policy_key("rg-app", "westeurope")
+DB_POLICY = policy_key("rg-db", "northeurope")
 CANDIDATES = {("rg-app", "app-4"), ("rg-app", "app-5"), ("rg-app", "win-1"), ("rg-db", "db-2")}
 HOSTS = [("app-1", "rg-app"), ("app-3", "rg-app"), ("db-1", "rg-db")]
 
