@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 name: jit_guard
 type: aggregate
 short_description: Close the JIT access a playbook run opened, however the run ends
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Records every access that M(jitaccess.azure.jit_request) opened during the run (from the
     C(opened) list of its results) and, when the run ends, closes whatever is still open exactly

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: jit_policy
 short_description: Put Azure VMs under just-in-time (JIT) VM access, or take them out
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Adds virtual machines to (or removes them from) Microsoft Defender for Cloud just-in-time
     network access policies, safely and in bulk.
