@@ -16,6 +16,8 @@ import sys
 import tarfile
 from importlib import metadata
 
+import ansiblelint
+import jsonschema
 import pytest
 import yaml
 from packaging.requirements import Requirement
@@ -76,7 +78,7 @@ def installed(built, *parts):
 
 
 def test_tarball_contents_manifest_and_files(built):
-    tarball, _ = built
+    tarball = built[0]
     with tarfile.open(tarball) as archive:
         members = {m.name: m for m in archive.getmembers()}
         manifest = json.load(archive.extractfile("MANIFEST.json"))
@@ -272,12 +274,9 @@ def test_execution_environment_requirements_are_ranges(built, tmp_path):
     ee = load_yaml(installed(built, "meta", "execution-environment.yml"))
     assert ee["version"] == 3 and ee["dependencies"] == {"python": "requirements.txt"}
     assert os.path.isfile(installed(built, ee["dependencies"]["python"]))
-    schema_path = os.path.join(os.path.dirname(__import__("ansiblelint").__file__), "schemas", "execution-environment.json")
-    if os.path.exists(schema_path):
-        import jsonschema
-
-        with open(schema_path, encoding="utf-8") as stream:
-            jsonschema.validate(ee, json.load(stream))
+    # valid against the execution environment schema ansible-lint (and so galaxy-importer) applies
+    with open(os.path.join(os.path.dirname(ansiblelint.__file__), "schemas", "execution-environment.json"), encoding="utf-8") as stream:
+        jsonschema.validate(ee, json.load(stream))
 
     pip_file = tmp_path / "requirements.txt"
     proc = run([os.path.join(BIN, "ansible-builder"), "introspect", "--sanitize", "--write-pip", str(pip_file), built[1]], cwd=str(tmp_path))

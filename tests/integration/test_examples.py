@@ -93,7 +93,7 @@ def test_examples_run_as_written(armsim):
 
     run = run_playbook(armsim, plays)
     assert run.rc == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    assert [(r["task"], r["status"]) for r in run.results] == [(name, "ok") for _, name in expected], run.stdout[-4000:]
+    assert [(r["task"], r["status"]) for r in run.results] == [(name, "ok") for _module, name in expected], run.stdout[-4000:]
     results = {}
     for (module, name), record in zip(expected, run.results, strict=True):
         results[module, name] = record["result"]
