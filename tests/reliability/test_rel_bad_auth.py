@@ -17,6 +17,7 @@ ARMSIM_SEED = "reliability.yaml"
 ARMSIM_OPTIONS = {"extra_args": ("--token-lifetime", "2")}
 SECRET = "rel-Sup3r-S3cret~value.0001"
 WRONG_SECRET = "rel-Wr0ng-S3cret~value.9999"
+BAD_TENANT = "00000000-0000-0000-0000-00000000beef"
 READER_ID = "11111111-2222-3333-4444-666666666666"
 READER_SECRET = "rel-Reader-S3cret~value.0002"
 GUARD_ENV = dict(ADMIN_ENV, ANSIBLE_CALLBACKS_ENABLED="record_results,jitaccess.azure.jit_guard")
@@ -36,8 +37,8 @@ def cases(sim, other_ca):
         "wrong secret": (jit("jit_policy", dict(POLICY, secret=WRONG_SECRET)), ["AADSTS7000215", "Invalid client secret"], []),
         "unknown client id": (jit("jit_request", dict(OPEN, client_id="00000000-dead-beef-0000-000000000000")), ["AADSTS700016"], []),
         "unknown tenant": (
-            jit("nsg_jit_facts", {"tenant": "00000000-0000-0000-0000-00000000beef"}),
-            ["00000000-0000-0000-0000-00000000beef", "Authentication failed"],
+            jit("nsg_jit_facts", {"tenant": BAD_TENANT}),
+            [BAD_TENANT, "Authentication failed"],
             [],
         ),
         "wrong CA": (

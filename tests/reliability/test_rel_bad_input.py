@@ -8,6 +8,7 @@ offending value, without a traceback, and with zero ARM writes; the client secre
 """
 
 import os
+import sys
 
 import pytest
 from harness import run_playbook
@@ -136,28 +137,19 @@ def table(armsim_server, tmp_path_factory):
     tasks = [admin_task(sim, [("POST", "/stats/reset", {})], "start")]
     for cid, ((module, args), _needles) in CASES.items():
         tasks += [case_task(cid, module, args), counters(sim, cid)]
-    fleet = [
-        item
-        for cid, (role, tasks_from, role_vars, _n) in ROLE_CASES.items()
-        if role == "jit_fleet"
-        for item in role_block(sim, cid, role, tasks_from, role_vars)
-    ]
-    access = [
-        item
-        for cid, (role, tasks_from, role_vars, _n) in ROLE_CASES.items()
-        if role == "jit_access"
-        for item in role_block(sim, cid, role, tasks_from, role_vars)
-    ]
+    fleet, access = [], []
+    for cid, (role, tasks_from, role_vars, _needles) in ROLE_CASES.items():
+        (fleet if role == "jit_fleet" else access).extend(role_block(sim, cid, role, tasks_from, role_vars))
     plays = [
         {"name": "modules", "hosts": "localhost", "gather_facts": False, "tasks": tasks + fleet, "vars": {"jit_fleet_report_dir": str(tmp)}},
         {"name": "access", "hosts": "targets", "gather_facts": False, "tasks": access, "vars": {"jit_access_ports": [22], "jit_access_wait_for_port": False}},
     ]
     hosts = [("app-1", "rg-app", {"bad_id": "../../etc/passwd", "ansible_host": "localhost"}), ("db-1", "rg-db", {"bad_id": "'../../etc/passwd'"})]
     inventory = write_inventory(sim, str(tmp / "inventory.ini"), hosts)
-    inventory_text = open(inventory, encoding="utf-8").read().replace("[targets]", "[targets]\n", 1)
-    localhost = "localhost ansible_connection=local ansible_python_interpreter=%s\n" % __import__("sys").executable
+    with open(inventory, encoding="utf-8") as stream:
+        inventory_text = stream.read()
     with open(inventory, "w", encoding="utf-8") as stream:
-        stream.write(localhost + inventory_text)
+        stream.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable + inventory_text)
     run = run_playbook(sim, plays, env=ADMIN_ENV, inventory=inventory)
     return run, seed, sim.state()
 
