@@ -359,7 +359,8 @@ class Bench:
             {
                 "hosts": "targets",
                 "gather_facts": False,
-                "tasks": [{"name": "open", "ansible.builtin.include_role": {"name": "jitaccess.azure.jit_access", "tasks_from": "open"}}],
+                # run_once: the role's batch work once, no per-host tasks (docs/pattern.md, large batches).
+                "tasks": [{"name": "open", "ansible.builtin.include_role": {"name": "jitaccess.azure.jit_access", "tasks_from": "open"}, "run_once": True}],
             }
         ]
         naive_play = [

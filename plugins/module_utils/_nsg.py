@@ -694,12 +694,22 @@ def is_jit_allow_rule(rule):
     return info is not None and info.kind == JIT_KIND_ALLOW
 
 
+_DEFAULT_CONTEXT = []
+
+
+def _default_context():
+    """``AddressContext()`` built once: computing the Internet ranges costs milliseconds per call."""
+    if not _DEFAULT_CONTEXT:
+        _DEFAULT_CONTEXT.append(AddressContext())
+    return _DEFAULT_CONTEXT[0]
+
+
 def find_jit_rules(rules, kind=None, destination=None, ports=None, sources=None):
     """JIT rules (inbound) filtered by ``kind`` (deny/allow), ``destination`` (an IPv4 address the
     rule's destination must include), ``ports`` (any of them covered) and ``sources`` (the rule's
     source prefixes equal this set, compared case-insensitively). Sorted by priority."""
     target = _parse_address(destination, "destination") if destination is not None else None
-    context = AddressContext()
+    context = _default_context()
     wanted_sources = {str(item).strip().lower() for item in sources} if sources is not None else None
     found = []
     for rule in _as_rules(rules):

@@ -135,7 +135,8 @@ options:
   wait:
     description:
       - With O(state=present), wait until the JIT allow rule for every requested VM port is on
-        every NSG on the VM's path, reading each NSG once per polling round, with backoff.
+        every NSG on the VM's path, reading each NSG once per polling round, with backoff (one GET
+        per NSG for up to 10 NSGs, else one paged list of the subscription's NSGs per round).
       - With V(false) the module returns right after the C(initiate) call; the C(access) lists are
         then empty and C(open) is V(false) for the ports it initiated.
       - With O(state=absent) the deletions are always waited for.
@@ -171,7 +172,8 @@ notes:
     only the request record, before it reports access as already open.
   - Reads are bulk, whatever the number of VMs. One paged list call each for VMs, NICs, NSGs,
     virtual networks, public IP addresses and JIT policies, then one C(initiate) per policy.
-    While waiting, each NSG still missing a rule is read once per round.
+    While waiting, each NSG still missing a rule is read once per round - with one GET each when
+    there are up to 10 of them, else with one paged list of the subscription's NSGs.
   - JIT requires Microsoft Defender for Servers Plan 2 on the subscription. VMs must be put under
     JIT first, with M(jitaccess.azure.jit_policy).
   - For play-wide access with a guaranteed close, see the C(jitaccess.azure.jit_access) role and
@@ -484,7 +486,15 @@ from ansible_collections.jitaccess.azure.plugins.module_utils import _close, _ji
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import source_token  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, nsgs_by_id, read_inventory, resolve_vms, to_rest  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
+    RAW_LISTS,
+    build_topology,
+    list_raw,
+    nsgs_by_id,
+    read_inventory,
+    resolve_vms,
+    to_rest,
+)
 
 _UTC = timezone.utc  # noqa: UP017 - keep the module importable on older Pythons
 
@@ -607,12 +617,21 @@ def rule_fingerprint(raw):
     return (str(raw.get("name", "")).lower(), raw.get("etag"))
 
 
+_PARSED_NSGS = {}
+"""id(NSG dict) -> (the dict, rules by lower-case name, JIT allow rules): each NSG read is parsed once
+(the dict is kept, so its id cannot be reused)."""
+
+
 def allow_rules(nsg, ip, port, sources=None):
     """JIT allow rules in ``nsg`` admitting ``port`` to ``ip``; with ``sources``, only those whose
     sources are exactly that set. Returns ``[(SecurityRule, raw)]`` sorted by priority."""
-    entries = nsg_rule_entries(nsg)
-    by_name = {rule.name.lower(): raw for rule, raw in entries}
-    found = _nsg.find_jit_rules([entry[0] for entry in entries], kind=_nsg.JIT_KIND_ALLOW, destination=ip, ports=[port])
+    cached = _PARSED_NSGS.get(id(nsg))
+    if cached is None or cached[0] is not nsg:
+        entries = nsg_rule_entries(nsg)
+        jit_allow = [rule for rule, _raw in entries if _nsg.is_jit_allow_rule(rule)]
+        cached = _PARSED_NSGS[id(nsg)] = (nsg, {rule.name.lower(): raw for rule, raw in entries}, jit_allow)
+    _nsg_object, by_name, jit_allow = cached
+    found = _nsg.find_jit_rules(jit_allow, kind=_nsg.JIT_KIND_ALLOW, destination=ip, ports=[port])
     wanted = source_set(sources) if sources else None
     result = []
     for rule in found:
@@ -680,6 +699,18 @@ def baseline_fingerprints(paths, nsgs, port):
         if nsg is not None:
             result.update(rule_fingerprint(entry[1]) for entry in allow_rules(nsg, ip, port))
     return result
+
+
+NSG_GET_LIMIT = 10
+"""While waiting, up to this many NSGs are read with one GET each per polling round; more are read
+with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
+
+
+def list_network_security_groups(clients):
+    """Every NSG of the subscription as REST dicts: one paged list call."""
+    attribute, path, api_version, extra = RAW_LISTS["network_security_groups"]
+    url = "/subscriptions/%s/providers/%s" % (clients.subscription_id, path)
+    return list_raw(getattr(clients, attribute), url, dict(extra, **{"api-version": api_version}))
 
 
 def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=10.0):
@@ -1012,13 +1043,25 @@ class JitRequest:
             for item in pending:
                 for nsg_id, _ip in item["plan"]["paths"]:
                     nsg_ids.setdefault(_jit.normalize_id(nsg_id), nsg_id)
-            for key, nsg_id in nsg_ids.items():
-                parsed = _jit.parse_resource_id(nsg_id)
+            if len(nsg_ids) > NSG_GET_LIMIT:
+                # Many NSGs: one paged list of the subscription's NSGs per round costs fewer calls.
                 try:
-                    nsgs[key] = to_rest(network.network_security_groups.get(parsed.resource_group, parsed.name))
+                    listed = list_network_security_groups(self.module.clients)
                 except AzureError as exc:
                     # The requests are initiated: report them so that they can be closed (jit_guard).
-                    self.module.fail_azure(exc, "read network security group %s" % nsg_id, changed=True, opened=self.opened, initiated=self.initiated)
+                    self.module.fail_azure(exc, "list network security groups", changed=True, opened=self.opened, initiated=self.initiated)
+                for nsg in listed:
+                    key = _jit.normalize_id(nsg.get("id") or "")
+                    if key in nsg_ids:
+                        nsgs[key] = nsg
+            else:
+                for key, nsg_id in nsg_ids.items():
+                    parsed = _jit.parse_resource_id(nsg_id)
+                    try:
+                        nsgs[key] = to_rest(network.network_security_groups.get(parsed.resource_group, parsed.name))
+                    except AzureError as exc:
+                        # The requests are initiated: report them so that they can be closed (jit_guard).
+                        self.module.fail_azure(exc, "read network security group %s" % nsg_id, changed=True, opened=self.opened, initiated=self.initiated)
             still = []
             for item in pending:
                 sources = [item["source"]] if item["source"] and "," not in item["source"] else None
