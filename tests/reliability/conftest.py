@@ -35,6 +35,7 @@ COUNTERS = (
     ("rejected_writes", "writes made by rejected inputs (must be 0)"),
     ("entries_lost", "policy entries lost (must be 0)"),
     ("orphans", "allow rules left open by interrupted runs (must be 0)"),
+    ("known_gap", "allow rules left open, known gap: interrupted during wait"),
     ("concurrent_rounds", "concurrent rounds"),
 )
 
@@ -115,4 +116,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     terminalreporter.write_sep("=", "jitaccess.azure reliability and security")
     for key, label in COUNTERS:
-        terminalreporter.write_line("%-48s %6d" % (label, totals[key]))
+        terminalreporter.write_line("%-60s %6d" % (label, totals[key]))
