@@ -28,6 +28,7 @@ Terms used in the report:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg, _topology
@@ -157,6 +158,7 @@ def request_facts(requests):
 # NSGs prepared once for many evaluations
 
 
+@functools.lru_cache(maxsize=65536)
 def _single_address(token):
     """The address text when ``token`` is exactly one IPv4 address (``10.0.0.4`` or ``/32``)."""
     try:
@@ -515,6 +517,7 @@ class _Builder:
             "internet_allowed": decision.allowed,
             "internet_partial": decision.partial,
             "admitted_prefixes": list(decision.admitted_prefixes),
+            "public_ip": nic["public_ip"],
             "exposed": admits and bool(nic["public_ip"]),
             "private_only": admits and not nic["public_ip"],
             "open_by_jit_request": open_by_jit_request,
@@ -575,53 +578,98 @@ class _Builder:
                 )
 
 
-def _summary(vms, stale, drift, policies):
-    statuses = dict.fromkeys(STATUSES, 0)
-    reasons = {}
-    exposed_ports = private_only = bypassed = 0
-    exposed_vms = bypassed_vms = 0
-    requests = jit_open = 0
-    for vm in vms:
-        statuses[vm["jit_status"]] += 1
+class _Counts:
+    """The ``summary`` counts, added up one full VM entry at a time (before any trimming)."""
+
+    def __init__(self):
+        self.vms = 0
+        self.statuses = dict.fromkeys(STATUSES, 0)
+        self.reasons = {}
+        self.exposed_ports = self.private_only = self.bypassed = 0
+        self.exposed_vms = self.bypassed_vms = 0
+        self.requests = self.jit_open = 0
+
+    def add(self, vm):
+        self.vms += 1
+        self.statuses[vm["jit_status"]] += 1
         if vm["unsupported_reason"]:
-            reasons[vm["unsupported_reason"]] = reasons.get(vm["unsupported_reason"], 0) + 1
+            self.reasons[vm["unsupported_reason"]] = self.reasons.get(vm["unsupported_reason"], 0) + 1
         exposed = [item for item in vm["exposure"] if item["exposed"] and not item["open_by_jit_request"]]
-        jit_open += sum(1 for item in vm["exposure"] if item["exposed"] and item["open_by_jit_request"])
-        exposed_ports += len(exposed)
-        exposed_vms += bool(exposed)
-        private_only += sum(1 for item in vm["exposure"] if item["private_only"])
+        self.jit_open += sum(1 for item in vm["exposure"] if item["exposed"] and item["open_by_jit_request"])
+        self.exposed_ports += len(exposed)
+        self.exposed_vms += bool(exposed)
+        self.private_only += sum(1 for item in vm["exposure"] if item["private_only"])
         bypasses = [item for item in vm["exposure"] if item["jit_bypassed"]]
-        bypassed += len(bypasses)
-        bypassed_vms += bool(bypasses)
-        requests += len(vm["active_requests"])
-    return {
-        "virtual_machines": len(vms),
-        "jit_status": statuses,
-        "unsupported_reasons": reasons,
-        "policies": len(policies),
-        "active_requests": requests,
-        "exposed_ports": exposed_ports,
-        "exposed_virtual_machines": exposed_vms,
-        "open_by_jit_request_ports": jit_open,
-        "private_only_open_ports": private_only,
-        "jit_bypassed_ports": bypassed,
-        "jit_bypassed_virtual_machines": bypassed_vms,
-        "stale_rules": len(stale),
-        "drift": len(drift),
-    }
+        self.bypassed += len(bypasses)
+        self.bypassed_vms += bool(bypasses)
+        self.requests += len(vm["active_requests"])
+
+    def summary(self, stale, drift, policies):
+        return {
+            "virtual_machines": self.vms,
+            "jit_status": self.statuses,
+            "unsupported_reasons": self.reasons,
+            "policies": len(policies),
+            "active_requests": self.requests,
+            "exposed_ports": self.exposed_ports,
+            "exposed_virtual_machines": self.exposed_vms,
+            "open_by_jit_request_ports": self.jit_open,
+            "private_only_open_ports": self.private_only,
+            "jit_bypassed_ports": self.bypassed,
+            "jit_bypassed_virtual_machines": self.bypassed_vms,
+            "stale_rules": len(stale),
+            "drift": len(drift),
+        }
 
 
-def build_facts(inventory, policies, now, subscription_id, *, resource_groups=None, virtual_machines=None, tags=None):
+def _summary(vms, stale, drift, policies):
+    counts = _Counts()
+    for vm in vms:
+        counts.add(vm)
+    return counts.summary(stale, drift, policies)
+
+
+DETAIL_FULL = "full"
+DETAIL_SUMMARY = "summary"
+DETAILS = (DETAIL_FULL, DETAIL_SUMMARY)
+SUMMARY_VM_KEYS = ("id", "name", "resource_group", "location", "os_type", "power_state", "tags", "jit_status", "unsupported_reason", "policy", "other_policies")
+"""What a VM entry keeps with ``detail=summary`` (plus the exposure entries that need attention)."""
+
+
+def is_finding(entry):
+    """An exposure entry that needs attention: exposed, open without public IP, or JIT bypassed."""
+    return bool(entry["exposed"] or entry["private_only"] or entry["jit_bypassed"])
+
+
+def summary_entry(vm):
+    """A full VM entry cut down for ``detail=summary``: identity and status, and only the exposure
+    entries that need attention (:func:`is_finding`); ports, active requests, JIT rules and NICs
+    are left out."""
+    entry = {key: vm[key] for key in SUMMARY_VM_KEYS if key in vm}
+    entry["exposure"] = [item for item in vm["exposure"] if is_finding(item)]
+    return entry
+
+
+def build_facts(inventory, policies, now, subscription_id, *, resource_groups=None, virtual_machines=None, tags=None, detail=DETAIL_FULL):
     """The ``azure_jit`` fact: ``subscription_id``, ``generated_at``, ``scope``,
     ``virtual_machines``, ``policies``, ``stale_rules``, ``drift`` and ``summary``.
 
     ``inventory``: an :class:`~._topology.Inventory`; ``policies``: JIT policy REST dicts (every
     policy of the subscription); ``now``: the current time (aware datetime or ISO string).
-    Raises :class:`~._jit.JitValidationError` for a bad scope (unknown VM, bad tags).
+    ``detail``: ``full`` (every key of every VM) or ``summary`` (VM entries cut down with
+    :func:`summary_entry`; everything else, the counts included, is the same).
+    Raises :class:`~._jit.JitValidationError` for a bad scope (unknown VM, bad tags or detail).
     """
+    if detail not in DETAILS:
+        raise _jit.JitValidationError(f"detail {detail!r} is not valid: expected one of {', '.join(DETAILS)}")
     builder = _Builder(inventory, policies, now, subscription_id)
     selected = select_vms(builder.topology, subscription_id, resource_groups, virtual_machines, tags)
-    vms = [builder.vm_facts(record) for record in selected]
+    counts = _Counts()
+    vms = []
+    for record in selected:
+        vm = builder.vm_facts(record)
+        counts.add(vm)
+        vms.append(vm if detail == DETAIL_FULL else summary_entry(vm))
     whole_subscription = not (resource_groups or virtual_machines or tags)
     if whole_subscription:
         builder.orphan_rules()
@@ -645,5 +693,5 @@ def build_facts(inventory, policies, now, subscription_id, *, resource_groups=No
         "policies": policy_facts,
         "stale_rules": builder.stale,
         "drift": builder.drift,
-        "summary": _summary(vms, builder.stale, builder.drift, policy_facts),
+        "summary": counts.summary(builder.stale, builder.drift, policy_facts),
     }

@@ -112,10 +112,25 @@ def parse_port_range(value):
     return (low, high)
 
 
+_PORT_RANGES_SEEN = {}
+
+
 def parse_port_ranges(values):
     """Parse one range or a list of them (``["22", "3389", "5985-5986"]``) into a tuple of pairs."""
     items = values if isinstance(values, (list, tuple)) else [values]
-    return tuple(parse_port_range(item) for item in items)
+    try:  # big NSGs repeat the same few port lists thousands of times: parse each once
+        key = tuple(items)
+        cached = _PORT_RANGES_SEEN.get(key)
+    except TypeError:
+        key, cached = None, None
+    if cached is not None:
+        return cached
+    result = tuple(parse_port_range(item) for item in items)
+    if key is not None:
+        if len(_PORT_RANGES_SEEN) >= 4096:
+            _PORT_RANGES_SEEN.clear()
+        _PORT_RANGES_SEEN[key] = result
+    return result
 
 
 def ports_in_ranges(port, ranges):

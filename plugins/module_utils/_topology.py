@@ -91,7 +91,9 @@ def list_raw(client, url, params):
     request = HttpRequest("GET", url, params=dict(params), headers={"Accept": "application/json"})
     items = []
     while request is not None:
-        response = client.send_request(request)
+        # stream=True: the pipeline does not decode the JSON too (the body is decoded once, below).
+        response = client.send_request(request, stream=True)
+        response.read()
         if response.status_code != 200:
             map_error(status_code=response.status_code, response=response, error_map={401: ClientAuthenticationError, 404: ResourceNotFoundError})
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)

@@ -70,6 +70,20 @@ options:
       - Only report VMs that carry every one of these tags with exactly this value (tag names
         are compared case-insensitively).
     type: dict
+  detail:
+    description:
+      - V(full) returns every key of every VM entry.
+      - V(summary) returns a compact report for large fleets (about a tenth of the size) - each VM entry keeps
+        its identity and status (id, name, resource_group, location, os_type, power_state, tags, jit_status,
+        unsupported_reason, policy, other_policies) and only the exposure entries that need attention
+        (RV(ansible_facts.azure_jit.virtual_machines[].exposure[].exposed),
+        RV(ansible_facts.azure_jit.virtual_machines[].exposure[].private_only) or
+        RV(ansible_facts.azure_jit.virtual_machines[].exposure[].jit_bypassed)); ports, active_requests,
+        jit_rules and nics are left out. Everything else - the summary counts included - is the same as with
+        V(full). The C(jitaccess.azure.jit_fleet) role reads the fleet this way.
+    type: str
+    choices: [full, summary]
+    default: full
 notes:
   - Needs read access only, at subscription scope - the built-in Reader role, or the least-privilege
     custom role C(docs/rbac/jit-report-readonly.json) shipped with the collection
@@ -121,6 +135,10 @@ EXAMPLES = r"""
     resource_groups: [rg-web]
     tags:
       env: prod
+
+- name: Compact report of a large fleet (identity, status and the exposures that need attention)
+  jitaccess.azure.nsg_jit_facts:
+    detail: summary
 
 - name: Report two VMs
   jitaccess.azure.nsg_jit_facts:
@@ -233,7 +251,7 @@ ansible_facts:
               description: The VM's ports in its JIT policy (empty when none).
               type: list
               elements: dict
-              returned: always
+              returned: when O(detail=full)
               contains:
                 number:
                   description: Port number.
@@ -252,7 +270,7 @@ ansible_facts:
               description: Access requests open right now (status V(Initiated), end time in the future), one per port.
               type: list
               elements: dict
-              returned: always
+              returned: when O(detail=full)
               contains:
                 port:
                   description: Port number.
@@ -280,7 +298,7 @@ ansible_facts:
               description: JIT rules (recognised by name or description) on the VM's NSGs whose destination is one of its private IPs.
               type: list
               elements: dict
-              returned: always
+              returned: when O(detail=full)
               contains:
                 kind:
                   description: V(deny) (the standing block) or V(allow) (opened by a request).
@@ -319,7 +337,7 @@ ansible_facts:
               description: Network interfaces.
               type: list
               elements: dict
-              returned: always
+              returned: when O(detail=full)
               contains:
                 name:
                   description: NIC name.
@@ -348,6 +366,7 @@ ansible_facts:
             exposure:
               description:
                 - One entry per NIC and port - the management ports 22, 3389, 5985, 5986 (TCP) and every policy port.
+                - With O(detail=summary), only the entries that are exposed, private_only or jit_bypassed.
                 - The subnet NSG is evaluated, then the NIC NSG, each in priority order with Azure's default rules,
                   for an arbitrary Internet source; every rule present counts, including JIT allow rules of active requests.
               type: list
@@ -362,6 +381,9 @@ ansible_facts:
                   type: str
                 nic:
                   description: NIC name (its private IP is the destination evaluated; see RV(ansible_facts.azure_jit.virtual_machines[].nics)).
+                  type: str
+                public_ip:
+                  description: Public IP address of the NIC, or V(null).
                   type: str
                 in_policy:
                   description: True when the port is in the VM's JIT policy.
@@ -564,6 +586,7 @@ ansible_facts:
             - port: 22
               protocol: TCP
               nic: web-1-nic
+              public_ip: 20.50.0.11
               in_policy: true
               jit_protected: true
               internet_allowed: true
@@ -581,6 +604,7 @@ ansible_facts:
             - port: 3389
               protocol: TCP
               nic: web-1-nic
+              public_ip: 20.50.0.11
               in_policy: false
               jit_protected: false
               internet_allowed: false
@@ -647,7 +671,10 @@ import datetime  # noqa: E402 - imports follow the documentation in Ansible modu
 from ansible_collections.jitaccess.azure.plugins.module_utils._facts import build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError, vm_id_from_reference  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, to_rest  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import list_raw, read_inventory  # noqa: E402 - imports follow the documentation in Ansible modules
+
+JIT_API_VERSION = "2020-01-01"
+JIT_POLICIES_PATH = "/subscriptions/%s/providers/Microsoft.Security/jitNetworkAccessPolicies"
 
 VM_SPEC = {
     "id": {"type": "str"},
@@ -662,6 +689,7 @@ def main():
             "resource_groups": {"type": "list", "elements": "str"},
             "virtual_machines": {"type": "list", "elements": "dict", "options": VM_SPEC},
             "tags": {"type": "dict"},
+            "detail": {"type": "str", "choices": ["full", "summary"], "default": "full"},
         },
         supports_check_mode=True,
     )
@@ -675,9 +703,10 @@ def main():
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
     inventory = read_inventory(clients, module.azure_call)
+    # Raw REST JSON through the SDK pipeline, as for the inventory: SDK models cost seconds at 10,000 VMs.
     policies = module.azure_call(
         "list JIT network access policies",
-        lambda: [to_rest(policy) for policy in clients.security.jit_network_access_policies.list()],
+        lambda: list_raw(clients.network, JIT_POLICIES_PATH % subscription, {"api-version": JIT_API_VERSION}),
     )
     now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run Python < 3.11
     try:
@@ -689,6 +718,7 @@ def main():
             resource_groups=params["resource_groups"],
             virtual_machines=params["virtual_machines"],
             tags=params["tags"],
+            detail=params["detail"],
         )
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))

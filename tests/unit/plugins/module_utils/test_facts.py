@@ -466,7 +466,8 @@ class FakeClient:
         self.pages = list(pages)
         self.requests = []
 
-    def send_request(self, request):
+    def send_request(self, request, stream=False):
+        assert stream, "list_raw decodes the body itself: the pipeline must not decode it too"
         self.requests.append(request)
         status, body = self.pages.pop(0)
         return FakeResponse(status, body, request)
@@ -525,3 +526,28 @@ def test_read_inventory_makes_one_paged_list_per_kind():
         "virtualNetworks",
         "publicIPAddresses",
     ]
+
+
+def test_summary_detail_keeps_identity_status_findings_and_the_same_counts():
+    fleet = (
+        Fleet()
+        .subnet("s1", "nsg-sub")
+        .add_nsg("nsg-sub", rule("AllowSshAnywhere", 200, ports=("22",)), jit_deny(1, "10.0.0.4"))
+        .vm("web", "10.0.0.4", public_ip="20.50.0.11")
+        .vm("db", "10.0.0.5")
+        .policy({"web": [22]})
+    )
+    full = fleet.facts()
+    compact = fleet.facts(detail="summary")
+    assert compact["summary"] == full["summary"] and compact["stale_rules"] == full["stale_rules"] and compact["drift"] == full["drift"]
+    assert compact["policies"] == full["policies"]
+    web, db = by_name(compact, "web"), by_name(compact, "db")
+    assert set(web) == set(_facts.SUMMARY_VM_KEYS) - {"other_policies"} | {"exposure"}
+    assert web["jit_status"] == "configured" and web["policy"] == by_name(full, "web")["policy"]
+    # Only the entries that need attention, identical to the full ones (public IP included).
+    assert web["exposure"] == [item for item in by_name(full, "web")["exposure"] if item["exposed"] or item["private_only"] or item["jit_bypassed"]]
+    assert [item["port"] for item in web["exposure"]] == [22] and web["exposure"][0]["public_ip"] == "20.50.0.11"
+    assert [(item["port"], item["private_only"], item["public_ip"]) for item in db["exposure"]] == [(22, True, None)]
+    assert "nics" not in db and "jit_rules" not in db and "ports" not in db and "active_requests" not in db
+    with pytest.raises(JitValidationError, match="detail 'brief' is not valid: expected one of full, summary"):
+        fleet.facts(detail="brief")

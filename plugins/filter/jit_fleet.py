@@ -1,0 +1,240 @@
+# Copyright (c) 2026 jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Filters of the jit_fleet role: candidate selection and the rollout report.
+
+They do in one Python pass over the fleet what Jinja loops did in tens of seconds at 10,000 VMs.
+Documentation: ``jit_fleet_selection.yml`` and ``jit_fleet_report.yml`` beside this file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+
+def _text(value):
+    return "" if value is None else str(value)
+
+
+def _glob_re(pattern):
+    """``*`` any text, ``?`` one character, everything else literal; whole name, case-insensitive."""
+    return re.compile("^" + re.escape(_text(pattern)).replace("\\*", ".*").replace("\\?", ".") + "$", re.IGNORECASE)
+
+
+def _mapping(value, name):
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AnsibleFilterError("%s must be a dictionary, got %r" % (name, value))
+    return value
+
+
+def _ports(os_ports, protocol, prefixes, duration):
+    ports = []
+    for item in os_ports:
+        port = item if isinstance(item, Mapping) else {"number": item}
+        try:
+            number = int(port.get("number"))
+        except (TypeError, ValueError):
+            raise AnsibleFilterError("jit_fleet_ports: port %r is not a number" % (port.get("number"),)) from None
+        ports.append(
+            {
+                "number": number,
+                "protocol": port.get("protocol", protocol),
+                "allowed_source_address_prefixes": port.get("allowed_source_address_prefixes", prefixes),
+                "max_request_access_duration": port.get("max_request_access_duration", duration),
+            }
+        )
+    return ports
+
+
+def jit_fleet_selection(  # noqa: PLR0913, PLR0917 - one argument per role variable
+    virtual_machines,
+    include_tags=None,
+    exclude_tags=None,
+    name_patterns=None,
+    exclude_name_patterns=None,
+    ports=None,
+    protocol="TCP",
+    allowed_source_address_prefixes=("*",),
+    max_request_access_duration="PT3H",
+    update_configured=False,
+):
+    """``{candidates, already_configured, skipped}`` from nsg_jit_facts VM entries."""
+    include_tags = _mapping(include_tags, "jit_fleet_include_tags")
+    exclude_tags = _mapping(exclude_tags, "jit_fleet_exclude_tags")
+    per_os = {_text(key).lower(): value or [] for key, value in _mapping(ports, "jit_fleet_ports").items()}
+    name_patterns = list(name_patterns or [])
+    exclude_name_patterns = list(exclude_name_patterns or [])
+    include_res = [_glob_re(pattern) for pattern in name_patterns]
+    exclude_res = [(pattern, _glob_re(pattern)) for pattern in exclude_name_patterns]
+    prefixes = list(allowed_source_address_prefixes or [])
+    os_port_lists = {}
+    candidates, configured, skipped = [], [], []
+    for vm in virtual_machines or []:
+        name = _text(vm.get("name"))
+        status = vm.get("jit_status")
+        tags = {_text(key).lower(): _text(value) for key, value in (vm.get("tags") or {}).items()}
+        reasons = []
+        if status == "unsupported":
+            reasons.append("unsupported: " + (vm.get("unsupported_reason") or "JIT cannot protect this VM"))
+        for key, value in include_tags.items():
+            wanted = _text(value)
+            if _text(key).lower() not in tags or (wanted != "*" and tags[_text(key).lower()] != wanted):
+                reasons.append("lacks required tag %s=%s" % (key, value))
+        for key, value in exclude_tags.items():
+            unwanted = _text(value)
+            if _text(key).lower() in tags and (unwanted == "*" or tags[_text(key).lower()] == unwanted):
+                reasons.append("excluded by tag %s=%s" % (key, tags[_text(key).lower()]))
+        if include_res and not any(regex.match(name) for regex in include_res):
+            reasons.append("name matches none of " + ", ".join(_text(pattern) for pattern in name_patterns))
+        for pattern, regex in exclude_res:
+            if regex.match(name):
+                reasons.append("name excluded by pattern %s" % pattern)
+        os_type = vm.get("os_type") or ""
+        os_ports = per_os.get(os_type.lower(), [])
+        if not reasons and len(os_ports) == 0:
+            reasons.append("no ports configured for OS type %s in jit_fleet_ports" % (os_type or "unknown"))
+        if reasons:
+            skipped.append(
+                {
+                    "id": vm.get("id"),
+                    "name": vm.get("name"),
+                    "resource_group": vm.get("resource_group"),
+                    "os_type": vm.get("os_type"),
+                    "jit_status": status,
+                    "reason": "; ".join(reasons),
+                }
+            )
+        elif status == "configured" and not update_configured:
+            configured.append({"id": vm.get("id"), "name": vm.get("name"), "resource_group": vm.get("resource_group")})
+        else:
+            key = os_type.lower()
+            if key not in os_port_lists:
+                os_port_lists[key] = _ports(os_ports, protocol, prefixes, max_request_access_duration)
+            candidates.append({"id": vm.get("id"), "ports": [dict(port) for port in os_port_lists[key]]})
+    return {"candidates": candidates, "already_configured": configured, "skipped": skipped}
+
+
+def _int(value, default=0):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _coverage(facts):
+    summary = facts.get("summary") or {}
+    status = summary.get("jit_status") or {}
+    configured = _int(status.get("configured", 0))
+    not_configured = _int(status.get("not_configured", 0))
+    eligible = configured + not_configured
+    return {
+        "virtual_machines": _int(summary.get("virtual_machines", len(facts.get("virtual_machines") or []))),
+        "configured": configured,
+        "not_configured": not_configured,
+        "unsupported": _int(status.get("unsupported", 0)),
+        "eligible": eligible,
+        "percent": round(100.0 * configured / eligible, 1) if eligible > 0 else 100.0,
+    }
+
+
+def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", policy_name="default", scope=None, settings=None):  # noqa: PLR0913, PLR0917
+    """The rollout report (what ``<report_dir>/<report_name>.json`` holds)."""
+    before = _mapping(before, "before")
+    after = _mapping(after, "after") or before
+    apply = _mapping(apply, "apply")
+    selection = _mapping(selection, "selection")
+    by_id = {_text(vm.get("id")).lower(): vm for vm in before.get("virtual_machines") or []}
+    candidates = []
+    for item in selection.get("candidates") or []:
+        vm = by_id.get(_text(item.get("id")).lower())
+        if vm is None:
+            raise AnsibleFilterError("jit_fleet_report: candidate %s is not among the VMs read before" % item.get("id"))
+        candidates.append(
+            {
+                "id": vm.get("id"),
+                "name": vm.get("name"),
+                "resource_group": vm.get("resource_group"),
+                "os_type": vm.get("os_type"),
+                "jit_status_before": vm.get("jit_status"),
+                "ports": [port.get("number") for port in item.get("ports") or []],
+            }
+        )
+    policies = [
+        {
+            "id": policy.get("id"),
+            "resource_group": policy.get("resource_group"),
+            "location": policy.get("location"),
+            "action": policy.get("action", "unchanged"),
+            "changed": policy.get("changed", False),
+            "changes": policy.get("changes", {}),
+            "virtual_machines": len(policy.get("virtual_machines", [])),
+        }
+        for policy in apply.get("policies") or []
+    ]
+    exposures, bypasses = [], []
+    for vm in after.get("virtual_machines") or []:
+        public_ips = {nic.get("name"): nic.get("public_ip") for nic in vm.get("nics") or []}
+        for entry in vm.get("exposure") or []:
+            if entry.get("exposed", False) or entry.get("private_only", False):
+                exposures.append(
+                    {
+                        "vm": vm.get("name"),
+                        "resource_group": vm.get("resource_group"),
+                        "id": vm.get("id"),
+                        "port": entry.get("port"),
+                        "nic": entry.get("nic"),
+                        "public_ip": entry["public_ip"] if "public_ip" in entry else public_ips.get(entry.get("nic")),
+                        "private_only": entry.get("private_only", False),
+                        "whole_internet": entry.get("internet_allowed", False),
+                        "admitted_prefixes": entry.get("admitted_prefixes", []),
+                        "jit_protected": entry.get("jit_protected", False),
+                        "jit_bypassed": entry.get("jit_bypassed", False),
+                        "open_by_jit_request": entry.get("open_by_jit_request", False),
+                        "decided_by": entry.get("decided_by", {}),
+                    }
+                )
+            if entry.get("jit_bypassed", False):
+                bypasses.append(
+                    {
+                        "vm": vm.get("name"),
+                        "resource_group": vm.get("resource_group"),
+                        "id": vm.get("id"),
+                        "port": entry.get("port"),
+                        "nic": entry.get("nic"),
+                        "bypass_rules": entry.get("bypass_rules", []),
+                        "admitted_prefixes": entry.get("admitted_prefixes", []),
+                    }
+                )
+    return {
+        "generated_at": after.get("generated_at", before.get("generated_at", "")),
+        "mode": mode,
+        "policy_name": policy_name,
+        "subscription_id": before.get("subscription_id", ""),
+        "scope": dict(scope or {}),
+        "settings": dict(settings or {}),
+        "coverage": {"before": _coverage(before), "after": _coverage(after)},
+        "candidates": candidates,
+        "already_configured": selection.get("already_configured") or [],
+        "changed": bool(apply.get("changed", False)) and not apply.get("skipped", False),
+        "policies_written": sum(1 for policy in policies if policy["changed"]),
+        "policies": policies,
+        "exposures": exposures,
+        "bypasses": bypasses,
+        "skipped": selection.get("skipped") or [],
+        "stale_rules": len(after.get("stale_rules") or []),
+        "drift": after.get("drift") or [],
+        "summary_before": before.get("summary"),
+        "summary_after": after.get("summary"),
+    }
+
+
+class FilterModule:
+    """jit_fleet role filters."""
+
+    def filters(self):
+        return {"jit_fleet_selection": jit_fleet_selection, "jit_fleet_report": jit_fleet_report}

@@ -1,0 +1,132 @@
+"""The jit_fleet role's filters: candidate selection and the rollout report."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.jitaccess.azure.plugins.filter.jit_fleet import FilterModule, jit_fleet_report, jit_fleet_selection
+
+PORTS = {"linux": [22], "windows": [3389, {"number": 5986, "protocol": "UDP", "max_request_access_duration": "PT1H"}]}
+
+
+def vm(name, *, status="not_configured", os_type="Linux", tags=None, reason=None, exposure=()):
+    return {
+        "id": "/subscriptions/s/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/" + name,
+        "name": name,
+        "resource_group": "RG",
+        "os_type": os_type,
+        "tags": tags or {},
+        "jit_status": status,
+        "unsupported_reason": reason,
+        "exposure": list(exposure),
+    }
+
+
+def select(vms, **kwargs):
+    kwargs.setdefault("ports", PORTS)
+    return jit_fleet_selection(vms, **kwargs)
+
+
+def test_candidates_get_their_os_ports_with_the_role_defaults():
+    result = select([vm("web-1"), vm("win-1", os_type="Windows")], allowed_source_address_prefixes=["10.0.0.0/8"], max_request_access_duration="PT2H")
+    assert result["already_configured"] == [] and result["skipped"] == []
+    linux, windows = result["candidates"]
+    assert linux["ports"] == [{"number": 22, "protocol": "TCP", "allowed_source_address_prefixes": ["10.0.0.0/8"], "max_request_access_duration": "PT2H"}]
+    assert [(p["number"], p["protocol"], p["max_request_access_duration"]) for p in windows["ports"]] == [(3389, "TCP", "PT2H"), (5986, "UDP", "PT1H")]
+
+
+def test_every_reason_is_given_and_configured_vms_are_left_alone_unless_asked():
+    vms = [
+        vm("bare-1", status="unsupported", reason="no NSG on any NIC or subnet"),
+        vm("web-2", tags={"Env": "dev"}),
+        vm("web-3", tags={"env": "prod", "jit": "off"}),
+        vm("db-1", tags={"env": "prod"}),
+        vm("web-4", tags={"env": "prod"}, status="configured"),
+        vm("odd-1", os_type=None, tags={"env": "prod"}),
+    ]
+    result = select(vms, include_tags={"ENV": "prod"}, exclude_tags={"jit": "*"}, name_patterns=["web-?", "ODD*"], exclude_name_patterns=["*-9"])
+    reasons = {item["name"]: item["reason"] for item in result["skipped"]}
+    assert reasons == {
+        "bare-1": "unsupported: no NSG on any NIC or subnet; lacks required tag ENV=prod; name matches none of web-?, ODD*",
+        "web-2": "lacks required tag ENV=prod",
+        "web-3": "excluded by tag jit=off",
+        "db-1": "name matches none of web-?, ODD*",
+        "odd-1": "no ports configured for OS type unknown in jit_fleet_ports",
+    }
+    assert [item["name"] for item in result["already_configured"]] == ["web-4"] and result["candidates"] == []
+    again = select([vm("web-4", status="configured")], update_configured=True)
+    assert [item["id"].rsplit("/", 1)[1] for item in again["candidates"]] == ["web-4"]
+    excluded = select([vm("web-9")], exclude_name_patterns=["*-9"])
+    assert excluded["skipped"][0]["reason"] == "name excluded by pattern *-9"
+
+
+def test_bad_input_is_named():
+    with pytest.raises(AnsibleFilterError, match="jit_fleet_ports: port 'ssh' is not a number"):
+        select([vm("web-1")], ports={"linux": ["ssh"]})
+    with pytest.raises(AnsibleFilterError, match="jit_fleet_include_tags must be a dictionary"):
+        select([vm("web-1")], include_tags=["env"])
+
+
+def test_report_coverage_candidates_policies_exposures_and_bypasses():
+    finding = {
+        "port": 22,
+        "nic": "web-1-nic",
+        "public_ip": "20.0.0.1",
+        "exposed": True,
+        "private_only": False,
+        "internet_allowed": True,
+        "admitted_prefixes": [],
+        "jit_protected": True,
+        "jit_bypassed": True,
+        "open_by_jit_request": False,
+        "bypass_rules": [{"name": "AllowSshAnywhere"}],
+        "decided_by": {"rule": "AllowSshAnywhere"},
+    }
+    quiet = dict(finding, port=3389, exposed=False, jit_bypassed=False)
+    before = {
+        "subscription_id": "s",
+        "generated_at": "t0",
+        "virtual_machines": [vm("web-1"), vm("web-2")],
+        "summary": {"virtual_machines": 2, "jit_status": {"configured": 0, "not_configured": 2, "unsupported": 0}},
+        "stale_rules": [],
+        "drift": [],
+    }
+    after = dict(
+        before,
+        generated_at="t1",
+        virtual_machines=[vm("web-1", status="configured", exposure=[finding, quiet]), vm("web-2", status="configured")],
+        summary={"virtual_machines": 2, "jit_status": {"configured": 1, "not_configured": 1}},
+        stale_rules=[{}, {}],
+    )
+    selection = select(before["virtual_machines"])
+    apply = {
+        "changed": True,
+        "policies": [{"id": "p", "resource_group": "RG", "location": "westeurope", "action": "update", "changed": True, "virtual_machines": [1, 2]}],
+    }
+    report = jit_fleet_report(selection, before, after, apply, mode="enforce", policy_name="default", scope={"resource_groups": []}, settings={"ports": PORTS})
+    assert report["coverage"] == {
+        "before": {"virtual_machines": 2, "configured": 0, "not_configured": 2, "unsupported": 0, "eligible": 2, "percent": 0.0},
+        "after": {"virtual_machines": 2, "configured": 1, "not_configured": 1, "unsupported": 0, "eligible": 2, "percent": 50.0},
+    }
+    assert report["changed"] and report["policies_written"] == 1 and report["policies"][0]["virtual_machines"] == 2
+    assert [c["name"] for c in report["candidates"]] == ["web-1", "web-2"] and report["candidates"][0]["ports"] == [22]
+    assert [(e["vm"], e["port"], e["public_ip"], e["jit_bypassed"]) for e in report["exposures"]] == [("web-1", 22, "20.0.0.1", True)]
+    assert report["bypasses"] == [
+        {"vm": "web-1", "resource_group": "RG", "id": after["virtual_machines"][0]["id"], "port": 22, "nic": "web-1-nic",
+         "bypass_rules": [{"name": "AllowSshAnywhere"}], "admitted_prefixes": []}
+    ]  # fmt: skip
+    assert report["stale_rules"] == 2 and report["generated_at"] == "t1" and report["subscription_id"] == "s"
+    # Audit: no apply result, no second read - the report is about the first read.
+    audit = jit_fleet_report(selection, before, None, {"skipped": True, "changed": False})
+    assert not audit["changed"] and audit["policies"] == [] and audit["coverage"]["after"] == audit["coverage"]["before"]
+    with pytest.raises(AnsibleFilterError, match="candidate .*web-3 is not among the VMs read before"):
+        jit_fleet_report({"candidates": [{"id": vm("web-3")["id"]}]}, before)
+
+
+def test_public_ip_from_the_nics_when_the_entry_has_none():
+    entry = {"port": 22, "nic": "n1", "exposed": True}
+    facts = {"virtual_machines": [dict(vm("web-1", exposure=[entry]), nics=[{"name": "n1", "public_ip": "20.0.0.9"}])]}
+    assert jit_fleet_report({}, facts)["exposures"][0]["public_ip"] == "20.0.0.9"
+
+
+def test_filter_names():
+    assert set(FilterModule().filters()) == {"jit_fleet_selection", "jit_fleet_report"}
