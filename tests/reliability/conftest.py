@@ -87,7 +87,7 @@ class Ledger:
         self.test = test
 
     def add(self, **counts):
-        unknown = set(counts) - {key for key, _ in COUNTERS}
+        unknown = set(counts) - {key for key, _label in COUNTERS}
         assert not unknown, unknown
         if not self.path:
             return
@@ -104,7 +104,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     path = getattr(config, "_jit_reliability_ledger", None)
     if not path or not os.path.exists(path):
         return
-    totals = {key: 0 for key, _ in COUNTERS}
+    totals = {key: 0 for key, _label in COUNTERS}
     with open(path, encoding="utf-8") as stream:
         for line in stream:
             if line.strip():

@@ -77,7 +77,7 @@ def scenario(sim, sid, task, *, faults=(), setup=(), config=None):
 
 def outcome(run, sid):
     """(task result, stats, state) of a scenario."""
-    stats, state, _ = run.result("%s after" % sid)["responses"]
+    stats, state, _cleared = run.result("%s after" % sid)["responses"]
     return run.result(sid), stats, state
 
 

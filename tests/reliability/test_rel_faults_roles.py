@@ -117,7 +117,7 @@ def runs(armsim_server, tmp_path_factory):
 
 
 def responses(run, sid):
-    stats, state, _ = run.result("%s after" % sid)["responses"]
+    stats, state, _cleared = run.result("%s after" % sid)["responses"]
     return stats, state
 
 
