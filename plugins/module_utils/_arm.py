@@ -72,7 +72,8 @@ def describe_error(exc, action=None):
     parts = []
     if action:
         parts.append("%s failed:" % action)
-    if details["status"]:
+    # A long-running operation that ends Failed is reported by a 200 status poll: no HTTP code then.
+    if details["status"] and not 200 <= details["status"] < 300:
         parts.append("HTTP %s" % details["status"])
     parts.append("%s: %s" % (details["code"], details["message"]))
     text = " ".join(parts)

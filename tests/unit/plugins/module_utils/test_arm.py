@@ -40,3 +40,9 @@ def test_tls_failure_gets_a_hint_not_a_way_out():
     text = describe_error(exc, "list VMs")
     assert text.startswith("list VMs failed: ServiceRequestError:")
     assert "REQUESTS_CA_BUNDLE" in text
+
+
+def test_failed_long_running_operation_omits_the_poll_status():
+    response = FakeResponse(200, '{"error": {"code": "InternalServerError", "message": "operation failed"}}', {"x-ms-request-id": "rid-2"})
+    exc = HttpResponseError(response=response)
+    assert describe_error(exc, "delete rule") == "delete rule failed: InternalServerError: operation failed (request id rid-2)"
