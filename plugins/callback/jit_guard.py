@@ -19,7 +19,19 @@ description:
   - It closes on a normal end and on a failed run (when the final statistics are sent), on
     C(SIGINT) (Ctrl-C) and C(SIGTERM) (before Ansible's own handlers stop the workers), and as a
     last resort when the controller process exits. It says what it closed in the output.
-  - Accesses that a later C(jit_request state=absent) task closed are dropped from its list.
+  - It also knows access whose task never returned. When loaded, it creates a private record file
+    (in a new directory only the user can read) and exports its path as E(JITACCESS_GUARD_RECORD)
+    to the modules it runs. M(jitaccess.azure.jit_request) appends what it opened to that file
+    right after each successful C(initiate), before it waits for the rules. So when the run is
+    interrupted while the module is still waiting, the callback closes that access too. The
+    record holds the C(opened) items (VM, ports, sources, policy, NSGs, private IPs) and
+    non-secret authentication options, never a secret. The directory is removed when the
+    controller exits.
+  - For access whose allow rules are not there yet (initiated, not yet applied by Defender for
+    Cloud, or requested with O(jitaccess.azure.jit_request#module:wait=false)), it polls those
+    VMs' NSGs for up to O(pending_timeout) seconds and deletes the rules as they appear.
+  - Accesses that a later C(jit_request state=absent) task closed are dropped from its list
+    (recorded ones included).
     Accesses that were already open before the run (the task reported no change) are not its to close.
   - This is a safety net for what C(block)/C(always) cannot cover (Ctrl-C, SIGTERM from a CI
     runner, every host unreachable). The request's duration remains the last guarantee, keep it short.
@@ -104,6 +116,18 @@ options:
     ini:
       - section: jit_guard
         key: disable_instance_discovery
+  pending_timeout:
+    description:
+      - When closing, wait up to this many seconds (from the start of the close) for the allow
+        rules of access that was initiated but not yet applied, and delete them as they appear.
+        V(0) closes only the rules already there.
+    type: int
+    default: 30
+    env:
+      - name: JIT_GUARD_PENDING_TIMEOUT
+    ini:
+      - section: jit_guard
+        key: pending_timeout
   close_signals:
     description:
       - Close on these signals before Ansible handles them. Set to an empty list to close only at
@@ -119,24 +143,33 @@ options:
 """
 
 import atexit  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 
 from ansible import context  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _auth  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._close import close_access  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._close import delete_rules, plan_close, read_close_state  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normalize_id, parse_resource_id  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import to_rest  # noqa: E402
 
 JIT_REQUEST_ACTIONS = ("jitaccess.azure.jit_request", "jit_request")
 AUTH_KEYS = ("auth_source", "profile", "client_id", "tenant", "x509_certificate_path", "cloud_environment", "disable_instance_discovery")
 """Non-secret authentication settings reused from the jit_request invocation."""
 
 MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+RECORD_VARIABLE = "JITACCESS_GUARD_RECORD"
+"""Exported to the modules: the file jit_request appends what it initiated to (before waiting)."""
+ORIGIN_RECORD = "record"
+ORIGIN_RESULT = "result"
 
 
 def _as_list(value):
@@ -199,6 +232,68 @@ def accesses_from_opened(opened):
     return accesses
 
 
+def parse_record(data):
+    """Complete JSON lines of the record ``data`` (bytes) -> ``(entries, bytes consumed)``.
+
+    A last line without its newline is not consumed (the module may be writing it); a line that is
+    not a JSON object is skipped.
+    """
+    end = data.rfind(b"\n") + 1
+    entries = []
+    for line in data[:end].splitlines():
+        try:
+            entry = json.loads(line.decode("utf-8"))
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries, end
+
+
+def merge_record(open_accesses, entries):
+    """Add recorded ``opened`` items to ``open_accesses`` (key -> access) as pending accesses.
+
+    What a task result already reported (or what is already known) wins: an entry only adds a VM
+    port that is not there yet. Returns the keys added.
+    """
+    known = {(key[0], key[1]) for key in open_accesses}
+    added = []
+    for entry in entries:
+        auth = entry.get("auth") if isinstance(entry.get("auth"), dict) else {}
+        auth = {key: value for key, value in auth.items() if key in AUTH_KEYS and value not in (None, MASKED)}
+        for vm_id, port, sources in accesses_from_opened([entry]):
+            key = (normalize_id(vm_id), port, sources)
+            if (key[0], port) in known:
+                # initiated again (force, renewal) after a result reported it: its new rules may come later
+                for other_key, access in open_accesses.items():
+                    if (other_key[0], other_key[1]) == (key[0], port):
+                        access["pending"] = True
+                continue
+            known.add((key[0], port))
+            open_accesses[key] = {"vm_id": vm_id, "port": port, "sources": sources, "auth": auth, "pending": True, "origin": ORIGIN_RECORD}
+            added.append(key)
+    return added
+
+
+def rule_sites(record, access, rules):
+    """NSG ids (lower) on the VM's path where ``rules`` (planned/kept by plan_close) show the access applied."""
+    vm_key = normalize_id(access["vm_id"])
+    sites = set()
+    for rule in rules:
+        if normalize_id(rule.get("vm_id") or "") != vm_key:
+            continue
+        numbers = rule.get("port_numbers")
+        if numbers is not None and access["port"] not in numbers:
+            continue
+        sites.add(normalize_id(rule["nsg_id"]))
+    return sites & {normalize_id(nsg_id) for nsg_id in record.get("nsg_ids") or []}
+
+
+def missing_sites(record, access, seen):
+    """NSG ids (lower) on the VM's path where the access's allow rule has not been seen yet."""
+    return {normalize_id(nsg_id) for nsg_id in record.get("nsg_ids") or []} - set(seen)
+
+
 def vm_keys_from_args(args):
     """``(subscription or None, resource group, name)`` lower-cased for each VM a task named."""
     keys = []
@@ -239,8 +334,10 @@ class CallbackModule(CallbackBase):
     def __init__(self, display=None):
         super().__init__(display=display)
         self._pid = os.getpid()
-        self._open = {}  # (vm id lower, port, sources) -> {"vm_id", "port", "sources", "auth"}
-        self._recorded = 0
+        self._open = {}  # (vm id lower, port, sources) -> {"vm_id", "port", "sources", "auth", "pending", "origin"}
+        self._known = set()  # every (vm id lower, port) recorded during the run
+        self._record_path = None
+        self._record_offset = 0
         self._lock = threading.RLock()
         self._closing = False
         self._previous_handlers = {}
@@ -252,6 +349,47 @@ class CallbackModule(CallbackBase):
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
         self._install_signal_handlers()
+        self._start_record()
+
+    @property
+    def _recorded(self):
+        return len(self._known)
+
+    def _start_record(self):
+        """Create the private record file and export its path to the modules (workers fork from here)."""
+        if self._record_path or os.getpid() != self._pid:
+            return
+        try:
+            directory = tempfile.mkdtemp(prefix="jit_guard-")  # mode 0700
+            path = os.path.join(directory, "opened.jsonl")
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            self._display.warning("jit_guard: cannot create the record file (%s); access whose task is interrupted cannot be closed" % exc)
+            return
+        self._record_path = path
+        os.environ[RECORD_VARIABLE] = path
+
+    def _ingest_records(self):
+        """Read what jit_request recorded since the last read (accesses initiated, maybe not applied yet)."""
+        if not self._record_path:
+            return
+        with self._lock:
+            try:
+                with open(self._record_path, "rb") as stream:
+                    stream.seek(self._record_offset)
+                    data = stream.read()
+            except OSError:
+                return
+            entries, consumed = parse_record(data)
+            self._record_offset += consumed
+            self._known.update((key[0], key[1]) for key in merge_record(self._open, entries))
+
+    def _remove_record(self):
+        if self._record_path and os.getpid() == self._pid:
+            if os.environ.get(RECORD_VARIABLE) == self._record_path:
+                del os.environ[RECORD_VARIABLE]
+            shutil.rmtree(os.path.dirname(self._record_path), ignore_errors=True)
+            self._record_path = None
 
     def _install_signal_handlers(self):
         if self._signals_installed or threading.current_thread() is not threading.main_thread():
@@ -271,6 +409,7 @@ class CallbackModule(CallbackBase):
             if self._closing:
                 self._say("jit_guard: %s received while closing JIT access; still closing" % signal.Signals(signum).name)
                 return
+            self._ingest_records()
             if self._open:
                 self._close_all("%s received" % signal.Signals(signum).name)
         # Hand over to whoever handled this signal before (Ansible stops its workers there).
@@ -281,8 +420,12 @@ class CallbackModule(CallbackBase):
             os.kill(os.getpid(), signum)
 
     def _at_exit(self):
-        if os.getpid() == self._pid and self._open:
+        if os.getpid() != self._pid:
+            return
+        self._ingest_records()
+        if self._open:
             self._close_all("the controller is exiting")
+        self._remove_record()
 
     # ------------------------------------------------------------------ recording
 
@@ -300,6 +443,7 @@ class CallbackModule(CallbackBase):
         task = result._task
         if not self._is_jit_request(task) or self._check_mode(task):
             return
+        self._ingest_records()  # what was recorded before this result: the result comes after it
         data = result._result
         for item in data.get("results") or [data]:
             if isinstance(item, dict):
@@ -315,9 +459,19 @@ class CallbackModule(CallbackBase):
         elif data.get("opened") and (data.get("changed") or data.get("failed")):
             auth = {key: invocation.get(key) for key in AUTH_KEYS if invocation.get(key) not in (None, MASKED)}
             with self._lock:
-                for vm_id, port, sources in accesses_from_opened(data["opened"]):
-                    self._open[(normalize_id(vm_id), port, sources)] = {"vm_id": vm_id, "port": port, "sources": sources, "auth": auth}
-                    self._recorded += 1
+                reported = []
+                for entry in _as_list(data["opened"]):
+                    # the allow rules were seen when the module waited for them; else they may come later
+                    pending = not (isinstance(entry, dict) and entry.get("nsg_rules"))
+                    reported.extend((vm_id, port, sources, pending) for vm_id, port, sources in accesses_from_opened([entry]))
+                vm_ports = {(normalize_id(vm_id), port) for vm_id, port, _sources, _pending in reported}
+                for key, access in list(self._open.items()):
+                    if access.get("origin") == ORIGIN_RECORD and (key[0], key[1]) in vm_ports:
+                        del self._open[key]  # the result says it better (source, rules seen)
+                for vm_id, port, sources, pending in reported:
+                    key = (normalize_id(vm_id), port, sources)
+                    self._open[key] = {"vm_id": vm_id, "port": port, "sources": sources, "auth": auth, "pending": pending, "origin": ORIGIN_RESULT}
+                    self._known.add((key[0], port))
 
     def _forget(self, args, data):
         """A jit_request state=absent closed these: they are no longer ours to close."""
@@ -352,6 +506,7 @@ class CallbackModule(CallbackBase):
         self._observe(result)
 
     def v2_playbook_on_stats(self, stats):
+        self._ingest_records()
         if self._open:
             self._close_all("the run ended")
         elif self._recorded:
@@ -390,6 +545,7 @@ class CallbackModule(CallbackBase):
                 self._closing = False
 
     def _close(self, accesses, reason):
+        deadline = time.monotonic() + max(int(self._option("pending_timeout", 30) or 0), 0)
         count = len(accesses)
         self._say("jit_guard: %s; closing %d JIT access%s this run opened" % (reason, count, "" if count == 1 else "es"), color="bright purple")
         missing = _auth.missing_libraries()
@@ -402,10 +558,18 @@ class CallbackModule(CallbackBase):
             auth_key = (subscription.lower(), tuple(sorted(access["auth"].items())))
             groups.setdefault(auth_key, (subscription, access["auth"], []))[2].append(access)
         for subscription, auth, members in groups.values():
-            self._close_group(subscription, auth, members)
+            self._close_group(subscription, auth, members, deadline)
 
-    def _close_group(self, subscription, auth, accesses):
+    def _option(self, name, default):
+        try:
+            value = self.get_option(name)
+        except KeyError:
+            return default
+        return default if value is None else value
+
+    def _close_group(self, subscription, auth, accesses, deadline=None):
         errors = []
+        late = []
 
         def call(action, function, *args, **kwargs):
             try:
@@ -423,13 +587,19 @@ class CallbackModule(CallbackBase):
             settings = _auth.resolve_settings(self._settings(auth))
             cloud = _auth.resolve_cloud(settings.get("cloud_environment"))
             clients = _auth.AzureClients(_auth.build_credential(settings, cloud), subscription, cloud)
-            deleted, planned, unknown, kept = close_access(clients, call, list(targets.values()))
+            topology, nsgs = read_close_state(clients, call)
+            planned, unknown, kept = plan_close(topology, nsgs, list(targets.values()))
+            deleted = delete_rules(clients, call, planned) if planned else []
+            pending = [access for access in accesses if access.get("pending")]
+            if pending and not errors:
+                more_planned, more_deleted, late = self._close_pending(clients, call, (topology, nsgs), pending, found=planned + kept, deadline=deadline)
+                planned, deleted = planned + more_planned, deleted + more_deleted
         except _auth.AuthError as exc:
             errors.append("authentication: %s" % exc)
-            deleted, planned, unknown, kept = [], [], [], []
+            deleted, planned, unknown, kept, late = [], [], [], [], []
         except Exception as exc:  # noqa: BLE001 - never let the safety net raise
             errors.append(describe_error(exc, "closing JIT access"))
-            deleted, planned, unknown, kept = [], [], [], []
+            deleted, planned, unknown, kept, late = [], [], [], [], []
         for rule in deleted:
             self._say(
                 "jit_guard: closed %s port %s from %s (deleted %s on NSG %s)"
@@ -438,7 +608,7 @@ class CallbackModule(CallbackBase):
             )
         failed = [rule for rule in planned if rule not in deleted]
         if not errors and not failed:
-            with self._lock:
+            with self._lock:  # reported above when late: not retried at exit
                 for access in accesses:
                     self._open.pop((normalize_id(access["vm_id"]), access["port"], access["sources"]), None)
             if not planned:
@@ -449,6 +619,12 @@ class CallbackModule(CallbackBase):
             self._say("jit_guard: left JIT allow rule %s on %s: %s" % (rule["rule_name"], rule["nsg_id"].rsplit("/", 1)[-1], rule["reason"]), color="red")
         for vm_id in unknown:
             self._say("jit_guard: VM %s no longer exists; nothing to close" % vm_id, color="bright purple")
+        for access in late:
+            self._say(
+                "jit_guard: no allow rule appeared in time for %s port %s (initiated by this run); if Azure still applies it, it stays until the request ends"
+                % (access["vm_id"].rsplit("/", 1)[-1], access["port"]),
+                color="red",
+            )
         for error in errors:
             self._say("jit_guard: could not close everything: %s" % error, color="red")
         if errors or failed:
@@ -457,3 +633,64 @@ class CallbackModule(CallbackBase):
                 % max(len(failed), 1),
                 color="red",
             )
+
+    def _close_pending(self, clients, call, state, accesses, *, found, deadline):
+        """Wait (until ``deadline``) for the allow rules of initiated accesses not applied yet, and
+        delete them as they appear, through the shared plan_close/delete_rules.
+
+        ``found`` holds the rules of the first pass (planned and kept). Only the NSGs still missing
+        a rule are read again (one GET each per round, with backoff). Returns ``(planned, deleted,
+        accesses still without their rules)``. ``state`` is ``(topology, nsgs)`` of the first pass.
+        """
+        topology, nsgs = state
+        nsg_ids = {normalize_id(nsg_id): nsg_id for record in topology.values() for nsg_id in record.get("nsg_ids") or []}
+        waiting = []
+        for access in accesses:
+            record = topology.get(normalize_id(access["vm_id"]))
+            if record is None:
+                continue
+            seen = rule_sites(record, access, found)
+            if missing_sites(record, access, seen):
+                waiting.append((access, record, seen))
+        if not waiting:
+            return [], [], []
+        remaining = 0 if deadline is None else deadline - time.monotonic()
+        self._say(
+            "jit_guard: waiting up to %d s for the allow rules of %d JIT access%s initiated but not applied yet"
+            % (max(remaining, 0), len(waiting), "" if len(waiting) == 1 else "es"),
+            color="bright purple",
+        )
+        network = clients.network
+        all_planned, all_deleted = [], []
+        delay = 0.5
+        while waiting and deadline is not None and time.monotonic() < deadline:
+            time.sleep(max(min(delay, deadline - time.monotonic()), 0))
+            delay = min(delay * 1.5, 4.0)
+            missing = set()
+            for access, record, seen in waiting:
+                missing |= missing_sites(record, access, seen)
+            for nsg_key in sorted(missing):
+                parsed = parse_resource_id(nsg_ids.get(nsg_key, nsg_key))
+                fresh = call(
+                    "read network security group %s" % parsed.name,
+                    lambda parsed=parsed: to_rest(network.network_security_groups.get(parsed.resource_group, parsed.name)),
+                )
+                if fresh is not None:
+                    nsgs[nsg_key] = fresh
+            targets = [
+                {"vm_id": access["vm_id"], "ports": [access["port"]], "sources": list(access["sources"]) if access["sources"] else None}
+                for access, _record, _seen in waiting
+            ]
+            planned, _unknown, kept = plan_close(topology, nsgs, targets)
+            known = {(normalize_id(rule["nsg_id"]), rule["rule_name"].lower()) for rule in all_planned}
+            planned = [rule for rule in planned if (normalize_id(rule["nsg_id"]), rule["rule_name"].lower()) not in known]
+            if planned:
+                all_planned.extend(planned)
+                all_deleted.extend(delete_rules(clients, call, planned))
+            still = []
+            for access, record, seen in waiting:
+                now_seen = seen | rule_sites(record, access, planned + kept)
+                if missing_sites(record, access, now_seen):
+                    still.append((access, record, now_seen))
+            waiting = still
+        return all_planned, all_deleted, [access for access, _record, _seen in waiting]

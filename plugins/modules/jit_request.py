@@ -179,6 +179,11 @@ notes:
   - For play-wide access with a guaranteed close, see the C(jitaccess.azure.jit_access) role and
     the C(jitaccess.azure.jit_guard) callback, which closes what this module opened when a run
     ends, even on failure or interruption. The callback reads the RV(opened) return value.
+  - When the C(jitaccess.azure.jit_guard) callback is enabled, it sets E(JITACCESS_GUARD_RECORD) in
+    the controller; right after each successful C(initiate) and before waiting, this module appends
+    what it opened (the RV(opened) items and the non-secret authentication options, never a
+    secret) to that file, so that the callback can also close access whose task never returned
+    (Ctrl-C or SIGTERM while waiting). Failing to write the record is only a warning.
 seealso:
   - module: jitaccess.azure.jit_policy
   - module: jitaccess.azure.nsg_jit_facts
@@ -366,6 +371,8 @@ opened:
     - In check mode, what would be opened (without NSG rules).
     - Also returned when the module fails after an C(initiate) succeeded (a later policy's
       C(initiate) failed, or O(wait_timeout) expired), because that access is live.
+    - The same items are recorded for the C(jitaccess.azure.jit_guard) callback right after each
+      C(initiate), before waiting, when E(JITACCESS_GUARD_RECORD) is set.
   returned: always
   type: list
   elements: dict
@@ -476,6 +483,7 @@ import base64  # noqa: E402
 import getpass  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 from collections import OrderedDict  # noqa: E402
@@ -770,6 +778,32 @@ def earliest(times):
     return _jit.format_azure_datetime(min(values)) if values else None
 
 
+GUARD_RECORD_VARIABLE = "JITACCESS_GUARD_RECORD"
+"""Set by the jitaccess.azure.jit_guard callback in the controller: the file to record opened access in."""
+GUARD_AUTH_KEYS = ("auth_source", "profile", "client_id", "tenant", "x509_certificate_path", "cloud_environment", "disable_instance_discovery")
+"""Non-secret authentication options recorded with the access, so that the callback closes it the same way."""
+
+
+def guard_record_lines(items, auth, now=None):
+    """The JSON lines recorded for jit_guard: one per ``opened`` item, with non-secret ``auth``."""
+    stamp = time.time() if now is None else now
+    return "".join(json.dumps(dict(item, auth=auth, recorded_at=stamp), sort_keys=True) + "\n" for item in items)
+
+
+def write_guard_record(path, items, auth):
+    """Append the record lines to ``path`` in one write (O_APPEND); returns an error text or ``None``."""
+    try:
+        data = guard_record_lines(items, auth).encode("utf-8")
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, data)
+        finally:
+            os.close(descriptor)
+    except (OSError, TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # The module
 
@@ -980,10 +1014,14 @@ class JitRequest:
             else:
                 error = None
                 recorded.update(self._recorded_sources(response))
+                fresh = []
                 for plan, ports in items:
                     for port in ports:
                         source = self.sources[0] if self.sources else recorded.get((_jit.normalize_id(plan["record"]["id"]), port["number"]))
-                        self.opened.append(self._opened_item(plan, port, source, []))
+                        fresh.append(self._opened_item(plan, port, source, []))
+                self.opened.extend(fresh)
+                # Before waiting: if the run is interrupted now, jit_guard still knows what to close.
+                self.record_for_guard(fresh)
             if error is not None:
                 # What earlier policies opened is live: report it so that it can be closed (jit_guard).
                 self.module.fail_azure(error, action, changed=bool(self.opened), opened=self.opened, initiated=self.initiated)
@@ -1015,6 +1053,16 @@ class JitRequest:
             }
             self.opened.append(self._opened_item(plan, port, source, access))
         return self._finish_present(plans, port_results)
+
+    def record_for_guard(self, items):
+        """Append ``items`` (``opened`` entries) to the jit_guard record file, when there is one."""
+        path = os.environ.get(GUARD_RECORD_VARIABLE)
+        if not path or not items:
+            return
+        auth = {key: self.params.get(key) for key in GUARD_AUTH_KEYS if self.params.get(key) not in (None, "")}
+        error = write_guard_record(path, items, auth)
+        if error:
+            self.module.warn("could not record the opened access for jit_guard in %s: %s" % (path, error))
 
     @staticmethod
     def _recorded_sources(response):

@@ -155,3 +155,45 @@ def test_signal_during_a_long_task_closes_within_30_seconds(armsim, signum):
     assert "jit_guard: all JIT access opened by this run is closed" in output
     assert closed_after < 30
     assert jit_rules(armsim, "deny"), "deny rules must stay"
+
+
+def test_modules_see_the_record_and_access_not_applied_yet_is_closed(armsim):
+    """The record path reaches modules run on localhost (connection local and delegate_to), and an
+    access whose rules are not there yet when the run ends (wait: false) is waited for and closed."""
+    task = open_task(("app-1", "rg-app"))
+    task["jitaccess.azure.jit_request"]["wait"] = False
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "env local", "ansible.builtin.command": "printenv JITACCESS_GUARD_RECORD", "changed_when": False},
+                {"name": "env delegated", "ansible.builtin.command": "printenv JITACCESS_GUARD_RECORD", "changed_when": False, "delegate_to": "localhost"},
+                {"name": "record", "ansible.builtin.slurp": {"src": "{{ lookup('env', 'JITACCESS_GUARD_RECORD') }}"}, "register": "record"},
+                task,
+                {"name": "record after", "ansible.builtin.slurp": {"src": "{{ lookup('env', 'JITACCESS_GUARD_RECORD') }}"}},
+            ],
+        }
+    ]
+    armsim.config(apply_delay=15)  # the rules come after the run's end (a loaded CI machine included)
+    try:
+        run = run_playbook(armsim, play, env=GUARD_ENV)
+    finally:
+        armsim.config(apply_delay=ARMSIM_OPTIONS["apply_delay"])
+    assert run.rc == 0, run.stdout + run.stderr
+    path = run.result("env local")["stdout"]
+    assert path.endswith("/opened.jsonl") and run.result("env delegated")["stdout"] == path
+    assert not os.path.exists(os.path.dirname(path)), "the record directory is removed at exit"
+    import base64
+    import json
+
+    assert base64.b64decode(run.result("record")["content"]) == b""
+    lines = base64.b64decode(run.result("record after")["content"]).decode().splitlines()
+    (entry,) = [json.loads(line) for line in lines]
+    assert (entry["vm_name"], entry["port"], entry["source"]) == ("app-1", 22, SOURCE)
+    assert armsim.info["client_secret"] not in "\n".join(lines)
+    assert run.result("open")["opened"][0]["nsg_rules"] == []  # wait: false
+    assert "jit_guard: waiting up to" in run.stdout, run.stdout
+    assert "jit_guard: closed app-1 port 22 from 127.0.0.1" in run.stdout, run.stdout
+    assert jit_rules(armsim) == []
+    assert armsim.stats()["by_operation"].get("DELETE securityRules") == 1

@@ -14,7 +14,6 @@ import os
 import signal
 import time
 
-import pytest
 from reltools import Background, assert_no_secret, deny_layout, jit_rules, policies
 from roles_support import PLAYBOOKS, write_inventory
 
@@ -24,15 +23,6 @@ HOSTS = [("app-3", "rg-app"), ("db-1", "rg-db")]  # app-3: subnet + NIC NSG; db-
 GUARD_ENV = {"ANSIBLE_CALLBACKS_ENABLED": "record_results,jitaccess.azure.jit_guard"}
 POINTS = ("before_open", "during_wait", "during_configuration", "during_close", "after_close")
 CLOSE_WITHIN = 30
-
-# Known gap (reported to the lead, see docs/reliability.md): interrupted while jit_request waits
-# for the rules it initiated, the module never returns its `opened` list, so jit_guard does not
-# know the access; the service applies the allow rules after the run and they stay until the
-# request's end time. strict: the test turns red the day this is fixed, to drop the mark.
-WAIT_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="jit_guard cannot close access whose initiate succeeded while the module was still waiting for the rules",
-)
 
 
 def _ops(sim):
@@ -186,3 +176,9 @@ def check(observed, point, signum):
         assert observed["ops"].get("DELETE securityRules") == 3
     if point == "before_open":
         assert observed["ops"].get("POST initiate", 0) == 0, "the interrupted open initiated anyway"
+    if point == "during_wait":
+        # the task never returned: jit_guard knew the access from jit_request's record, waited for
+        # the rules Azure applied after the signal and deleted them (app-3: 2 NSGs, db-1: 1)
+        assert not observed["opened_before_signal"], "the rules were already applied: the point was missed"
+        assert "jit_guard: %s received; closing 2 JIT accesses" % name in observed["output"], tail
+        assert observed["ops"].get("DELETE securityRules") == 3, observed["ops"]

@@ -3,17 +3,14 @@
 import signal
 
 import pytest
-from interrupts import POINTS, WAIT_GAP, check, interrupt
+from interrupts import POINTS, check, interrupt
 
 ARMSIM_SEED = "reliability.yaml"
 ARMSIM_OPTIONS = {"apply_delay": 0.5}
 
 
-@pytest.mark.parametrize("point", [pytest.param(point, marks=WAIT_GAP) if point == "during_wait" else point for point in POINTS])
+@pytest.mark.parametrize("point", POINTS)
 def test_sigint(armsim, tmp_path, point, ledger):
     observed = interrupt(armsim, tmp_path, point, signal.SIGINT)
-    if point == "during_wait":
-        ledger.add(cases=1, interrupts=1, known_gap=len(observed["left"]))
-    else:
-        ledger.add(cases=1, interrupts=1, orphans=len(observed["left"]))
+    ledger.add(cases=1, interrupts=1, orphans=len(observed["left"]))
     check(observed, point, signal.SIGINT)

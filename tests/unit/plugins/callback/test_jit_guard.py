@@ -127,13 +127,19 @@ def test_close_group_deletes_through_the_shared_close_logic(monkeypatch):
     monkeypatch.setattr(jit_guard._auth, "AzureClients", FakeClients)
     seen = {}
 
-    def fake_close(clients, call, targets):
-        seen["targets"] = targets
-        seen["subscription"] = clients.args[1]
-        rule = {"vm_name": "app-1", "ports": ["22"], "sources": ["127.0.0.1"], "rule_name": "MicrosoftDefenderForCloud-JITRule-1-x", "nsg_name": "nsg-app"}
-        return [rule], [rule], [], []
+    rule = {"vm_name": "app-1", "ports": ["22"], "sources": ["127.0.0.1"], "rule_name": "MicrosoftDefenderForCloud-JITRule-1-x", "nsg_name": "nsg-app"}
 
-    monkeypatch.setattr(jit_guard, "close_access", fake_close)
+    def fake_plan(topology, nsgs, targets):
+        seen["targets"] = targets
+        return [rule], [], []
+
+    def fake_delete(clients, call, rules):
+        seen["subscription"] = clients.args[1]
+        return list(rules)
+
+    monkeypatch.setattr(jit_guard, "read_close_state", lambda clients, call: ({}, {}))
+    monkeypatch.setattr(jit_guard, "plan_close", fake_plan)
+    monkeypatch.setattr(jit_guard, "delete_rules", fake_delete)
     plugin.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM1), opened(VM1, 80)]}))
     plugin.v2_playbook_on_stats(None)
     assert seen["subscription"] == SUB
