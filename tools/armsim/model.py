@@ -57,6 +57,7 @@ class Principal:
     tenant_id: str
     role: str = "Owner"
     certificate_pem: str | None = None  # certificate credential (public certificate, PEM)
+    actions: tuple[str, ...] | None = None  # RBAC allow-list (``*`` wildcards); None: role decides
 
 
 @dataclass

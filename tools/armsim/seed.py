@@ -145,6 +145,7 @@ class _Builder:
             object_id=str(p.get("object_id") or model.stable_uuid("principal", client_id)),
             tenant_id=tenant_id,
             role=str(p.get("role") or "Owner"),
+            actions=_actions(p.get("actions"), client_id),
         )
 
     def _ref(self, g: dict, value: str, rtype: str) -> str:
@@ -344,6 +345,15 @@ class _Builder:
             jit.put_policy(s, rg.name, location, str(p.get("name") or "default"), body, now=now)
         except jit.ArmError as exc:
             raise SeedError(f"jit policy {p.get('name')!r}: {exc.code}: {exc.message}") from exc
+
+
+def _actions(value: Any, client_id: str) -> tuple[str, ...] | None:
+    """A principal's ``actions`` allow-list (RBAC actions, ``*`` wildcards) -> a tuple, or None."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
+        raise SeedError(f"principal {client_id!r}: actions must be a list of RBAC action strings")
+    return tuple(value)
 
 
 def _certificate(value: Any) -> str:

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from armsim import admin, certs, compute, jit, network, resources, seed
+from armsim import admin, certs, compute, jit, network, rbac, resources, seed
 from armsim.arm import ArmError, Ctx, Operations, Request, Response, error_response, json_response
 from armsim.auth import Auth
 from armsim.clock import Clock, http_date
@@ -403,7 +403,9 @@ class App:
             raise ArmError(
                 404, "InvalidResourceType", f"The resource type could not be found for path '{req.path}' and api version '{req.query['api-version']}'."
             )
-        if req.method in WRITE_METHODS and principal.role.lower() == "reader":
+        if principal.actions is not None:
+            rbac.authorize(principal, req.method, req.path, req.body)
+        elif req.method in WRITE_METHODS and principal.role.lower() == "reader":
             raise ArmError(
                 403,
                 "AuthorizationFailed",
