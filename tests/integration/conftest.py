@@ -7,20 +7,14 @@ A test module sets ``ARMSIM_SEED`` (a dict, or a path to a seed YAML) and option
 import os
 
 import pytest
-
-from armsim.testing import ArmSim
+from harness import module_armsim
 
 SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 
 
 @pytest.fixture(scope="module")
 def armsim_server(request):
-    seed = getattr(request.module, "ARMSIM_SEED", None)
-    assert seed is not None, "set ARMSIM_SEED in %s" % request.module.__name__
-    if isinstance(seed, str) and not os.path.isabs(seed):
-        seed = os.path.join(SEEDS, seed)
-    options = getattr(request.module, "ARMSIM_OPTIONS", {})
-    with ArmSim(seed, **options) as sim:
+    with module_armsim(request, SEEDS) as sim:
         yield sim
 
 

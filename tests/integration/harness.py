@@ -7,6 +7,7 @@ SDKs, TLS verified against armsim's CA. Results come back through a small record
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,6 +16,8 @@ import tempfile
 from dataclasses import dataclass, field
 
 import yaml
+
+from armsim.testing import ArmSim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
@@ -111,3 +114,15 @@ def run_module(armsim, module, module_args, *, check=False, diff=False, env=None
     )
     result["_run"] = run
     return result
+
+
+@contextlib.contextmanager
+def module_armsim(request, seeds_dir):
+    """armsim for one test module: its ``ARMSIM_SEED`` (a dict, or a file under ``seeds_dir``)
+    and optional ``ARMSIM_OPTIONS`` (keyword arguments for :class:`armsim.testing.ArmSim`)."""
+    seed = getattr(request.module, "ARMSIM_SEED", None)
+    assert seed is not None, "set ARMSIM_SEED in %s" % request.module.__name__
+    if isinstance(seed, str) and not os.path.isabs(seed):
+        seed = os.path.join(seeds_dir, seed)
+    with ArmSim(seed, **getattr(request.module, "ARMSIM_OPTIONS", {})) as sim:
+        yield sim

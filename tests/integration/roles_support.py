@@ -15,11 +15,11 @@ def vm_id(sim, resource_group, name):
     return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (sim.info["subscription_id"], resource_group, name)
 
 
-def jit_rules(sim, kind="allow"):
-    """JIT rules in armsim's state: dicts with nsg, name, destination, ports, sources, priority."""
+def jit_rules_in_state(state, kind="allow"):
+    """JIT rules in a state dump: dicts with nsg, name, destination, ports, sources, priority."""
     prefixes = ALLOW_PREFIXES if kind == "allow" else DENY_PREFIXES
     found = []
-    for nsg in sim.state()["network_security_groups"]:
+    for nsg in state["network_security_groups"]:
         for rule in nsg["properties"].get("securityRules", []):
             if not rule["name"].lower().startswith(prefixes):
                 continue
@@ -35,6 +35,11 @@ def jit_rules(sim, kind="allow"):
                 }
             )
     return sorted(found, key=lambda rule: (rule["nsg"], rule["destination"], rule["name"]))
+
+
+def jit_rules(sim, kind="allow"):
+    """:func:`jit_rules_in_state` of armsim's current state."""
+    return jit_rules_in_state(sim.state(), kind)
 
 
 def all_rule_names(sim):

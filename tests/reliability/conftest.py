@@ -2,8 +2,8 @@
 
 Reuses the integration harness (``tests/integration/harness.py``, ``roles_support.py``): real
 ``ansible-playbook`` runs of the built and installed collection against armsim over TLS. The two
-armsim fixtures are the integration ones, re-declared here so that this directory runs on its own
-and beside tests/integration in one pytest (xdist) invocation.
+armsim fixtures are declared here too (on harness.module_armsim) so that this directory runs on its
+own and beside tests/integration in one pytest (xdist) invocation, with seeds from ``seeds/``.
 
 Each test module sets ``ARMSIM_SEED`` (a dict, or a file under ``seeds/``) and optionally
 ``ARMSIM_OPTIONS``. Tests add rows to the closing table with the ``ledger`` fixture; the rows are
@@ -23,7 +23,7 @@ for _path in (INTEGRATION, HERE):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from armsim.testing import ArmSim  # noqa: E402
+from harness import module_armsim  # noqa: E402
 
 SEEDS = os.path.join(HERE, "seeds")
 LEDGER_ENV = "JIT_RELIABILITY_LEDGER"
@@ -42,12 +42,7 @@ COUNTERS = (
 
 @pytest.fixture(scope="module")
 def armsim_server(request):
-    seed = getattr(request.module, "ARMSIM_SEED", None)
-    assert seed is not None, "set ARMSIM_SEED in %s" % request.module.__name__
-    if isinstance(seed, str) and not os.path.isabs(seed):
-        seed = os.path.join(SEEDS, seed)
-    options = getattr(request.module, "ARMSIM_OPTIONS", {})
-    with ArmSim(seed, **options) as sim:
+    with module_armsim(request, SEEDS) as sim:
         yield sim
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import re
 
-from roles_support import ALLOW_PREFIXES, DENY_PREFIXES
+from roles_support import jit_rules_in_state as jit_rules
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", "MODULE FAILURE", "module_stderr")
@@ -110,28 +110,6 @@ def requests_of(state):
                     sources = port.get("allowedSourceAddressPrefixes") or [port.get("allowedSourceAddressPrefix")]
                     found.append((policy["id"].lower(), entry["id"].lower(), int(port["number"]), tuple(sources), port.get("status")))
     return found
-
-
-def jit_rules(state, kind="allow"):
-    """JIT rules in a state dump: dicts with nsg, name, destination, ports, sources, priority."""
-    prefixes = ALLOW_PREFIXES if kind == "allow" else DENY_PREFIXES
-    found = []
-    for nsg in state["network_security_groups"]:
-        for rule in nsg["properties"].get("securityRules", []):
-            if not rule["name"].lower().startswith(prefixes):
-                continue
-            props = rule["properties"]
-            found.append(
-                {
-                    "nsg": nsg["name"],
-                    "name": rule["name"],
-                    "priority": props["priority"],
-                    "destination": props.get("destinationAddressPrefix") or ",".join(props.get("destinationAddressPrefixes", [])),
-                    "ports": [props["destinationPortRange"]] if props.get("destinationPortRange") else list(props.get("destinationPortRanges", [])),
-                    "sources": [props["sourceAddressPrefix"]] if props.get("sourceAddressPrefix") else list(props.get("sourceAddressPrefixes", [])),
-                }
-            )
-    return sorted(found, key=lambda rule: (rule["nsg"], rule["destination"], rule["name"]))
 
 
 def deny_layout(state):
