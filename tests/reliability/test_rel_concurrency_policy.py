@@ -3,15 +3,17 @@
 (keep-1, keep-2 with custom ports) are untouched.
 
 The JIT PUT has no ETag, so a read-merge-write can lose a concurrent writer's entry; jit_policy
-re-reads after writing and re-merges when its entries are missing. A 300 ms latency on every
-policy GET makes both runs read before either writes, so the race happens in every round.
+re-reads after writing and re-merges when its entries are missing.
 
-Rounds 1-5: two separate ansible-playbook processes started together (a 1.2 s latency on policy
-GETs makes both read before either writes). Rounds 6-20: two threads released by a barrier run
-jit_policy's own ``reconcile_policy`` (the module's read-merge-write-verify step) through the
-real SDK against armsim (300 ms latency): the same race, without 30 more Ansible start-ups.
+The race is forced, not hoped for: armsim barrier faults hold the first two policy GETs until
+both writers have read, then the first two PUTs until both have written (so the later PUT drops
+the earlier writer's entry), and a 300 ms latency on policy GETs keeps each verifying read after
+both writes. Every round therefore has exactly one writer that must notice and merge again.
+
+Rounds 1-5: two separate ansible-playbook processes. Rounds 6-20: two threads run jit_policy's
+own ``reconcile_policy`` (the module's read-merge-write-verify step) through the real SDK against
+armsim: the same race, without 30 more Ansible start-ups.
 """
-
 import threading
 
 from reltools import Background, assert_no_secret, jit_rules, policies, vm_id
@@ -59,7 +61,14 @@ ARMSIM_SEED = {
         }
     ],
 }
-RACE = {"method": "GET", "path_contains": "jitNetworkAccessPolicies/default", "kind": "latency", "latency_ms": 1200, "times": -1}
+POLICY_PATH = "jitNetworkAccessPolicies/default?"
+SLOW_READS = {"method": "GET", "path_contains": POLICY_PATH, "kind": "latency", "latency_ms": 300, "times": -1}
+
+
+def force_race(armsim):
+    """Both writers read before either writes, and both write before either verifies."""
+    for method in ("GET", "PUT"):
+        armsim.fault(method=method, path_contains=POLICY_PATH, kind="barrier", parties=2, timeout_ms=120000, times=2)
 KEY = _jit.PolicyKey(SUBSCRIPTION, "rg-c", "westeurope", "default")
 
 
@@ -77,8 +86,7 @@ class _SdkModule:
 
 
 def sdk_round(armsim, number):
-    """Two writers, released together, each adding its VM with jit_policy's reconcile_policy."""
-    barrier = threading.Barrier(2)
+    """Two writers, each adding its VM with jit_policy's reconcile_policy."""
     outcomes, errors = {}, []
 
     def writer(side):
@@ -86,7 +94,6 @@ def sdk_round(armsim, number):
             _cred, security, _network, _compute = armsim.sdk_clients()
             api = PolicyApi(_SdkModule(security))
             desired = [_jit.build_policy_vm(vm_id("rg-c", "c%s-%02d" % (side, number)), _jit.default_port_rules("Linux"))]
-            barrier.wait(10)
             outcomes[side] = reconcile_policy(KEY, desired, [], False, api, check_mode=False)
         except Exception as exc:  # noqa: BLE001 - reported by the test
             errors.append(exc)
@@ -106,11 +113,12 @@ def policy_task(name, vm_name):
 
 def test_concurrent_jit_policy_writers_lose_nothing(armsim, tmp_path, ledger):
     seed = policies(armsim.state())[POLICY]
-    armsim.fault(**RACE)
+    armsim.fault(**SLOW_READS)
     results = []
 
     # Rounds 1-5: two ansible-playbook processes started together.
     for number in range(1, PROCESS_ROUNDS + 1):
+        force_race(armsim)
         runs = [
             Background(
                 armsim,
@@ -124,10 +132,9 @@ def test_concurrent_jit_policy_writers_lose_nothing(armsim, tmp_path, ledger):
             results.append(run.result("policy"))
             assert_no_secret(armsim.info["client_secret"], run.output())
 
-    # Rounds 6-20: the module's reconcile step in two threads released together.
-    armsim.clear_faults()
-    armsim.fault(**dict(RACE, latency_ms=300))
+    # Rounds 6-20: the module's reconcile step in two threads.
     for number in range(PROCESS_ROUNDS + 1, ROUNDS + 1):
+        force_race(armsim)
         results += sdk_round(armsim, number)
     assert len(results) == 2 * ROUNDS
 
@@ -142,7 +149,7 @@ def test_concurrent_jit_policy_writers_lose_nothing(armsim, tmp_path, ledger):
     # one deny rule per VM on the subnet NSG
     assert len({rule["destination"] for rule in jit_rules(armsim.state(), "deny")}) == 2 + 2 * ROUNDS
     rewrites = sum(1 for result in results for policy in result["policies"] if policy["attempts"] > 1)
-    # the race is real: in most rounds one of the two writers had to merge again
-    assert rewrites >= ROUNDS // 2, "only %d re-merges in %d rounds: the race did not happen" % (rewrites, ROUNDS)
+    # the race happened in every round and exactly one of the two writers had to merge again
+    assert rewrites == ROUNDS, "%d re-merges in %d forced races" % (rewrites, ROUNDS)
     print("concurrency: %d rounds, %d re-merges" % (ROUNDS, rewrites))
     ledger.add(cases=ROUNDS, concurrent_rounds=ROUNDS, entries_lost=len(missing))

@@ -112,11 +112,13 @@ class Stats:
 class Faults:
     """Injected faults, matched by method + path substring, each applied ``times`` times."""
 
-    KINDS = ("status", "reset", "latency", "lro_failed")
+    KINDS = ("status", "reset", "latency", "lro_failed", "barrier")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[dict] = []
+        # barrier fault id -> threading.Barrier; outlives the fault until its waiters are released
+        self._barriers: dict[str, threading.Barrier] = {}
 
     def add(self, spec: Any) -> dict:
         if not isinstance(spec, dict):
@@ -142,12 +144,30 @@ class Faults:
                 fault["retry_after"] = int(spec["retry_after"])
         if kind == "latency":
             fault["latency_ms"] = int(spec.get("latency_ms", 0))
+        if kind == "barrier":
+            fault["parties"] = int(spec.get("parties", 2))
+            fault["timeout_ms"] = int(spec.get("timeout_ms", 30000))
+            if fault["parties"] < 2 or fault["timeout_ms"] < 1:
+                raise ValueError("a barrier needs parties >= 2 and timeout_ms >= 1")
         for key in ("code", "message"):
             if spec.get(key):
                 fault[key] = str(spec[key])
         with self._lock:
             self._faults.append(fault)
+            if kind == "barrier":
+                self._barriers[fault["id"]] = threading.Barrier(fault["parties"], timeout=fault["timeout_ms"] / 1000.0)
         return fault
+
+    def wait_at(self, fault: dict) -> None:
+        """Hold a request at a barrier fault until ``parties`` requests arrived (or its timeout)."""
+        with self._lock:
+            barrier = self._barriers.get(fault["id"])
+        if barrier is None:
+            return
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # timed out or cleared: answer normally
 
     def take(self, method: str, target: str, kinds: tuple[str, ...]) -> list[dict]:
         """Matching faults of these kinds (latency: all; others: the first), consuming one use each."""
@@ -176,6 +196,9 @@ class Faults:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            barriers, self._barriers = list(self._barriers.values()), {}
+        for barrier in barriers:
+            barrier.abort()
 
 
 class RateLimit:
@@ -326,6 +349,8 @@ class App:
 
     def _faults_for(self, req: Request, operation: str = "") -> Response | None:
         target = req.path + ("?" + req.raw_query if req.raw_query else "")
+        for fault in self.faults.take(req.method, target, ("barrier",)):
+            self.faults.wait_at(fault)
         for fault in self.faults.take(req.method, target, ("latency",)):
             time.sleep(fault["latency_ms"] / 1000.0)
         taken = self.faults.take(req.method, target, ("status", "reset"))

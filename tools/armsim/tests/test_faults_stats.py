@@ -1,5 +1,6 @@
 """Admin API: faults, stats, reset, state, clock, config."""
 
+import threading
 import time
 
 import pytest
@@ -74,6 +75,35 @@ def test_latency_fault(arm, sim):
     assert time.monotonic() - started >= 0.4
 
 
+def test_barrier_fault_holds_requests_until_all_parties_arrive(arm, sim):
+    sim.fault(method="GET", path_contains="resourcegroups", kind="barrier", parties=2, timeout_ms=5000, times=2)
+    answered = []
+
+    def call():
+        arm.call("GET", f"/subscriptions/{SUB}/resourcegroups")
+        answered.append(time.monotonic())
+
+    first = threading.Thread(target=call)
+    first.start()
+    time.sleep(0.5)
+    assert not answered, "the first request must wait for its partner"
+    second_sent = time.monotonic()
+    call()
+    first.join(5)
+    assert len(answered) == 2 and min(answered) >= second_sent
+    assert sim.admin("GET", "/faults") == []
+    started = time.monotonic()
+    arm.call("GET", f"/subscriptions/{SUB}/resourcegroups")  # the barrier is used up: no wait
+    assert time.monotonic() - started < 1
+
+
+def test_barrier_fault_times_out_and_answers_normally(arm, sim):
+    sim.fault(method="GET", path_contains="resourcegroups", kind="barrier", parties=2, timeout_ms=300, times=1)
+    started = time.monotonic()
+    assert arm.call("GET", f"/subscriptions/{SUB}/resourcegroups").status_code == 200
+    assert 0.3 <= time.monotonic() - started < 5
+
+
 def test_fault_on_token_path(arm, sim):
     sim.fault(method="POST", path_contains="oauth2", status=503)
     assert arm.token().status_code == 503
@@ -81,7 +111,7 @@ def test_fault_on_token_path(arm, sim):
 
 
 def test_bad_fault_specs(sim):
-    for spec in ({"kind": "nonsense"}, {"status": 200}, {"status": 500, "times": 0}, {}):
+    for spec in ({"kind": "nonsense"}, {"status": 200}, {"status": 500, "times": 0}, {}, {"kind": "barrier", "parties": 1}):
         with pytest.raises(ArmSimError):
             sim.fault(**spec)
 
