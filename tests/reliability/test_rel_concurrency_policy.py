@@ -14,6 +14,7 @@ Rounds 1-5: two separate ansible-playbook processes. Rounds 6-20: two threads ru
 own ``reconcile_policy`` (the module's read-merge-write-verify step) through the real SDK against
 armsim: the same race, without 30 more Ansible start-ups.
 """
+
 import threading
 
 from reltools import Background, assert_no_secret, jit_rules, policies, vm_id
@@ -69,6 +70,8 @@ def force_race(armsim):
     """Both writers read before either writes, and both write before either verifies."""
     for method in ("GET", "PUT"):
         armsim.fault(method=method, path_contains=POLICY_PATH, kind="barrier", parties=2, timeout_ms=120000, times=2)
+
+
 KEY = _jit.PolicyKey(SUBSCRIPTION, "rg-c", "westeurope", "default")
 
 

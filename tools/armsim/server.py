@@ -164,10 +164,8 @@ class Faults:
             barrier = self._barriers.get(fault["id"])
         if barrier is None:
             return
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):  # timed out or cleared: answer normally
             barrier.wait()
-        except threading.BrokenBarrierError:
-            pass  # timed out or cleared: answer normally
 
     def take(self, method: str, target: str, kinds: tuple[str, ...]) -> list[dict]:
         """Matching faults of these kinds (latency: all; others: the first), consuming one use each."""
