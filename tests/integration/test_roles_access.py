@@ -20,7 +20,7 @@ def access_vars(tmp_path, **extra):
         "jit_access_ports": [22],
         "jit_access_duration": "30m",
         "jit_access_port_search_regex": "^armsim",
-        "jit_access_port_timeout": 20,
+        "jit_access_port_timeout": 60,  # generous: CI boxes run two suites at once
         "configure_with_jit_marker": str(tmp_path) + "/{{ inventory_hostname }}.txt",
     }
     values.update(extra)
@@ -66,7 +66,8 @@ def test_serial_batches_close_per_batch_including_failed_hosts(armsim, tmp_path)
 
     requests = [entry for entry in run.results if entry["task"].startswith("Request JIT access")]
     closes = [entry for entry in run.results if entry["task"] == "Close JIT access for every VM of the batch now"]
-    assert [sorted(item["vm_name"] for item in entry["result"]["opened"]) for entry in requests] == [["app-1", "app-2"], ["db-1"]]
+    # (seen once under heavy load: no second request; the play output tells why if it happens again)
+    assert [sorted(item["vm_name"] for item in entry["result"]["opened"]) for entry in requests] == [["app-1", "app-2"], ["db-1"]], run.stdout[-6000:]
     # Each batch closes its own VMs, the failed app-2 included, before the next batch opens.
     assert [sorted({item["vm_name"] for item in entry["result"]["closed"]}) for entry in closes] == [["app-1", "app-2"], ["db-1"]]
     assert [len(entry["result"]["initiated"]) for entry in requests] == [1, 1]
