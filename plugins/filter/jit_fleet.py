@@ -63,7 +63,12 @@ def jit_fleet_selection(  # noqa: PLR0913, PLR0917 - one argument per role varia
     max_request_access_duration="PT3H",
     update_configured=False,
 ):
-    """``{candidates, already_configured, skipped}`` from nsg_jit_facts VM entries."""
+    """``{candidates, ports_by_os_type, already_configured, skipped}`` from nsg_jit_facts VM entries.
+
+    Candidates are ``{"id"}`` only and ``ports_by_os_type`` holds the port rules of each OS type
+    among them: jit_policy takes both, which keeps its arguments (and Ansible's copies of them)
+    small on a fleet of thousands.
+    """
     include_tags = _mapping(include_tags, "jit_fleet_include_tags")
     exclude_tags = _mapping(exclude_tags, "jit_fleet_exclude_tags")
     per_os = {_text(key).lower(): value or [] for key, value in _mapping(ports, "jit_fleet_ports").items()}
@@ -115,8 +120,8 @@ def jit_fleet_selection(  # noqa: PLR0913, PLR0917 - one argument per role varia
             key = os_type.lower()
             if key not in os_port_lists:
                 os_port_lists[key] = _ports(os_ports, protocol, prefixes, max_request_access_duration)
-            candidates.append({"id": vm.get("id"), "ports": [dict(port) for port in os_port_lists[key]]})
-    return {"candidates": candidates, "already_configured": configured, "skipped": skipped}
+            candidates.append({"id": vm.get("id")})
+    return {"candidates": candidates, "ports_by_os_type": os_port_lists, "already_configured": configured, "skipped": skipped}
 
 
 def _int(value, default=0):
@@ -149,6 +154,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
     apply = _mapping(apply, "apply")
     selection = _mapping(selection, "selection")
     by_id = {_text(vm.get("id")).lower(): vm for vm in before.get("virtual_machines") or []}
+    ports_by_os_type = {_text(key).lower(): [port.get("number") for port in ports or []] for key, ports in (selection.get("ports_by_os_type") or {}).items()}
     candidates = []
     for item in selection.get("candidates") or []:
         vm = by_id.get(_text(item.get("id")).lower())
@@ -161,7 +167,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
                 "resource_group": vm.get("resource_group"),
                 "os_type": vm.get("os_type"),
                 "jit_status_before": vm.get("jit_status"),
-                "ports": [port.get("number") for port in item.get("ports") or []],
+                "ports": ports_by_os_type.get(_text(vm.get("os_type")).lower(), []),
             }
         )
     policies = [
@@ -172,7 +178,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
             "action": policy.get("action", "unchanged"),
             "changed": policy.get("changed", False),
             "changes": policy.get("changes", {}),
-            "virtual_machines": len(policy.get("virtual_machines", [])),
+            "virtual_machines": policy.get("virtual_machine_count", len(policy.get("virtual_machines", []))),
         }
         for policy in apply.get("policies") or []
     ]

@@ -73,37 +73,39 @@ RAW_LIST_ACTIONS = {
 }
 
 
-def list_raw(client, url, params):
-    """Every item of a paged ARM list as REST JSON, following ``nextLink``.
-
-    Sent through the SDK client's pipeline (``send_request``: same credential, retry and
-    Retry-After handling), but without building SDK models: for large fleets the model
-    round trip costs several times the HTTP time. Errors raise the SDK's exceptions with the ARM
-    error parsed, as the generated operations do.
+def request_raw(client, method, url, params, body=None):
+    """One ARM request as REST JSON (``None`` for an empty body), sent through an SDK client's
+    pipeline (``send_request``: same credential, retry and Retry-After handling) without building
+    SDK models: for large fleets the model round trip costs several times the HTTP time. A status
+    other than 200/201 raises the SDK's exceptions with the ARM error parsed, as the generated
+    operations do (404 -> ``ResourceNotFoundError``).
     """
-    from urllib.parse import parse_qs, urlparse
-
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
 
+    kwargs = {} if body is None else {"json": body}
+    request = HttpRequest(method, url, params=dict(params), headers={"Accept": "application/json"}, **kwargs)
+    # stream=True: the pipeline does not decode the JSON too (the body is decoded once, below).
+    response = client.send_request(request, stream=True)
+    response.read()
+    if response.status_code not in (200, 201):
+        map_error(status_code=response.status_code, response=response, error_map={401: ClientAuthenticationError, 404: ResourceNotFoundError})
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    return response.json() if response.content else None
+
+
+def list_raw(client, url, params):
+    """Every item of a paged ARM list as REST JSON, following ``nextLink`` (see request_raw)."""
+    from urllib.parse import parse_qs, urlparse
+
     api_version = params.get("api-version")
-    request = HttpRequest("GET", url, params=dict(params), headers={"Accept": "application/json"})
     items = []
-    while request is not None:
-        # stream=True: the pipeline does not decode the JSON too (the body is decoded once, below).
-        response = client.send_request(request, stream=True)
-        response.read()
-        if response.status_code != 200:
-            map_error(status_code=response.status_code, response=response, error_map={401: ClientAuthenticationError, 404: ResourceNotFoundError})
-            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-        body = response.json() or {}
+    while url:
+        body = request_raw(client, "GET", url, params) or {}
         items.extend(body.get("value") or [])
-        next_link = body.get("nextLink")
-        request = None
-        if next_link:
-            extra = {} if "api-version" in parse_qs(urlparse(next_link).query) or not api_version else {"api-version": api_version}
-            request = HttpRequest("GET", next_link, params=extra, headers={"Accept": "application/json"})
+        url = body.get("nextLink")
+        params = {} if not url or "api-version" in parse_qs(urlparse(url).query) or not api_version else {"api-version": api_version}
     return items
 
 

@@ -135,6 +135,28 @@ options:
           - ISO 8601 (V(PT3H), V(PT90M), V(PT1H30M)) or a short form (V(3h), V(90m), V(1h30m)).
         type: str
         default: PT3H
+  ports_by_os_type:
+    description:
+      - Port rules by OS type, for VMs that have no O(virtual_machines[].ports) of their own; a VM
+        whose OS type is not a key here gets O(ports) (or the OS-aware defaults).
+      - Keys are OS types, V(Linux) or V(Windows) (case-insensitive). Each value is a list of port
+        rules with the keys of O(ports) (C(number), C(protocol), C(allowed_source_address_prefixes)
+        or C(allowed_source_address_prefix), C(max_request_access_duration)) and the same defaults.
+      - Lets one call cover a mixed fleet with VMs given by id only, which keeps the task small on
+        large fleets (the M(jitaccess.azure.jit_fleet) role uses it).
+      - Ignored with O(state=absent).
+    type: dict
+    version_added: 0.2.0
+  detail:
+    description:
+      - V(full) returns every VM entry of each affected policy in RV(policies[].virtual_machines).
+      - V(summary) leaves RV(policies[].virtual_machines) out (RV(policies[].changes) and
+        RV(policies[].virtual_machine_count) are still returned): for runs over thousands of VMs,
+        whose full result Ansible would otherwise copy several times.
+    type: str
+    choices: [full, summary]
+    default: full
+    version_added: 0.2.0
   policy_name:
     description:
       - Name of the JIT policy. The Azure portal and Defender for Cloud use V(default).
@@ -304,10 +326,16 @@ policies:
           description: VMs removed from the policy.
           type: list
           elements: str
+    virtual_machine_count:
+      description: Number of VM entries in the policy after this run (0 when it was deleted).
+      type: int
+      sample: 12
+      version_added: 0.2.0
     virtual_machines:
       description:
         - Every VM entry of the policy, including VMs not named in this run; empty when the policy
           was deleted. Ports are sorted by number; durations in canonical ISO 8601.
+        - Only with O(detail=full).
       type: list
       elements: dict
       sample:
@@ -388,12 +416,12 @@ diff:
                 maxRequestAccessDuration: PT3H
 """
 
-import io  # noqa: E402
-import json  # noqa: E402
+
+from urllib.parse import quote  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _jit  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, read_inventory  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, read_inventory, request_raw  # noqa: E402
 
 try:
     from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -430,6 +458,8 @@ ARGUMENT_SPEC = dict(
         ),
     ),
     ports=dict(type="list", elements="dict", options=_PORT_OPTIONS),
+    ports_by_os_type=dict(type="dict"),
+    detail=dict(type="str", choices=["full", "summary"], default="full"),
     policy_name=dict(type="str", default=_jit.DEFAULT_POLICY_NAME),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     purge_virtual_machines=dict(type="bool", default=False),
@@ -455,7 +485,8 @@ def validate_options(params, subscription):
     """Validate every option without touching Azure.
 
     Returns ``(refs, default_ports)``: ``refs`` is a list of ``{"id", "ports"}`` (``ports`` the
-    canonical per-VM override or ``None``); ``default_ports`` the canonical ``ports`` or ``None``.
+    canonical per-VM override or ``None``); ``default_ports`` maps a lower-case OS type (from
+    ``ports_by_os_type``) or ``None`` (from ``ports``) to canonical port rules.
     Raises :class:`_jit.JitValidationError` naming the bad value.
     """
     _validate_policy_name(params.get("policy_name"))
@@ -463,11 +494,13 @@ def validate_options(params, subscription):
     if not vms:
         raise _jit.JitValidationError("virtual_machines is empty: name at least one VM (by id, or by name and resource_group)")
     present = params.get("state", "present") == "present"
-    default_ports = None
+    default_ports = {}
     if present and params.get("ports") is not None:
         if not params["ports"]:
             raise _jit.JitValidationError("ports is empty: give at least one port rule, or omit ports for the OS defaults")
-        default_ports = _jit.normalize_port_rules(params["ports"], name="ports")
+        default_ports[None] = _jit.normalize_port_rules(params["ports"], name="ports")
+    if present and params.get("ports_by_os_type") is not None:
+        default_ports.update(_ports_by_os_type(params["ports_by_os_type"]))
     refs = []
     seen = {}
     for reference in vms:
@@ -485,6 +518,23 @@ def validate_options(params, subscription):
             ports = _jit.normalize_port_rules(reference["ports"], name=f"ports of virtual machine {label}")
         refs.append({"id": vm_id, "ports": ports})
     return refs, default_ports
+
+
+def _ports_by_os_type(value):
+    """``{lower-case OS type: canonical port rules}`` from the ``ports_by_os_type`` option."""
+    allowed = sorted(_jit.DEFAULT_PORTS_BY_OS)
+    result = {}
+    for os_type, rules in value.items():
+        key = os_type.strip().lower() if isinstance(os_type, str) else None
+        name = f"ports_by_os_type[{os_type!r}]"
+        if key not in _jit.DEFAULT_PORTS_BY_OS:
+            raise _jit.JitValidationError(f"ports_by_os_type has an unknown OS type {os_type!r}: allowed {', '.join(item.capitalize() for item in allowed)}")
+        if key in result:
+            raise _jit.JitValidationError(f"ports_by_os_type lists OS type {key.capitalize()} more than once: give it once")
+        if not isinstance(rules, list) or not rules:
+            raise _jit.JitValidationError(f"{name} must be a non-empty list of port rules, got {rules!r}")
+        result[key] = _jit.normalize_port_rules(rules, name=name)
+    return result
 
 
 def resolve_targets(refs, topology, subscription, present=True, skip_unsupported=False):
@@ -515,10 +565,12 @@ def resolve_targets(refs, topology, subscription, present=True, skip_unsupported
 
 
 def desired_entry(target, default_ports):
-    """The REST policy entry wanted for a target VM: its override, else ``ports``, else OS defaults."""
-    ports = target["ports"] or default_ports
+    """The REST policy entry wanted for a target VM: its override, else ``ports_by_os_type`` for its
+    OS, else ``ports``, else the OS defaults (``default_ports`` as returned by validate_options)."""
+    os_type = target["record"].get("os_type")
+    os_key = os_type.strip().lower() if isinstance(os_type, str) else None
+    ports = target["ports"] or default_ports.get(os_key) or default_ports.get(None)
     if ports is None:
-        os_type = target["record"].get("os_type")
         try:
             ports = _jit.default_port_rules(os_type)
         except _jit.JitValidationError:
@@ -610,37 +662,29 @@ def returned_entries(entries):
 
 
 class PolicyApi:
-    """GET/PUT/DELETE of JIT policies with raw REST JSON (nothing dropped by model round-trips)."""
+    """GET/PUT/DELETE of JIT policies with raw REST JSON: nothing dropped by model round-trips, and
+    no model building (a 100-VM policy takes longer to deserialise than to fetch). The raw calls go
+    through the network client's ARM pipeline: SecurityCenter, a multi-API client, has no
+    ``send_request``."""
+
+    API_VERSION = {"api-version": "2020-01-01"}
 
     def __init__(self, module):
         self.module = module
+        self.pipeline = module.clients.network
         self.operations = module.clients.security.jit_network_access_policies
-
-    @staticmethod
-    def _raw(pipeline_response, _deserialized, _headers):
-        text = pipeline_response.http_response.text()
-        return json.loads(text) if text else None
 
     def get(self, key):
         try:
-            return self.operations.get(key.resource_group, key.location, key.policy_name, cls=self._raw)
+            return request_raw(self.pipeline, "GET", quote(_jit.policy_key_id(key)), self.API_VERSION)
         except ResourceNotFoundError:
             return None
         except AzureError as exc:
             self.module.fail_azure(exc, f"read JIT policy {_jit.policy_key_id(key)}")
 
     def put(self, key, body):
-        payload = io.BytesIO(json.dumps(body).encode("utf-8"))
-        return self.module.azure_call(
-            f"write JIT policy {_jit.policy_key_id(key)}",
-            self.operations.create_or_update,
-            key.resource_group,
-            key.location,
-            key.policy_name,
-            payload,
-            content_type="application/json",
-            cls=self._raw,
-        )
+        policy_id = _jit.policy_key_id(key)
+        return self.module.azure_call(f"write JIT policy {policy_id}", request_raw, self.pipeline, "PUT", quote(policy_id), self.API_VERSION, body)
 
     def delete(self, key):
         return self.module.azure_call(f"delete JIT policy {_jit.policy_key_id(key)}", self.operations.delete, key.resource_group, key.location, key.policy_name)
@@ -693,9 +737,11 @@ def main():
                 "changed": outcome["changed"],
                 "attempts": outcome["attempts"],
                 "changes": _jit.summarize_policy_vm_changes(outcome["before"], outcome["after"]),
-                "virtual_machines": returned_entries(outcome["after"]),
+                "virtual_machine_count": len(outcome["after"]),
             }
         )
+        if params["detail"] == "full":
+            policies[-1]["virtual_machines"] = returned_entries(outcome["after"])
         if outcome["attempts"] > 1:
             lost = ", ".join(outcome["concurrent"]) or "none"
             module.warn(f"JIT policy {policy_id}: another writer replaced it during this run; merged again and rewrote it (entries it removed: {lost})")

@@ -227,6 +227,34 @@ def test_three_resource_groups_two_regions_one_put_per_policy_and_skip_unsupport
     assert ports_of(deny_rules(state, "nsg-data", "db-1")[0]) == [22, 3389]
 
 
+def test_ports_by_os_type_for_a_mixed_fleet_by_id_with_a_summary_result(armsim):
+    """The jit_fleet role's call shape: VMs by id only, port rules once per OS type, detail summary."""
+    args = {
+        "virtual_machines": [{"id": vm_id("web-2")}, {"id": vm_id("win-1")}, {"id": vm_id("db-2", "rg-data")}, vm("app-1", "rg-app", ports=[{"number": 8022}])],
+        "ports_by_os_type": {"Linux": [{"number": 2222, "allowed_source_address_prefix": "10.0.0.0/8"}], "windows": [{"number": 5986, "max_request_access_duration": "1h"}]},
+        "detail": "summary",
+    }
+    result = run_module(armsim, "jit_policy", args)
+    assert result["changed"] and armsim.stats()["writes"] == 3  # rg-web, rg-app and rg-data (westeurope) policies
+    web = next(p for p in result["policies"] if p["id"] == policy_id())
+    assert "virtual_machines" not in web and web["virtual_machine_count"] == 4  # other-1 and other-2 kept
+    assert web["changes"]["added"] == sorted([vm_id("web-2").lower(), vm_id("win-1").lower()])
+    state = armsim.state()
+    entries = policy_vms(state)
+    assert [(p["number"], p.get("allowedSourceAddressPrefix")) for p in entries[vm_id("web-2").lower()]["ports"]] == [(2222, "10.0.0.0/8")]
+    assert [(p["number"], p["maxRequestAccessDuration"]) for p in entries[vm_id("win-1").lower()]["ports"]] == [(5986, "PT1H")]
+    db2 = policy_vms(state, policy_id("rg-data", "westeurope"))[vm_id("db-2", "rg-data").lower()]
+    assert [p["number"] for p in db2["ports"]] == [5986]
+    app1 = policy_vms(state, policy_id("rg-app"))[vm_id("app-1", "rg-app").lower()]
+    assert [p["number"] for p in app1["ports"]] == [8022]  # the VM's own ports win
+    assert ports_of(deny_rules(state, "nsg-web-subnet", "win-1")[0]) == [5986]
+    armsim.reset_stats()
+    again = run_module(armsim, "jit_policy", args)
+    assert not again["changed"] and armsim.stats()["writes"] == 0
+    bad = run_module(armsim, "jit_policy", dict(args, ports_by_os_type={"macOS": [{"number": 22}]}), expect_failure=True)
+    assert "unknown OS type 'macOS': allowed Linux, Windows" in bad["msg"] and armsim.stats()["writes"] == 0
+
+
 def test_concurrent_writer_is_detected_and_repaired(armsim):
     """Another writer PUTs a stale list (read before our write) between our PUT and our verifying GET."""
     _cred, security, _network, _compute = armsim.sdk_clients()

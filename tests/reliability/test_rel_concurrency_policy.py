@@ -78,8 +78,8 @@ KEY = _jit.PolicyKey(SUBSCRIPTION, "rg-c", "westeurope", "default")
 class _SdkModule:
     """Just enough of AzureJitModule for jit_policy.PolicyApi: SDK calls, errors raised."""
 
-    def __init__(self, security):
-        self.clients = type("Clients", (), {"security": security})()
+    def __init__(self, security, network):
+        self.clients = type("Clients", (), {"security": security, "network": network})()
 
     def azure_call(self, _action, function, *args, **kwargs):
         return function(*args, **kwargs)
@@ -94,8 +94,8 @@ def sdk_round(armsim, number):
 
     def writer(side):
         try:
-            _cred, security, _network, _compute = armsim.sdk_clients()
-            api = PolicyApi(_SdkModule(security))
+            _cred, security, network, _compute = armsim.sdk_clients()
+            api = PolicyApi(_SdkModule(security, network))
             desired = [_jit.build_policy_vm(vm_id("rg-c", "c%s-%02d" % (side, number)), _jit.default_port_rules("Linux"))]
             outcomes[side] = reconcile_policy(KEY, desired, [], False, api, check_mode=False)
         except Exception as exc:  # noqa: BLE001 - reported by the test

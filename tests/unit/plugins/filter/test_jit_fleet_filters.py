@@ -29,9 +29,12 @@ def select(vms, **kwargs):
 def test_candidates_get_their_os_ports_with_the_role_defaults():
     result = select([vm("web-1"), vm("win-1", os_type="Windows")], allowed_source_address_prefixes=["10.0.0.0/8"], max_request_access_duration="PT2H")
     assert result["already_configured"] == [] and result["skipped"] == []
-    linux, windows = result["candidates"]
-    assert linux["ports"] == [{"number": 22, "protocol": "TCP", "allowed_source_address_prefixes": ["10.0.0.0/8"], "max_request_access_duration": "PT2H"}]
-    assert [(p["number"], p["protocol"], p["max_request_access_duration"]) for p in windows["ports"]] == [(3389, "TCP", "PT2H"), (5986, "UDP", "PT1H")]
+    # ids only; the port rules once per OS type (jit_policy's ports_by_os_type)
+    assert result["candidates"] == [{"id": vm("web-1")["id"]}, {"id": vm("win-1")["id"]}]
+    by_os = result["ports_by_os_type"]
+    assert by_os["linux"] == [{"number": 22, "protocol": "TCP", "allowed_source_address_prefixes": ["10.0.0.0/8"], "max_request_access_duration": "PT2H"}]
+    assert [(p["number"], p["protocol"], p["max_request_access_duration"]) for p in by_os["windows"]] == [(3389, "TCP", "PT2H"), (5986, "UDP", "PT1H")]
+    assert select([vm("web-1")])["ports_by_os_type"].keys() == {"linux"}  # only the OS types among the candidates
 
 
 def test_every_reason_is_given_and_configured_vms_are_left_alone_unless_asked():
@@ -100,7 +103,7 @@ def test_report_coverage_candidates_policies_exposures_and_bypasses():
     selection = select(before["virtual_machines"])
     apply = {
         "changed": True,
-        "policies": [{"id": "p", "resource_group": "RG", "location": "westeurope", "action": "update", "changed": True, "virtual_machines": [1, 2]}],
+        "policies": [{"id": "p", "resource_group": "RG", "location": "westeurope", "action": "update", "changed": True, "virtual_machine_count": 2}],
     }
     report = jit_fleet_report(selection, before, after, apply, mode="enforce", policy_name="default", scope={"resource_groups": []}, settings={"ports": PORTS})
     assert report["coverage"] == {

@@ -443,7 +443,8 @@ class FakeResponse:
     def __init__(self, status, body, request):
         self.status_code = status
         self.reason = "OK" if status == 200 else "Forbidden"
-        self._body = json.dumps(body)
+        self._body = "" if body is None else json.dumps(body)
+        self.content = self._body.encode()
         self.headers = {"x-ms-request-id": "req-1", "Content-Type": "application/json"}
         self.request = request
         self.content_type = "application/json"
@@ -499,6 +500,18 @@ def test_list_raw_raises_the_sdk_error_with_the_arm_code():
     assert caught.value.status_code == 403 and caught.value.error.code == "AuthorizationFailed"
     with pytest.raises(ClientAuthenticationError):
         _topology.list_raw(FakeClient([(401, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})]), "/x", {"api-version": "1"})
+
+
+def test_request_raw_sends_the_body_and_maps_errors():
+    from azure.core.exceptions import ResourceNotFoundError
+
+    client = FakeClient([(200, {"id": "p"}), (200, None), (404, {"error": {"code": "ResourceNotFound", "message": "no such policy"}})])
+    assert _topology.request_raw(client, "PUT", "/p", {"api-version": "1"}, {"kind": "Basic"}) == {"id": "p"}
+    sent = client.requests[0]
+    assert sent.method == "PUT" and json.loads(sent.content) == {"kind": "Basic"} and sent.url == "/p?api-version=1"
+    assert _topology.request_raw(client, "GET", "/p", {"api-version": "1"}) is None  # empty body
+    with pytest.raises(ResourceNotFoundError):
+        _topology.request_raw(client, "GET", "/p", {"api-version": "1"})
 
 
 def test_read_inventory_makes_one_paged_list_per_kind():

@@ -52,7 +52,21 @@ def test_validate_options_resolves_ids_and_normalises_ports():
     assert [item["id"] for item in refs] == [vm_id("web-1"), vm_id("web-2")]
     assert refs[0]["ports"] is None
     assert refs[1]["ports"] == [{"number": 8443, "protocol": "TCP", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H30M"}]
-    assert default_ports[0]["maxRequestAccessDuration"] == "PT3H"
+    assert default_ports[None][0]["maxRequestAccessDuration"] == "PT3H"
+
+
+def test_validate_options_ports_by_os_type():
+    _refs, default_ports = mod.validate_options(
+        params(
+            [ref("web-1")],
+            ports=[port(2222)],
+            ports_by_os_type={"LINUX": [{"number": "22"}], "windows": [{"number": 3389, "max_request_access_duration": "1h"}]},
+        ),
+        SUB,
+    )
+    assert default_ports[None][0]["number"] == 2222
+    assert default_ports["linux"] == [{"number": 22, "protocol": "TCP", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H"}]
+    assert default_ports["windows"][0]["maxRequestAccessDuration"] == "PT1H"
 
 
 @pytest.mark.parametrize(
@@ -77,6 +91,11 @@ def test_validate_options_resolves_ids_and_normalises_ports():
         (params([ref("web-1")], policy_name="a/b"), "policy_name 'a/b' is not valid"),
         (params([ref("web-1")], ports=[dict(port(22), allowed_source_address_prefix="10.0.0.1/8")]), "has host bits set: use 10.0.0.0/8"),
         (params([{"id": vm_id("web-1").replace("Compute/virtualMachines", "Network/networkInterfaces"), "ports": None}]), "is not a virtual machine id"),
+        (params([ref("web-1")], ports_by_os_type={"Solaris": [port(22)]}), "unknown OS type 'Solaris': allowed Linux, Windows"),
+        (params([ref("web-1")], ports_by_os_type={"linux": [port(22)], "Linux": [port(23)]}), "lists OS type Linux more than once"),
+        (params([ref("web-1")], ports_by_os_type={"linux": []}), "ports_by_os_type['linux'] must be a non-empty list"),
+        (params([ref("web-1")], ports_by_os_type={"linux": [port(70000)]}), "port 70000 is out of range"),
+        (params([ref("web-1")], ports_by_os_type={"windows": [{"number": 3389, "colour": "red"}]}), "unknown key(s) colour"),
     ],
 )
 def test_validate_options_refuses_bad_input(options, message):
@@ -87,7 +106,7 @@ def test_validate_options_refuses_bad_input(options, message):
 
 def test_validate_options_ignores_ports_for_absent():
     refs, default_ports = mod.validate_options(params([ref("web-1", ports=[port(70000)])], ports=[port(70000)], state="absent"), SUB)
-    assert default_ports is None and refs[0]["ports"] is None
+    assert default_ports == {} and refs[0]["ports"] is None
 
 
 # --- resolve_targets / desired_entry ----------------------------------------------------------
@@ -117,15 +136,18 @@ def test_resolve_targets_unsupported_fails_or_is_skipped():
 def test_desired_entry_os_defaults_and_overrides():
     linux = {"id": vm_id("web-1"), "record": record("web-1"), "ports": None}
     windows = {"id": vm_id("win-1"), "record": record("win-1", os_type="Windows"), "ports": None}
-    assert [p["number"] for p in mod.desired_entry(linux, None)["ports"]] == [22]
-    assert [p["number"] for p in mod.desired_entry(windows, None)["ports"]] == [3389, 5985, 5986]
-    defaults = _jit.normalize_port_rules([port(2222)])
+    assert [p["number"] for p in mod.desired_entry(linux, {})["ports"]] == [22]
+    assert [p["number"] for p in mod.desired_entry(windows, {})["ports"]] == [3389, 5985, 5986]
+    defaults = {None: _jit.normalize_port_rules([port(2222)])}
     assert [p["number"] for p in mod.desired_entry(windows, defaults)["ports"]] == [2222]
+    by_os = dict(defaults, windows=_jit.normalize_port_rules([port(5986)]))
+    assert [p["number"] for p in mod.desired_entry(windows, by_os)["ports"]] == [5986]
+    assert [p["number"] for p in mod.desired_entry(linux, by_os)["ports"]] == [2222]  # no Linux entry: ports
     override = dict(windows, ports=_jit.normalize_port_rules([port(443)]))
-    assert [p["number"] for p in mod.desired_entry(override, defaults)["ports"]] == [443]
+    assert [p["number"] for p in mod.desired_entry(override, by_os)["ports"]] == [443]
     unknown = {"id": vm_id("odd-1"), "record": record("odd-1", os_type=None), "ports": None}
     with pytest.raises(_jit.JitValidationError, match="odd-1 has OS type None.*set ports"):
-        mod.desired_entry(unknown, None)
+        mod.desired_entry(unknown, {})
 
 
 # --- reconcile_policy -------------------------------------------------------------------------
