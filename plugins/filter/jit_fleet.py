@@ -1,14 +1,16 @@
 # Copyright (c) 2026 jitaccess.azure contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Filters of the jit_fleet role: candidate selection and the rollout report.
+"""Filters of the jit_fleet role: candidate selection, the rollout report and its documents.
 
 They do in one Python pass over the fleet what Jinja loops did in tens of seconds at 10,000 VMs.
-Documentation: ``jit_fleet_selection.yml`` and ``jit_fleet_report.yml`` beside this file.
+Documentation: ``jit_fleet_selection.yml``, ``jit_fleet_report.yml`` and
+``jit_fleet_report_documents.yml`` beside this file.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -239,8 +241,106 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
     }
 
 
+def _cell(value):
+    """A Markdown table cell: pipes escaped, line breaks flattened."""
+    return _text(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _row(*cells):
+    return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
+
+
+def _exposure_state(entry):
+    if entry.get("jit_bypassed"):
+        return "bypassed"
+    if entry.get("open_by_jit_request"):
+        return "open by a JIT request"
+    return "protected" if entry.get("jit_protected") else "not protected"
+
+
+def _table(lines, header, rows, empty="None."):
+    if not rows:
+        lines.append(empty)
+        return
+    lines.append(_row(*header))
+    lines.append("|" + "|".join("---:" if title in ("VMs", "port") else "---" for title in header) + "|")
+    lines.extend(rows)
+
+
+def report_markdown(report):
+    """The human-readable page of a jit_fleet report (what ``<report_name>.md`` holds)."""
+    r = _mapping(report, "report")
+    coverage = r.get("coverage") or {}
+    candidates, exposures, bypasses = r.get("candidates") or [], r.get("exposures") or [], r.get("bypasses") or []
+    skipped, policies, written = r.get("skipped") or [], r.get("policies") or [], _int(r.get("policies_written"))
+    audit = r.get("mode") == "audit"
+    lines = [
+        "# JIT fleet report — %s" % _text(r.get("mode")),
+        "",
+        "Generated %s for subscription `%s`, policy name `%s`." % (_text(r.get("generated_at")), _text(r.get("subscription_id")), _text(r.get("policy_name"))),
+    ]
+    if audit:
+        lines.append("Audit mode: nothing was written to Azure. %d VM(s) would be put under JIT by `jit_fleet_mode: enforce`." % len(candidates))
+    else:
+        lines.append("Enforce mode: %d JIT polic%s written%s." % (written, "y" if written == 1 else "ies", " (nothing to change)" if written == 0 else ""))
+    lines += ["", "## Coverage", "", "| | VMs | under JIT | not under JIT | unsupported | coverage of eligible VMs |", "|---|---:|---:|---:|---:|---:|"]
+    for moment in ("before", "after"):
+        c = coverage.get(moment) or {}
+        lines.append(
+            _row(moment, c.get("virtual_machines"), c.get("configured"), c.get("not_configured"), c.get("unsupported"), "%s%%" % _text(c.get("percent")))
+        )
+    lines += ["", "## %s (%d)" % ("Would be put under JIT" if audit else "Put under JIT", len(candidates)), ""]
+    rows = [_row(vm.get("name"), vm.get("resource_group"), vm.get("os_type"), ", ".join(_text(port) for port in vm.get("ports") or [])) for vm in candidates]
+    _table(lines, ("VM", "resource group", "OS", "ports"), rows)
+    if policies:
+        lines += ["", "### Policies", ""]
+        rows = []
+        for policy in policies:
+            name = _text(policy.get("id")).rsplit("/", 1)[-1]
+            rows.append(_row(name, policy.get("resource_group"), policy.get("location"), policy.get("action"), policy.get("virtual_machines")))
+        _table(lines, ("policy", "resource group", "region", "action", "VMs"), rows)
+    lines += ["", "## Exposed management ports (%d)" % len(exposures), ""]
+    rows = []
+    for e in exposures:
+        sources = "the whole Internet" if e.get("whole_internet") else ", ".join(_text(item) for item in e.get("admitted_prefixes") or [])
+        decided = e.get("decided_by") or {}
+        rule = _text(decided.get("rule")) or "-"
+        if decided.get("nsg"):
+            rule += " @ " + _text(decided["nsg"])
+        where = "%s (%s)" % (_text(e.get("vm")), _text(e.get("resource_group")))
+        rows.append(_row(where, e.get("port"), sources + (" (no public IP)" if e.get("private_only") else ""), rule, _exposure_state(e)))
+    _table(lines, ("VM", "port", "reached from", "deciding rule", "JIT"), rows, empty="No management port is reachable from the Internet.")
+    lines += ["", "## JIT bypasses (%d)" % len(bypasses), ""]
+    if bypasses:
+        lines += ["JIT protects these ports, but an allow rule evaluated before the JIT deny rule admits the Internet anyway. Remove or narrow the rule.", ""]
+    rows = []
+    for b in bypasses:
+        rules = ", ".join("%s (priority %s on %s)" % (_text(x.get("name")), _text(x.get("priority")), _text(x.get("nsg"))) for x in b.get("bypass_rules") or [])
+        rows.append(_row("%s (%s)" % (_text(b.get("vm")), _text(b.get("resource_group"))), b.get("port"), rules))
+    _table(lines, ("VM", "port", "bypassing rule(s)"), rows)
+    lines += ["", "## Skipped VMs (%d)" % len(skipped), ""]
+    _table(lines, ("VM", "resource group", "reason"), [_row(vm.get("name"), vm.get("resource_group"), vm.get("reason")) for vm in skipped])
+    if r.get("already_configured"):
+        lines += [
+            "",
+            "Already under JIT and left as they are (`jit_fleet_update_configured: false`): %d VM(s)." % len(r["already_configured"]),
+        ]
+    if r.get("drift") or r.get("stale_rules"):
+        lines += ["", "## Drift", "", "- JIT deny rules missing (deleted by another tool): %d" % len(r.get("drift") or [])]
+        lines.append("- Stale JIT rules: %s" % _text(r.get("stale_rules")))
+    return "\n".join(lines) + "\n"
+
+
+def jit_fleet_report_documents(report):
+    """``{json, markdown}``: the report as indented JSON and as a Markdown page, in one pass (the
+    role writes both; rendering them with ``to_nice_json`` and a template cost seconds each at
+    10,000 VMs)."""
+    report = _mapping(report, "report")
+    return {"json": json.dumps(report, indent=2, sort_keys=True, default=_text) + "\n", "markdown": report_markdown(report)}
+
+
 class FilterModule:
     """jit_fleet role filters."""
 
     def filters(self):
-        return {"jit_fleet_selection": jit_fleet_selection, "jit_fleet_report": jit_fleet_report}
+        return {"jit_fleet_selection": jit_fleet_selection, "jit_fleet_report": jit_fleet_report, "jit_fleet_report_documents": jit_fleet_report_documents}

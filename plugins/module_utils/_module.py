@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -20,10 +21,18 @@ except ImportError:  # reported by AzureJitModule via missing_required_lib
         """Stand-in so ``except AzureError`` stays valid when the SDK is missing."""
 
 
+GC_THRESHOLDS = (100000, 50, 100)
+"""Cyclic garbage collector thresholds for module runs (Python's default is 700, 10, 10)."""
+
+
 class AzureJitModule:
     """Thin wrapper: modules declare their own options; auth options are added here."""
 
     def __init__(self, argument_spec, **kwargs):
+        # A module run is a short process that turns ARM JSON into millions of small containers and
+        # keeps them until it exits. With the default thresholds the collector rescans them again
+        # and again: a third of nsg_jit_facts' time on a 10,000-VM fleet. The data has no cycles.
+        gc.set_threshold(*GC_THRESHOLDS)
         spec = copy.deepcopy(_auth.AUTH_ARGUMENT_SPEC)
         spec.update(argument_spec)
         kwargs.setdefault("supports_check_mode", True)

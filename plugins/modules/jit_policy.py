@@ -143,16 +143,16 @@ options:
         rules with the keys of O(ports) (C(number), C(protocol), C(allowed_source_address_prefixes)
         or C(allowed_source_address_prefix), C(max_request_access_duration)) and the same defaults.
       - Lets one call cover a mixed fleet with VMs given by id only, which keeps the task small on
-        large fleets (the M(jitaccess.azure.jit_fleet) role uses it).
+        large fleets (the C(jitaccess.azure.jit_fleet) role uses it).
       - Ignored with O(state=absent).
     type: dict
     version_added: 0.2.0
   detail:
     description:
       - V(full) returns every VM entry of each affected policy in RV(policies[].virtual_machines).
-      - V(summary) leaves RV(policies[].virtual_machines) out (RV(policies[].changes) and
-        RV(policies[].virtual_machine_count) are still returned): for runs over thousands of VMs,
-        whose full result Ansible would otherwise copy several times.
+      - V(summary) leaves RV(policies[].virtual_machines) out; RV(policies[].changes) and
+        RV(policies[].virtual_machine_count) are still returned. Meant for runs over thousands of
+        VMs, whose full result Ansible would otherwise copy several times.
     type: str
     choices: [full, summary]
     default: full

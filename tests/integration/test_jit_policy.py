@@ -231,7 +231,10 @@ def test_ports_by_os_type_for_a_mixed_fleet_by_id_with_a_summary_result(armsim):
     """The jit_fleet role's call shape: VMs by id only, port rules once per OS type, detail summary."""
     args = {
         "virtual_machines": [{"id": vm_id("web-2")}, {"id": vm_id("win-1")}, {"id": vm_id("db-2", "rg-data")}, vm("app-1", "rg-app", ports=[{"number": 8022}])],
-        "ports_by_os_type": {"Linux": [{"number": 2222, "allowed_source_address_prefix": "10.0.0.0/8"}], "windows": [{"number": 5986, "max_request_access_duration": "1h"}]},
+        "ports_by_os_type": {
+            "Linux": [{"number": 2222, "allowed_source_address_prefix": "10.0.0.0/8"}],
+            "windows": [{"number": 5986, "max_request_access_duration": "1h"}],
+        },
         "detail": "summary",
     }
     result = run_module(armsim, "jit_policy", args)

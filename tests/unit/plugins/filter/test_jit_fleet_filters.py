@@ -1,9 +1,11 @@
 """The jit_fleet role's filters: candidate selection and the rollout report."""
 
+import json
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.jitaccess.azure.plugins.filter.jit_fleet import FilterModule, jit_fleet_report, jit_fleet_selection
+from ansible_collections.jitaccess.azure.plugins.filter.jit_fleet import FilterModule, jit_fleet_report, jit_fleet_report_documents, jit_fleet_selection
 
 PORTS = {"linux": [22], "windows": [3389, {"number": 5986, "protocol": "UDP", "max_request_access_duration": "PT1H"}]}
 
@@ -131,5 +133,37 @@ def test_public_ip_from_the_nics_when_the_entry_has_none():
     assert jit_fleet_report({}, facts)["exposures"][0]["public_ip"] == "20.0.0.9"
 
 
+def test_documents_json_and_markdown_page():
+    rule = {"name": "AllowSshAnywhere", "priority": 200, "nsg": "nsg-web"}
+    finding = {"port": 22, "nic": "n1", "exposed": True, "jit_protected": True, "jit_bypassed": True, "admitted_prefixes": ["*"], "internet_allowed": True,
+               "decided_by": {"rule": "AllowSshAnywhere", "nsg": "nsg-web"}, "bypass_rules": [rule]}  # fmt: skip
+    before = {
+        "subscription_id": "s",
+        "generated_at": "t0",
+        "virtual_machines": [vm("web-1", exposure=[finding]), vm("win-1", os_type="Windows"), vm("bare-1", status="unsupported", reason="no NSG | none")],
+        "summary": {"virtual_machines": 3, "jit_status": {"not_configured": 2, "unsupported": 1}},
+        "drift": [{}],
+        "stale_rules": [{}],
+    }
+    selection = select(before["virtual_machines"])
+    apply = {"changed": True, "policies": [{"id": "/x/jitNetworkAccessPolicies/default", "resource_group": "RG", "location": "westeurope", "action": "created",
+                                           "changed": True, "virtual_machine_count": 2}]}  # fmt: skip
+    report = jit_fleet_report(selection, before, None, apply, mode="enforce")
+    documents = jit_fleet_report_documents(report)
+    assert json.loads(documents["json"]) == json.loads(json.dumps(report)) and documents["json"].endswith("}\n")
+    page = documents["markdown"]
+    assert page.startswith("# JIT fleet report — enforce\n") and "Enforce mode: 1 JIT policy written." in page
+    assert "| before | 3 | 0 | 2 | 1 | 0.0% |" in page
+    assert "## Put under JIT (2)" in page and "| web-1 | RG | Linux | 22 |" in page and "| win-1 | RG | Windows | 3389, 5986 |" in page
+    assert "| default | RG | westeurope | created | 2 |" in page
+    assert "| web-1 (RG) | 22 | the whole Internet | AllowSshAnywhere @ nsg-web | bypassed |" in page
+    assert "| web-1 (RG) | 22 | AllowSshAnywhere (priority 200 on nsg-web) |" in page
+    assert "| bare-1 | RG | unsupported: no NSG \\| none |" in page  # a pipe in a value does not break the table
+    assert "- JIT deny rules missing (deleted by another tool): 1" in page and "- Stale JIT rules: 1" in page
+    quiet = jit_fleet_report_documents(jit_fleet_report(select([]), {"virtual_machines": []}, None, {"skipped": True}))["markdown"]
+    assert "Audit mode: nothing was written to Azure. 0 VM(s)" in quiet and "No management port is reachable from the Internet." in quiet
+    assert "## Drift" not in quiet and "### Policies" not in quiet
+
+
 def test_filter_names():
-    assert set(FilterModule().filters()) == {"jit_fleet_selection", "jit_fleet_report"}
+    assert set(FilterModule().filters()) == {"jit_fleet_selection", "jit_fleet_report", "jit_fleet_report_documents"}
