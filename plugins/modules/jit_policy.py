@@ -272,6 +272,9 @@ RETURN = r"""
 policies:
   description:
     - Each policy holding one of the given VMs, as it is after the run (as it would be, in check mode).
+    - When the task fails on an Azure error, the policies finished before the failure; C(changed)
+      then says whether anything had been written (the policy being written when it failed
+      included, if its write had gone through).
   returned: always
   type: list
   elements: dict
@@ -665,29 +668,49 @@ class PolicyApi:
     """GET/PUT/DELETE of JIT policies with raw REST JSON: nothing dropped by model round-trips, and
     no model building (a 100-VM policy takes longer to deserialise than to fetch). The raw calls go
     through the network client's ARM pipeline: SecurityCenter, a multi-API client, has no
-    ``send_request``."""
+    ``send_request``.
+
+    An Azure error ends the module; the failure then reports ``policies``, the policies finished
+    before it (``done``), and ``changed`` when any write had succeeded, so a failure on the second
+    of several policies does not hide that the first was written.
+    """
 
     API_VERSION = {"api-version": "2020-01-01"}
 
-    def __init__(self, module):
+    def __init__(self, module, done=None):
         self.module = module
+        self.done = [] if done is None else done
+        self.writes = 0
         self.pipeline = module.clients.network
         self.operations = module.clients.security.jit_network_access_policies
 
+    def _fail(self, exc, action):
+        self.module.fail_azure(exc, action, changed=self.writes > 0, policies=self.done)
+
     def get(self, key):
+        policy_id = _jit.policy_key_id(key)
         try:
-            return request_raw(self.pipeline, "GET", quote(_jit.policy_key_id(key)), self.API_VERSION)
+            return request_raw(self.pipeline, "GET", quote(policy_id), self.API_VERSION)
         except ResourceNotFoundError:
             return None
         except AzureError as exc:
-            self.module.fail_azure(exc, f"read JIT policy {_jit.policy_key_id(key)}")
+            self._fail(exc, f"read JIT policy {policy_id}")
 
     def put(self, key, body):
         policy_id = _jit.policy_key_id(key)
-        return self.module.azure_call(f"write JIT policy {policy_id}", request_raw, self.pipeline, "PUT", quote(policy_id), self.API_VERSION, body)
+        try:
+            written = request_raw(self.pipeline, "PUT", quote(policy_id), self.API_VERSION, body)
+        except AzureError as exc:
+            self._fail(exc, f"write JIT policy {policy_id}")
+        self.writes += 1
+        return written
 
     def delete(self, key):
-        return self.module.azure_call(f"delete JIT policy {_jit.policy_key_id(key)}", self.operations.delete, key.resource_group, key.location, key.policy_name)
+        try:
+            self.operations.delete(key.resource_group, key.location, key.policy_name)
+        except AzureError as exc:
+            self._fail(exc, f"delete JIT policy {_jit.policy_key_id(key)}")
+        self.writes += 1
 
 
 def main():
@@ -716,9 +739,9 @@ def main():
     except _jit.JitValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
 
-    api = PolicyApi(module)
     purge = present and params["purge_virtual_machines"]
     policies, diffs = [], []
+    api = PolicyApi(module, done=policies)
     changed = False
     for key, desired, remove_ids in plans:
         try:

@@ -381,3 +381,21 @@ def test_throttling_and_transient_errors_are_survived_cloud_errors_are_clean(arm
     assert result["error"]["request_id"] and result["error"]["request_id"] in result["msg"]
     assert "Traceback" not in result["msg"]
     assert armsim.state()["jit_policies"] == seed_policies
+
+
+def test_failure_on_a_later_policy_reports_the_policies_already_written(armsim):
+    # Policies are handled in input order: rg-app first, then rg-data, whose PUT is refused.
+    armsim.fault(method="PUT", path_contains="resourceGroups/rg-data/", status=403, code="AuthorizationFailed", message="No write on rg-data.")
+    args = {"virtual_machines": [vm("app-1", "rg-app"), vm("db-1", "rg-data")], "detail": "summary"}
+    result = run_module(armsim, "jit_policy", args, expect_failure=True)
+    assert "AuthorizationFailed" in result["msg"] and "rg-data" in result["msg"]
+    assert result["changed"] is True  # rg-app's policy was written before the failure
+    assert [(p["id"], p["action"], p["virtual_machine_count"]) for p in result["policies"]] == [(policy_id("rg-app"), "created", 1)]
+    state = armsim.state()
+    assert vm_id("app-1", "rg-app").lower() in policy_vms(state, policy_id("rg-app"))
+    assert policy_id("rg-data", "northeurope").lower() not in policies(state)
+    # Nothing written before a failure: changed stays false.
+    armsim.reset()
+    armsim.fault(method="PUT", path_contains="resourceGroups/rg-app/", status=403, code="AuthorizationFailed", message="No write on rg-app.")
+    first = run_module(armsim, "jit_policy", args, expect_failure=True)
+    assert first["changed"] is False and first["policies"] == [] and armsim.stats()["writes"] == 1  # the refused PUT only
