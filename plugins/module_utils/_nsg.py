@@ -44,6 +44,7 @@ The symbolic source :data:`INTERNET_SOURCE` asks "can the Internet reach this po
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections import namedtuple
@@ -112,25 +113,19 @@ def parse_port_range(value):
     return (low, high)
 
 
-_PORT_RANGES_SEEN = {}
+@functools.lru_cache(maxsize=4096)
+def _parse_port_tuple(items):
+    """Big NSGs repeat the same few port lists thousands of times: each is parsed once."""
+    return tuple(parse_port_range(item) for item in items)
 
 
 def parse_port_ranges(values):
     """Parse one range or a list of them (``["22", "3389", "5985-5986"]``) into a tuple of pairs."""
-    items = values if isinstance(values, (list, tuple)) else [values]
-    try:  # big NSGs repeat the same few port lists thousands of times: parse each once
-        key = tuple(items)
-        cached = _PORT_RANGES_SEEN.get(key)
-    except TypeError:
-        key, cached = None, None
-    if cached is not None:
-        return cached
-    result = tuple(parse_port_range(item) for item in items)
-    if key is not None:
-        if len(_PORT_RANGES_SEEN) >= 4096:
-            _PORT_RANGES_SEEN.clear()
-        _PORT_RANGES_SEEN[key] = result
-    return result
+    items = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+    try:
+        return _parse_port_tuple(items)
+    except TypeError:  # unhashable items: parsed (and refused) without the cache
+        return tuple(parse_port_range(item) for item in items)
 
 
 def ports_in_ranges(port, ranges):
@@ -709,14 +704,10 @@ def is_jit_allow_rule(rule):
     return info is not None and info.kind == JIT_KIND_ALLOW
 
 
-_DEFAULT_CONTEXT = []
-
-
+@functools.cache
 def _default_context():
     """``AddressContext()`` built once: computing the Internet ranges costs milliseconds per call."""
-    if not _DEFAULT_CONTEXT:
-        _DEFAULT_CONTEXT.append(AddressContext())
-    return _DEFAULT_CONTEXT[0]
+    return AddressContext()
 
 
 def find_jit_rules(rules, kind=None, destination=None, ports=None, sources=None):

@@ -109,20 +109,20 @@ def list_raw(client, url, params):
     return items
 
 
+def list_kind(clients, kind):
+    """Every resource of one :data:`RAW_LISTS` kind in the subscription, as REST dicts: one paged list."""
+    attribute, path, api_version, extra = RAW_LISTS[kind]
+    url = "/subscriptions/%s/providers/%s" % (clients.subscription_id, path)
+    return list_raw(getattr(clients, attribute), url, dict(extra, **{"api-version": api_version}))
+
+
 def read_inventory(clients, call, kinds=Inventory.KINDS):
     """List every resource of ``kinds`` in the subscription: one paged list call per kind.
 
     ``call(action, function)`` runs an SDK call and turns errors into a module failure. The JSON
     is read directly instead of through SDK models: several times faster on big fleets.
     """
-    lists = {}
-    for kind in kinds:
-        attribute, path, api_version, extra = RAW_LISTS[kind]
-        client = getattr(clients, attribute)
-        url = "/subscriptions/%s/providers/%s" % (clients.subscription_id, path)
-        params = dict(extra, **{"api-version": api_version})
-        lists[kind] = call(RAW_LIST_ACTIONS[kind], lambda client=client, url=url, params=params: list_raw(client, url, params))
-    return Inventory(**lists)
+    return Inventory(**{kind: call(RAW_LIST_ACTIONS[kind], lambda kind=kind: list_kind(clients, kind)) for kind in kinds})
 
 
 def power_state_of(vm):

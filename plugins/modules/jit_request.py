@@ -495,9 +495,8 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import descri
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import source_token  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
-    RAW_LISTS,
     build_topology,
-    list_raw,
+    list_kind,
     nsgs_by_id,
     read_inventory,
     resolve_vms,
@@ -666,6 +665,11 @@ def describe_rule(nsg_id, rule):
     }
 
 
+def rule_ref(rule):
+    """``{vm_name, nsg_id, name}`` of a rule planned by :func:`_close.plan_close`."""
+    return {"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]}
+
+
 def describe_planned_rule(rule):
     """:func:`describe_rule` for a rule planned by :func:`_close.plan_close`."""
     return {
@@ -712,13 +716,6 @@ def baseline_fingerprints(paths, nsgs, port):
 NSG_GET_LIMIT = 10
 """While waiting, up to this many NSGs are read with one GET each per polling round; more are read
 with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
-
-
-def list_network_security_groups(clients):
-    """Every NSG of the subscription as REST dicts: one paged list call."""
-    attribute, path, api_version, extra = RAW_LISTS["network_security_groups"]
-    url = "/subscriptions/%s/providers/%s" % (clients.subscription_id, path)
-    return list_raw(getattr(clients, attribute), url, dict(extra, **{"api-version": api_version}))
 
 
 def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=10.0):
@@ -1094,7 +1091,7 @@ class JitRequest:
             if len(nsg_ids) > NSG_GET_LIMIT:
                 # Many NSGs: one paged list of the subscription's NSGs per round costs fewer calls.
                 try:
-                    listed = list_network_security_groups(self.module.clients)
+                    listed = list_kind(self.module.clients, "network_security_groups")
                 except AzureError as exc:
                     # The requests are initiated: report them so that they can be closed (jit_guard).
                     self.module.fail_azure(exc, "list network security groups", changed=True, opened=self.opened, initiated=self.initiated)
@@ -1271,7 +1268,6 @@ class JitRequest:
         if not errors:
             return
         left = [rule for rule in planned if rule not in deleted]
-        still_open = [{"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]} for rule in left]
         messages = [describe_error(exc, action) for action, exc in errors]
         self.module.fail_json(
             msg="%s; still open: %s"
@@ -1279,8 +1275,8 @@ class JitRequest:
             error=error_details(errors[0][1]),
             errors=messages,
             changed=bool(deleted),
-            still_open=still_open,
-            deleted_rules=[{"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]} for rule in deleted],
+            still_open=[rule_ref(rule) for rule in left],
+            deleted_rules=[rule_ref(rule) for rule in deleted],
         )
 
     # -- entry -------------------------------------------------------------------------------

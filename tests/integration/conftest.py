@@ -6,20 +6,9 @@ A test module sets ``ARMSIM_SEED`` (a dict, or a path to a seed YAML) and option
 
 import os
 
-import pytest
-from harness import module_armsim
+from harness import armsim_fixtures
 
 SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 
 
-@pytest.fixture(scope="module")
-def armsim_server(request):
-    with module_armsim(request, SEEDS) as sim:
-        yield sim
-
-
-@pytest.fixture
-def armsim(armsim_server):
-    """The module's armsim, back at its seed with counters and faults cleared."""
-    armsim_server.reset()
-    yield armsim_server
+armsim_server, armsim = armsim_fixtures(SEEDS)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+import pytest
 import yaml
 
 from armsim.testing import ArmSim
@@ -114,6 +115,24 @@ def run_module(armsim, module, module_args, *, check=False, diff=False, env=None
     )
     result["_run"] = run
     return result
+
+
+def armsim_fixtures(seeds_dir):
+    """The ``armsim_server`` (one armsim per test module, see :func:`module_armsim`) and ``armsim``
+    (that server back at its seed, counters and faults cleared) fixtures, for a conftest to bind."""
+
+    @pytest.fixture(scope="module")
+    def armsim_server(request):
+        with module_armsim(request, seeds_dir) as sim:
+            yield sim
+
+    @pytest.fixture
+    def armsim(armsim_server):
+        """The module's armsim, back at its seed with counters and faults cleared."""
+        armsim_server.reset()
+        yield armsim_server
+
+    return armsim_server, armsim
 
 
 @contextlib.contextmanager

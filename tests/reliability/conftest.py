@@ -2,7 +2,7 @@
 
 Reuses the integration harness (``tests/integration/harness.py``, ``roles_support.py``): real
 ``ansible-playbook`` runs of the built and installed collection against armsim over TLS. The two
-armsim fixtures are declared here too (on harness.module_armsim) so that this directory runs on its
+armsim fixtures are bound here too (harness.armsim_fixtures) so that this directory runs on its
 own and beside tests/integration in one pytest (xdist) invocation, with seeds from ``seeds/``.
 
 Each test module sets ``ARMSIM_SEED`` (a dict, or a file under ``seeds/``) and optionally
@@ -23,7 +23,7 @@ for _path in (INTEGRATION, HERE):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from harness import module_armsim  # noqa: E402
+from harness import armsim_fixtures  # noqa: E402
 
 SEEDS = os.path.join(HERE, "seeds")
 LEDGER_ENV = "JIT_RELIABILITY_LEDGER"
@@ -40,17 +40,7 @@ COUNTERS = (
 )
 
 
-@pytest.fixture(scope="module")
-def armsim_server(request):
-    with module_armsim(request, SEEDS) as sim:
-        yield sim
-
-
-@pytest.fixture
-def armsim(armsim_server):
-    """The module's armsim, back at its seed with counters and faults cleared."""
-    armsim_server.reset()
-    yield armsim_server
+armsim_server, armsim = armsim_fixtures(SEEDS)
 
 
 # --- the closing table ---------------------------------------------------------------------------
