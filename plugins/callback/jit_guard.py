@@ -155,11 +155,11 @@ import time  # noqa: E402
 from ansible import context  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _auth  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _auth  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import delete_rules, plan_close, read_close_state  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normalize_id, parse_resource_id  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import to_rest  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_nsg  # noqa: E402
 
 JIT_REQUEST_ACTIONS = ("jitaccess.azure.jit_request", "jit_request")
 AUTH_KEYS = ("auth_source", "profile", "client_id", "tenant", "x509_certificate_path", "cloud_environment", "disable_instance_discovery")
@@ -548,9 +548,9 @@ class CallbackModule(CallbackBase):
         deadline = time.monotonic() + max(int(self._option("pending_timeout", 30) or 0), 0)
         count = len(accesses)
         self._say("jit_guard: %s; closing %d JIT access%s this run opened" % (reason, count, "" if count == 1 else "es"), color="bright purple")
-        missing = _auth.missing_libraries()
-        if missing:
-            self._say("jit_guard: cannot close: the Azure SDK (%s) is not importable by the controller's Python" % ", ".join(missing), color="red")
+        problems = _api.sdk_problems()
+        if problems:
+            self._say("jit_guard: cannot close: the controller's Azure SDK is not usable: %s" % "; ".join(problems), color="red")
             return
         groups = {}
         for access in accesses:
@@ -584,15 +584,13 @@ class CallbackModule(CallbackBase):
             targets.setdefault(key, {"vm_id": access["vm_id"], "ports": [], "sources": list(access["sources"]) if access["sources"] else None})
             targets[key]["ports"].append(access["port"])
         try:
-            settings = _auth.resolve_settings(self._settings(auth))
-            cloud = _auth.resolve_cloud(settings.get("cloud_environment"))
-            clients = _auth.AzureClients(_auth.build_credential(settings, cloud), subscription, cloud)
-            topology, nsgs = read_close_state(clients, call)
+            api = _api.connect(self._settings(auth), subscription_id=subscription)
+            topology, nsgs = read_close_state(api, call)
             planned, unknown, kept = plan_close(topology, nsgs, list(targets.values()))
-            deleted = delete_rules(clients, call, planned) if planned else []
+            deleted = delete_rules(api, call, planned) if planned else []
             pending = [access for access in accesses if access.get("pending")]
             if pending and not errors:
-                more_planned, more_deleted, late = self._close_pending(clients, call, (topology, nsgs), pending, found=planned + kept, deadline=deadline)
+                more_planned, more_deleted, late = self._close_pending(api, call, (topology, nsgs), pending, found=planned + kept, deadline=deadline)
                 planned, deleted = planned + more_planned, deleted + more_deleted
         except _auth.AuthError as exc:
             errors.append("authentication: %s" % exc)
@@ -634,7 +632,7 @@ class CallbackModule(CallbackBase):
                 color="red",
             )
 
-    def _close_pending(self, clients, call, state, accesses, *, found, deadline):
+    def _close_pending(self, api, call, state, accesses, *, found, deadline):
         """Wait (until ``deadline``) for the allow rules of initiated accesses not applied yet, and
         delete them as they appear, through the shared plan_close/delete_rules.
 
@@ -660,7 +658,6 @@ class CallbackModule(CallbackBase):
             % (max(remaining, 0), len(waiting), "" if len(waiting) == 1 else "es"),
             color="bright purple",
         )
-        network = clients.network
         all_planned, all_deleted = [], []
         delay = 0.5
         while waiting and deadline is not None and time.monotonic() < deadline:
@@ -671,10 +668,7 @@ class CallbackModule(CallbackBase):
                 missing |= missing_sites(record, access, seen)
             for nsg_key in sorted(missing):
                 parsed = parse_resource_id(nsg_ids.get(nsg_key, nsg_key))
-                fresh = call(
-                    "read network security group %s" % parsed.name,
-                    lambda parsed=parsed: to_rest(network.network_security_groups.get(parsed.resource_group, parsed.name)),
-                )
+                fresh = call("read network security group %s" % parsed.name, lambda nsg_key=nsg_key: read_nsg(api, nsg_ids.get(nsg_key, nsg_key)))
                 if fresh is not None:
                     nsgs[nsg_key] = fresh
             targets = [
@@ -686,7 +680,7 @@ class CallbackModule(CallbackBase):
             planned = [rule for rule in planned if (normalize_id(rule["nsg_id"]), rule["rule_name"].lower()) not in known]
             if planned:
                 all_planned.extend(planned)
-                all_deleted.extend(delete_rules(clients, call, planned))
+                all_deleted.extend(delete_rules(api, call, planned))
             still = []
             for access, record, seen in waiting:
                 now_seen = seen | rule_sites(record, access, planned + kept)

@@ -72,10 +72,9 @@ options:
     default: false
 requirements:
   - python >= 3.10
-  - azure-identity >= 1.15
-  - azure-mgmt-security >= 6
-  - azure-mgmt-network >= 25
-  - azure-mgmt-compute >= 30
+  - azure-core >= 1.31.0
+  - azure-mgmt-core >= 1.4.0
+  - azure-identity >= 1.19.0
 notes:
   - TLS certificates are always verified and there is no option to turn verification off. Trust a
     private CA the standard way, with the E(REQUESTS_CA_BUNDLE) environment variable.

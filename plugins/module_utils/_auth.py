@@ -1,7 +1,7 @@
 # Copyright (c) 2026 jitaccess.azure contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Credentials, cloud endpoints and SDK clients.
+"""Credentials and cloud endpoints (the ARM I/O layer built on them is :mod:`_api`).
 
 Option names and environment variables follow azure.azcollection so existing inventories,
 credential files and CI variables keep working. Only public azure-identity classes are used, and
@@ -11,42 +11,12 @@ TLS is always verified: a private CA is trusted through ``REQUESTS_CA_BUNDLE``.
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import json
 import os
 import subprocess
 from urllib.parse import urlparse
 
 from ansible.module_utils.basic import env_fallback
-
-from ansible_collections.jitaccess.azure.plugins.module_utils._arm import LRO_POLLING_INTERVAL, RETRY_SETTINGS
-
-# Presence is checked up front (cheaply) so a missing SDK is one clear message; the SDKs are
-# imported only when a credential or client is built, so a run that fails validation does not
-# pay for loading them (azure-mgmt-network alone takes seconds).
-REQUIRED_PACKAGES = (
-    ("azure.core", "azure-core"),
-    ("azure.identity", "azure-identity"),
-    ("azure.mgmt.security", "azure-mgmt-security"),
-    ("azure.mgmt.network", "azure-mgmt-network"),
-    ("azure.mgmt.compute", "azure-mgmt-compute"),
-)
-
-
-def missing_libraries():
-    """Distribution names of the required Azure SDK packages that cannot be imported."""
-    missing = []
-    for module_name, distribution in REQUIRED_PACKAGES:
-        try:
-            found = importlib.util.find_spec(module_name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            missing.append(distribution)
-    return missing
-
-
-USER_AGENT = "jitaccess.azure-ansible"
 
 AUTH_SOURCES = ("auto", "env", "cli", "credential_file", "msi", "default")
 
@@ -249,46 +219,3 @@ def cli_subscription_id():
         return json.loads(out)["id"]
     except (OSError, subprocess.SubprocessError, ValueError, KeyError):
         return None
-
-
-class AzureClients:
-    """Lazily built SDK clients sharing one credential and the collection's retry settings."""
-
-    def __init__(self, credential, subscription_id, cloud):
-        self.credential = credential
-        self.subscription_id = subscription_id
-        self.cloud = cloud
-        self._clients = {}
-
-    def _client_kwargs(self):
-        kwargs = dict(RETRY_SETTINGS)
-        kwargs.update(
-            base_url=self.cloud.resource_manager,
-            credential_scopes=self.cloud.credential_scopes,
-            user_agent=USER_AGENT,
-            polling_interval=LRO_POLLING_INTERVAL,
-        )
-        return kwargs
-
-    def _get(self, name, factory):
-        if name not in self._clients:
-            self._clients[name] = factory(self.credential, self.subscription_id, **self._client_kwargs())
-        return self._clients[name]
-
-    @property
-    def security(self):
-        from azure.mgmt.security import SecurityCenter
-
-        return self._get("security", SecurityCenter)
-
-    @property
-    def network(self):
-        from azure.mgmt.network import NetworkManagementClient
-
-        return self._get("network", NetworkManagementClient)
-
-    @property
-    def compute(self):
-        from azure.mgmt.compute import ComputeManagementClient
-
-        return self._get("compute", ComputeManagementClient)

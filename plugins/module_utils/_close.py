@@ -4,7 +4,7 @@
 """Close JIT access early: find the JIT allow rules that admit given VM ports and delete them.
 
 Shared by ``jit_request state=absent`` and the ``jit_guard`` callback, so both close the same
-way. :func:`plan_close` is pure; :func:`delete_rules` and :func:`close_access` do the SDK calls.
+way. :func:`plan_close` is pure; :func:`delete_rules` does the ARM calls (through :mod:`_api`).
 
 A *target* is a dict ``{"vm_id": ..., "ports": [22, ...] or None, "sources": ["10.0.0.1", ...]
 or None}``: ``None`` ports means every port, ``None`` sources means any source. A rule is deleted
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import NETWORK_API_VERSION
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normalize_id, parse_resource_id
 from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import JIT_KIND_ALLOW, classify_jit_rule, rules_from_nsg
 
@@ -174,41 +175,29 @@ def plan_close(topology, nsgs, targets):
     return [planned[key] for key in sorted(planned)], unknown, [kept[key] for key in sorted(kept)]
 
 
-def delete_rules(clients, call, rules):
+def delete_rules(api, call, rules):
     """Delete ``rules`` (from :func:`plan_close`): start every deletion, then wait for each.
 
-    ``call(action, function)`` runs one SDK call (a module's ``azure_call``, or a callback's
+    ``call(action, function)`` runs one ARM call (a module's ``azure_call``, or a callback's
     error-collecting wrapper). Returns the rules whose deletion completed.
     """
-    network = clients.network
-    pollers = []
+    started = []
     for rule in rules:
         action = "delete JIT allow rule %s on NSG %s" % (rule["rule_name"], rule["nsg_name"])
-        poller = call(
-            action,
-            lambda rule=rule: network.security_rules.begin_delete(rule["resource_group"], rule["nsg_name"], rule["rule_name"]),
-        )
-        if poller is not None:
-            pollers.append((rule, action, poller))
+        rule_id = "%s/securityRules/%s" % (rule["nsg_id"], rule["rule_name"])
+        operation = call(action, lambda rule_id=rule_id: api.begin_delete(rule_id, NETWORK_API_VERSION))
+        if operation is not None:
+            started.append((rule, action, operation))
     deleted = []
-    for rule, action, poller in pollers:
-        if call(action, lambda poller=poller: poller.result() or True):
+    for rule, action, operation in started:
+        if call(action, lambda operation=operation: api.wait(operation) or True):
             deleted.append(rule)
     return deleted
 
 
-def read_close_state(clients, call):
+def read_close_state(api, call):
     """Topology and NSGs for :func:`plan_close`: four paged list calls (VMs, NICs, NSGs, VNets)."""
     from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, nsgs_by_id, read_inventory
 
-    inventory = read_inventory(clients, call, kinds=CLOSE_INVENTORY_KINDS)
+    inventory = read_inventory(api, call, kinds=CLOSE_INVENTORY_KINDS)
     return build_topology(inventory), nsgs_by_id(inventory)
-
-
-def close_access(clients, call, targets, check_mode=False):
-    """Close ``targets`` now. Returns ``(deleted_rules, planned_rules, unknown_vm_ids, kept_rules)``."""
-    topology, nsgs = read_close_state(clients, call)
-    planned, unknown, kept = plan_close(topology, nsgs, targets)
-    if check_mode or not planned:
-        return [], planned, unknown, kept
-    return delete_rules(clients, call, planned), planned, unknown, kept

@@ -1,16 +1,16 @@
 # Copyright (c) 2026 jitaccess.azure contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""AzureJitModule: AnsibleModule plus the shared auth options, SDK clients and clean failures."""
+"""AzureJitModule: AnsibleModule plus the shared auth options, the ARM I/O layer and clean failures."""
 
 from __future__ import annotations
 
 import copy
 import gc
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _auth
+from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _auth
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details
 
 try:
@@ -37,10 +37,15 @@ class AzureJitModule:
         spec.update(argument_spec)
         kwargs.setdefault("supports_check_mode", True)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
-        missing = _auth.missing_libraries()
-        if missing:
-            self.module.fail_json(msg=missing_required_lib(" and ".join(missing)))
-        self._clients = None
+        problems = _api.sdk_problems()
+        if problems:
+            self.module.fail_json(
+                msg="jitaccess.azure needs newer Azure SDK packages on the controller: %s. Install them with "
+                "pip install -r requirements.txt from the collection (or: pip install 'azure-core>=1.31' 'azure-mgmt-core>=1.4' 'azure-identity>=1.19')"
+                % "; ".join(problems),
+                sdk_problems=problems,
+            )
+        self._api = None
 
     @property
     def params(self):
@@ -64,26 +69,18 @@ class AzureJitModule:
         self.module.warn(message)
 
     @property
-    def clients(self):
-        """Credential and clients are built on first use, so validation can fail before any login."""
-        if self._clients is None:
+    def api(self):
+        """The ARM I/O layer; the credential is built on first use, so validation fails before any login."""
+        if self._api is None:
             try:
-                settings = _auth.resolve_settings(self.params)
-                cloud = _auth.resolve_cloud(settings.get("cloud_environment"))
-                subscription_id = settings.get("subscription_id")
-                if not subscription_id and settings["auth_source"] == "cli":
-                    subscription_id = _auth.cli_subscription_id()
-                if not subscription_id:
-                    raise _auth.AuthError("subscription_id is required (option, AZURE_SUBSCRIPTION_ID or the credential file)")
-                credential = _auth.build_credential(settings, cloud)
+                self._api = _api.connect(self.params)
             except _auth.AuthError as exc:
                 self.fail_json(msg="Azure authentication: %s" % exc)
-            self._clients = _auth.AzureClients(credential, subscription_id, cloud)
-        return self._clients
+        return self._api
 
     @property
     def subscription_id(self):
-        return self.clients.subscription_id
+        return self.api.subscription_id
 
     def azure_call(self, action, function, *args, **kwargs):
         """Run one SDK call; any Azure error ends the module with a clean, specific message."""

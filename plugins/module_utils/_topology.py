@@ -10,6 +10,7 @@ REST-shaped lists into one record per VM describing every NSG on its network pat
 
 from __future__ import annotations
 
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import COMPUTE_API_VERSION, NETWORK_API_VERSION, resource_path
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import (
     JitValidationError,
     normalize_id,
@@ -20,13 +21,6 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._jit import (
 
 UNSUPPORTED_NO_NSG = "no network security group on any NIC or subnet of the VM"
 UNSUPPORTED_NO_NIC = "the VM has no network interface"
-
-
-def to_rest(model):
-    """REST-shaped dict (camelCase, ``properties`` nesting) of an SDK model of either generation."""
-    if hasattr(model, "serialize"):  # msrest models (azure-mgmt-security)
-        return model.serialize(keep_readonly=True)
-    return model.as_dict()  # typespec models (azure-mgmt-network / -compute >= 2025)
 
 
 def _props(resource):
@@ -55,14 +49,14 @@ class Inventory:
 
 
 RAW_LISTS = {
-    # kind: (client attribute, provider path, api-version, extra query parameters)
-    "virtual_machines": ("compute", "Microsoft.Compute/virtualMachines", "2024-07-01", {"statusOnly": "true"}),
-    "network_interfaces": ("network", "Microsoft.Network/networkInterfaces", "2024-05-01", {}),
-    "network_security_groups": ("network", "Microsoft.Network/networkSecurityGroups", "2024-05-01", {}),
-    "virtual_networks": ("network", "Microsoft.Network/virtualNetworks", "2024-05-01", {}),
-    "public_ip_addresses": ("network", "Microsoft.Network/publicIPAddresses", "2024-05-01", {}),
+    # kind: (provider path, api-version, extra query parameters)
+    "virtual_machines": ("Microsoft.Compute/virtualMachines", COMPUTE_API_VERSION, {"statusOnly": "true"}),
+    "network_interfaces": ("Microsoft.Network/networkInterfaces", NETWORK_API_VERSION, {}),
+    "network_security_groups": ("Microsoft.Network/networkSecurityGroups", NETWORK_API_VERSION, {}),
+    "virtual_networks": ("Microsoft.Network/virtualNetworks", NETWORK_API_VERSION, {}),
+    "public_ip_addresses": ("Microsoft.Network/publicIPAddresses", NETWORK_API_VERSION, {}),
 }
-"""What :func:`read_inventory` lists: stable GA api-versions of the SDKs' list_all operations."""
+"""What :func:`read_inventory` lists, one paged subscription-wide list per kind."""
 
 RAW_LIST_ACTIONS = {
     "virtual_machines": "list virtual machines",
@@ -73,56 +67,23 @@ RAW_LIST_ACTIONS = {
 }
 
 
-def request_raw(client, method, url, params, body=None):
-    """One ARM request as REST JSON (``None`` for an empty body), sent through an SDK client's
-    pipeline (``send_request``: same credential, retry and Retry-After handling) without building
-    SDK models: for large fleets the model round trip costs several times the HTTP time. A status
-    other than 200/201 raises the SDK's exceptions with the ARM error parsed, as the generated
-    operations do (404 -> ``ResourceNotFoundError``).
-    """
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
-    from azure.core.rest import HttpRequest
-    from azure.mgmt.core.exceptions import ARMErrorFormat
-
-    kwargs = {} if body is None else {"json": body}
-    request = HttpRequest(method, url, params=dict(params), headers={"Accept": "application/json"}, **kwargs)
-    # stream=True: the pipeline does not decode the JSON too (the body is decoded once, below).
-    response = client.send_request(request, stream=True)
-    response.read()
-    if response.status_code not in (200, 201):
-        map_error(status_code=response.status_code, response=response, error_map={401: ClientAuthenticationError, 404: ResourceNotFoundError})
-        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-    return response.json() if response.content else None
-
-
-def list_raw(client, url, params):
-    """Every item of a paged ARM list as REST JSON, following ``nextLink`` (see request_raw)."""
-    from urllib.parse import parse_qs, urlparse
-
-    api_version = params.get("api-version")
-    items = []
-    while url:
-        body = request_raw(client, "GET", url, params) or {}
-        items.extend(body.get("value") or [])
-        url = body.get("nextLink")
-        params = {} if not url or "api-version" in parse_qs(urlparse(url).query) or not api_version else {"api-version": api_version}
-    return items
-
-
-def list_kind(clients, kind):
+def list_kind(api, kind):
     """Every resource of one :data:`RAW_LISTS` kind in the subscription, as REST dicts: one paged list."""
-    attribute, path, api_version, extra = RAW_LISTS[kind]
-    url = "/subscriptions/%s/providers/%s" % (clients.subscription_id, path)
-    return list_raw(getattr(clients, attribute), url, dict(extra, **{"api-version": api_version}))
+    path, api_version, extra = RAW_LISTS[kind]
+    return api.list_in_subscription(path, api_version, extra)
 
 
-def read_inventory(clients, call, kinds=Inventory.KINDS):
+def read_nsg(api, nsg_id):
+    """One network security group as REST JSON (a vanished NSG raises ``ResourceNotFoundError``)."""
+    return api.request("GET", resource_path(nsg_id), NETWORK_API_VERSION)
+
+
+def read_inventory(api, call, kinds=Inventory.KINDS):
     """List every resource of ``kinds`` in the subscription: one paged list call per kind.
 
-    ``call(action, function)`` runs an SDK call and turns errors into a module failure. The JSON
-    is read directly instead of through SDK models: several times faster on big fleets.
+    ``call(action, function)`` runs an ARM call and turns errors into a module failure.
     """
-    return Inventory(**{kind: call(RAW_LIST_ACTIONS[kind], lambda kind=kind: list_kind(clients, kind)) for kind in kinds})
+    return Inventory(**{kind: call(RAW_LIST_ACTIONS[kind], lambda kind=kind: list_kind(api, kind)) for kind in kinds})
 
 
 def power_state_of(vm):

@@ -212,11 +212,6 @@ seealso:
   - name: Just-in-time VM access overview
     description: Microsoft Defender for Cloud documentation.
     link: https://learn.microsoft.com/azure/defender-for-cloud/just-in-time-access-overview
-requirements:
-  - azure-identity
-  - azure-mgmt-security
-  - azure-mgmt-compute
-  - azure-mgmt-network
 """
 
 EXAMPLES = r"""
@@ -420,22 +415,10 @@ diff:
 """
 
 
-from urllib.parse import quote  # noqa: E402
-
 from ansible_collections.jitaccess.azure.plugins.module_utils import _jit  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, read_inventory, request_raw  # noqa: E402
-
-try:
-    from azure.core.exceptions import AzureError, ResourceNotFoundError
-except ImportError:  # reported by AzureJitModule
-
-    class AzureError(Exception):
-        """Stand-in when the SDK is missing."""
-
-    class ResourceNotFoundError(AzureError):
-        """Stand-in when the SDK is missing."""
-
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import SECURITY_API_VERSION  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, read_inventory  # noqa: E402
 
 MAX_WRITE_ATTEMPTS = 3
 """Writes per policy before giving up on a concurrent writer."""
@@ -665,24 +648,19 @@ def returned_entries(entries):
 
 
 class PolicyApi:
-    """GET/PUT/DELETE of JIT policies with raw REST JSON: nothing dropped by model round-trips, and
-    no model building (a 100-VM policy takes longer to deserialise than to fetch). The raw calls go
-    through the network client's ARM pipeline: SecurityCenter, a multi-API client, has no
-    ``send_request``.
+    """GET/PUT/DELETE of JIT policies as REST JSON through :mod:`_api`: nothing dropped by model
+    round-trips, and no model building (a 100-VM policy takes longer to deserialise than to fetch).
 
     An Azure error ends the module; the failure then reports ``policies``, the policies finished
     before it (``done``), and ``changed`` when any write had succeeded, so a failure on the second
     of several policies does not hide that the first was written.
     """
 
-    API_VERSION = {"api-version": "2020-01-01"}
-
     def __init__(self, module, done=None):
         self.module = module
         self.done = [] if done is None else done
         self.writes = 0
-        self.pipeline = module.clients.network
-        self.operations = module.clients.security.jit_network_access_policies
+        self.api = module.api
 
     def _fail(self, exc, action):
         self.module.fail_azure(exc, action, changed=self.writes > 0, policies=self.done)
@@ -690,16 +668,14 @@ class PolicyApi:
     def get(self, key):
         policy_id = _jit.policy_key_id(key)
         try:
-            return request_raw(self.pipeline, "GET", quote(policy_id), self.API_VERSION)
-        except ResourceNotFoundError:
-            return None
+            return self.api.get(policy_id, SECURITY_API_VERSION)
         except AzureError as exc:
             self._fail(exc, f"read JIT policy {policy_id}")
 
     def put(self, key, body):
         policy_id = _jit.policy_key_id(key)
         try:
-            written = request_raw(self.pipeline, "PUT", quote(policy_id), self.API_VERSION, body)
+            written = self.api.put(policy_id, SECURITY_API_VERSION, body)
         except AzureError as exc:
             self._fail(exc, f"write JIT policy {policy_id}")
         self.writes += 1
@@ -707,7 +683,7 @@ class PolicyApi:
 
     def delete(self, key):
         try:
-            self.operations.delete(key.resource_group, key.location, key.policy_name)
+            self.api.delete(_jit.policy_key_id(key), SECURITY_API_VERSION)
         except AzureError as exc:
             self._fail(exc, f"delete JIT policy {_jit.policy_key_id(key)}")
         self.writes += 1
@@ -726,7 +702,7 @@ def main():
         module.fail_json(msg=str(exc), changed=False)
 
     kinds = ("virtual_machines", "network_interfaces", "virtual_networks") if present else ("virtual_machines",)
-    inventory = read_inventory(module.clients, module.azure_call, kinds=kinds)
+    inventory = read_inventory(module.api, module.azure_call, kinds=kinds)
     topology = build_topology(inventory)
     try:
         targets, skipped = resolve_targets(refs, topology, subscription, present=present, skip_unsupported=params["skip_unsupported"])

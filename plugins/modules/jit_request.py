@@ -481,7 +481,6 @@ initiated:
 
 import base64  # noqa: E402
 import getpass  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
@@ -491,6 +490,7 @@ from datetime import datetime, timezone  # noqa: E402
 from email.utils import parsedate_to_datetime  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _close, _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import source_token  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
@@ -499,8 +499,8 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     list_kind,
     nsgs_by_id,
     read_inventory,
+    read_nsg,
     resolve_vms,
-    to_rest,
 )
 
 _UTC = timezone.utc  # noqa: UP017 - keep the module importable on older Pythons
@@ -815,7 +815,6 @@ class JitRequest:
         self.closed = []
         self.initiated = []
         self.diff = {"before": {}, "after": {}}
-        self.date_header = None
 
     # -- input -------------------------------------------------------------------------------
     def validate_options(self):
@@ -857,9 +856,9 @@ class JitRequest:
         return self.module.azure_call(action, function, *args, **kwargs)
 
     def read_state(self):
-        clients = self.module.clients
-        self.subscription_id = clients.subscription_id
-        self.inventory = read_inventory(clients, self.call)
+        api = self.module.api
+        self.subscription_id = api.subscription_id
+        self.inventory = read_inventory(api, self.call)
         self.topology = build_topology(self.inventory)
         self.nsgs = nsgs_by_id(self.inventory)
         references = [{key: ref.get(key) for key in ("id", "name", "resource_group")} for ref in self.params["virtual_machines"]]
@@ -871,18 +870,10 @@ class JitRequest:
         if error:
             self.module.fail_json(msg=error)
         self.vms = [(original, record) for original, (_reference, record) in zip(self.params["virtual_machines"], resolved, strict=True)]
-
-        def hook(response):
-            date = response.http_response.headers.get("Date")
-            if date:
-                self.date_header = date
-
-        security = clients.security
-        self.policies = self.call(
-            "list JIT policies", lambda: [to_rest(policy) for policy in security.jit_network_access_policies.list(raw_response_hook=hook)]
-        )
+        self.policies = self.call("list JIT policies", lambda: list_jit_policies(api))
         self.policy_index = index_policies(self.policies)
-        self.now = server_time(self.date_header, datetime.now(_UTC))
+        # ARM's clock (the Date of its latest answer) judges request end times, not the controller's.
+        self.now = server_time(api.server_date, datetime.now(_UTC))
 
     def nsg_name(self, nsg_id):
         try:
@@ -926,9 +917,9 @@ class JitRequest:
     def my_identities(self):
         if not hasattr(self, "_identities"):
             self._identities = []
-            clients = self.module.clients
+            api = self.module.api
             try:
-                token = clients.credential.get_token(*clients.cloud.credential_scopes).token
+                token = api.credential.get_token(*api.cloud.credential_scopes).token
                 self._identities = token_identities(token)
             except Exception:  # pylint: disable=broad-except  # identity is a best effort: no match means re-initiate
                 self._identities = []
@@ -997,15 +988,11 @@ class JitRequest:
                     baselines[(plan["record"]["id"], port["number"])] = baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
 
         recorded = {}
-        security = self.module.clients.security
         for policy_id, items in by_policy.items():
-            key = _jit.parse_jit_policy_id(policy_id)
             body = _jit.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], self.justification)
             action = "initiate JIT request on policy %s" % policy_id
             try:
-                response = security.jit_network_access_policies.initiate(
-                    key.resource_group, key.location, key.policy_name, io.BytesIO(json.dumps(body).encode("utf-8")), content_type="application/json"
-                )
+                response = initiate_jit_request(self.module.api, policy_id, body)
             except AzureError as exc:
                 error = exc
             else:
@@ -1065,10 +1052,7 @@ class JitRequest:
     def _recorded_sources(response):
         """``{(vm id lower, port): source}`` from the initiate answer, when the service names it."""
         result = {}
-        try:
-            data = to_rest(response) if response is not None else {}
-        except Exception:  # pylint: disable=broad-except  # the answer is informative only
-            return result
+        data = response if isinstance(response, dict) else {}
         for vm in data.get("virtualMachines") or []:
             for port in vm.get("ports") or []:
                 prefixes = _jit.port_prefixes(port)
@@ -1078,7 +1062,7 @@ class JitRequest:
 
     def wait_for_rules(self, waits):
         """Poll the NSGs on the path until each initiated VM port has its allow rule on all of them."""
-        network = self.module.clients.network
+        api = self.module.api
         deadline = time.monotonic() + self.params["wait_timeout"]
         delays = backoff_delays()
         pending = list(waits)
@@ -1091,7 +1075,7 @@ class JitRequest:
             if len(nsg_ids) > NSG_GET_LIMIT:
                 # Many NSGs: one paged list of the subscription's NSGs per round costs fewer calls.
                 try:
-                    listed = list_kind(self.module.clients, "network_security_groups")
+                    listed = list_kind(api, "network_security_groups")
                 except AzureError as exc:
                     # The requests are initiated: report them so that they can be closed (jit_guard).
                     self.module.fail_azure(exc, "list network security groups", changed=True, opened=self.opened, initiated=self.initiated)
@@ -1101,9 +1085,8 @@ class JitRequest:
                         nsgs[key] = nsg
             else:
                 for key, nsg_id in nsg_ids.items():
-                    parsed = _jit.parse_resource_id(nsg_id)
                     try:
-                        nsgs[key] = to_rest(network.network_security_groups.get(parsed.resource_group, parsed.name))
+                        nsgs[key] = read_nsg(api, nsg_id)
                     except AzureError as exc:
                         # The requests are initiated: report them so that they can be closed (jit_guard).
                         self.module.fail_azure(exc, "read network security group %s" % nsg_id, changed=True, opened=self.opened, initiated=self.initiated)
@@ -1264,7 +1247,7 @@ class JitRequest:
                 errors.append((action, exc))
                 return None
 
-        deleted = _close.delete_rules(self.module.clients, attempt, planned)
+        deleted = _close.delete_rules(self.module.api, attempt, planned)
         if not errors:
             return
         left = [rule for rule in planned if rule not in deleted]

@@ -668,13 +668,11 @@ ansible_facts:
 
 import datetime  # noqa: E402 - imports follow the documentation in Ansible modules
 
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import list_jit_policies  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._facts import build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError, vm_id_from_reference  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import list_raw, read_inventory  # noqa: E402 - imports follow the documentation in Ansible modules
-
-JIT_API_VERSION = "2020-01-01"
-JIT_POLICIES_PATH = "/subscriptions/%s/providers/Microsoft.Security/jitNetworkAccessPolicies"
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory  # noqa: E402 - imports follow the documentation in Ansible modules
 
 VM_SPEC = {
     "id": {"type": "str"},
@@ -694,20 +692,16 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    clients = module.clients
-    subscription = clients.subscription_id
+    api = module.api
+    subscription = api.subscription_id
     try:  # bad input fails before any call to Azure
         for reference in params["virtual_machines"] or []:
             vm_id_from_reference(reference, subscription)
         check_tags(params["tags"])
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
-    inventory = read_inventory(clients, module.azure_call)
-    # Raw REST JSON through the SDK pipeline, as for the inventory: SDK models cost seconds at 10,000 VMs.
-    policies = module.azure_call(
-        "list JIT network access policies",
-        lambda: list_raw(clients.network, JIT_POLICIES_PATH % subscription, {"api-version": JIT_API_VERSION}),
-    )
+    inventory = read_inventory(api, module.azure_call)
+    policies = module.azure_call("list JIT network access policies", lambda: list_jit_policies(api))
     now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run Python < 3.11
     try:
         facts = build_facts(

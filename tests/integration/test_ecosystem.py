@@ -27,7 +27,7 @@ from packaging.version import Version
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 FQCN = "jitaccess.azure"
-AZURE_SDKS = ["azure-identity", "azure-mgmt-security", "azure-mgmt-network", "azure-mgmt-compute"]
+AZURE_SDKS = ["azure-core", "azure-mgmt-core", "azure-identity"]
 # Development-only paths that must never ship (galaxy.yml build_ignore)
 NAME = re.compile(r"^(?!.*__)[a-z][0-9a-z_]*$")  # galaxy-importer's NAME_REGEXP (namespace, name, tags)
 NOT_SHIPPED = ["tools", "tests", "bench", "extensions", "demo", ".venv", ".ansible", ".build", ".git", "Makefile", "pyproject.toml", "requirements-dev.txt"]

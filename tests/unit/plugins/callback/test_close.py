@@ -139,34 +139,27 @@ def test_target_without_vm_id_is_rejected():
         _close.normalize_target({"ports": [22]})
 
 
-class FakePoller:
-    def __init__(self, log, name, fail=False):
-        self.log, self.name, self.fail = log, name, fail
+class FakeApi:
+    """begin_delete/wait of _api.ArmApi; ``wait`` fails for the rules named in ``fail_on``."""
 
-    def result(self):
-        if self.fail:
-            raise RuntimeError("boom")
-        self.log.append(("done", self.name))
-
-
-class FakeRules:
     def __init__(self, fail_on=()):
         self.log = []
         self.fail_on = fail_on
 
-    def begin_delete(self, group, nsg, name):
+    def begin_delete(self, rule_id, api_version):
+        name = rule_id.rsplit("/", 1)[1]
         self.log.append(("start", name))
-        return FakePoller(self.log, name, fail=name in self.fail_on)
+        return name
 
-
-class FakeClients:
-    def __init__(self, rules):
-        self.network = type("Network", (), {"security_rules": rules})()
+    def wait(self, operation):
+        if operation in self.fail_on:
+            raise RuntimeError("boom")
+        self.log.append(("done", operation))
 
 
 def test_delete_rules_starts_every_deletion_before_waiting_and_reports_failures():
     planned, _unknown, _kept = _close.plan_close(topology(), nsgs(), [{"vm_id": VM_A, "ports": [22], "sources": ["203.0.113.7"]}])
-    fake = FakeRules(fail_on=(planned[1]["rule_name"],))
+    fake = FakeApi(fail_on=(planned[1]["rule_name"],))
     errors = []
 
     def call(action, function):
@@ -176,7 +169,7 @@ def test_delete_rules_starts_every_deletion_before_waiting_and_reports_failures(
             errors.append((action, str(exc)))
             return None
 
-    deleted = _close.delete_rules(FakeClients(fake), call, planned)
+    deleted = _close.delete_rules(fake, call, planned)
     assert [entry[0] for entry in fake.log] == ["start", "start", "done"]
     assert deleted == [planned[0]]
     assert len(errors) == 1 and planned[1]["rule_name"] in errors[0][0]

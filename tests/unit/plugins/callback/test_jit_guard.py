@@ -112,19 +112,17 @@ def test_signal_handler_closes_then_hands_over(guard, monkeypatch):
     assert calls == [("previous", signal.SIGTERM)]
 
 
-class FakeClients:
-    def __init__(self, *args):
-        self.args = args
-
-
 def test_close_group_deletes_through_the_shared_close_logic(monkeypatch):
     monkeypatch.setattr(jit_guard.atexit, "register", lambda function: None)
     plugin = jit_guard.CallbackModule(display=Display())
     monkeypatch.setattr(plugin, "get_option", {"auth_source": "env", "client_id": "c", "secret": "s3cret", "tenant": "t"}.get)
-    cloud = SimpleNamespace(authority="https://login", resource_manager="https://arm", credential_scopes=[])
-    monkeypatch.setattr(jit_guard._auth, "resolve_cloud", lambda value: cloud)
-    monkeypatch.setattr(jit_guard._auth, "build_credential", lambda settings, cloud: "credential")
-    monkeypatch.setattr(jit_guard._auth, "AzureClients", FakeClients)
+    connected = []
+
+    def connect(settings, subscription_id):
+        connected.append(settings)
+        return SimpleNamespace(subscription_id=subscription_id)
+
+    monkeypatch.setattr(jit_guard._api, "connect", connect)
     seen = {}
 
     rule = {"vm_name": "app-1", "ports": ["22"], "sources": ["127.0.0.1"], "rule_name": "MicrosoftDefenderForCloud-JITRule-1-x", "nsg_name": "nsg-app"}
@@ -133,16 +131,17 @@ def test_close_group_deletes_through_the_shared_close_logic(monkeypatch):
         seen["targets"] = targets
         return [rule], [], []
 
-    def fake_delete(clients, call, rules):
-        seen["subscription"] = clients.args[1]
+    def fake_delete(api, call, rules):
+        seen["subscription"] = api.subscription_id
         return list(rules)
 
-    monkeypatch.setattr(jit_guard, "read_close_state", lambda clients, call: ({}, {}))
+    monkeypatch.setattr(jit_guard, "read_close_state", lambda api, call: ({}, {}))
     monkeypatch.setattr(jit_guard, "plan_close", fake_plan)
     monkeypatch.setattr(jit_guard, "delete_rules", fake_delete)
     plugin.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM1), opened(VM1, 80)]}))
     plugin.v2_playbook_on_stats(None)
     assert seen["subscription"] == SUB
+    assert [settings["client_id"] for settings in connected] == ["c"]
     assert seen["targets"] == [{"vm_id": VM1, "ports": [22, 80], "sources": ["127.0.0.1"]}]
     text = "\n".join(plugin._display.lines)
     assert "closing 2 JIT accesses" in text and "closed app-1 port 22 from 127.0.0.1" in text

@@ -171,9 +171,13 @@ def test_close_pending_deletes_rules_as_they_appear_and_gives_up_at_the_deadline
     plugin = jit_guard.CallbackModule(display=Display())
     topology = {VM1.lower(): {"id": VM1, "nsg_ids": [NSG_SUBNET, NSG_NIC]}, VM2.lower(): {"id": VM2, "nsg_ids": [NSG_NIC]}}
     reads = []
-    network = SimpleNamespace(network_security_groups=SimpleNamespace(get=lambda group, name: reads.append(name) or {"id": name, "round": len(reads)}))
-    clients = SimpleNamespace(network=network)
-    monkeypatch.setattr(jit_guard, "to_rest", lambda model: model)
+
+    def read(method, url, api_version):
+        name = url.rsplit("/", 1)[1]
+        reads.append(name)
+        return {"id": name, "round": len(reads)}
+
+    api = SimpleNamespace(request=read)
 
     def fake_plan(topology_, nsgs, targets):
         # the NIC NSG rule of app-1 appears from the third read of that NSG on; db-1's never does
@@ -184,7 +188,7 @@ def test_close_pending_deletes_rules_as_they_appear_and_gives_up_at_the_deadline
 
     deleted = []
     monkeypatch.setattr(jit_guard, "plan_close", fake_plan)
-    monkeypatch.setattr(jit_guard, "delete_rules", lambda clients_, call, rules: deleted.extend(rules) or list(rules))
+    monkeypatch.setattr(jit_guard, "delete_rules", lambda api_, call, rules: deleted.extend(rules) or list(rules))
     clock = iter(range(0, 1000))
     monkeypatch.setattr(jit_guard.time, "monotonic", lambda: next(clock))
     found = [{"vm_id": VM1, "nsg_id": NSG_SUBNET, "port_numbers": [22]}]  # the first pass deleted the subnet NSG rule
@@ -193,7 +197,7 @@ def test_close_pending_deletes_rules_as_they_appear_and_gives_up_at_the_deadline
     def call(action, function):
         return function()
 
-    planned, done, late = plugin._close_pending(clients, call, (topology, {}), accesses, found=found, deadline=20)
+    planned, done, late = plugin._close_pending(api, call, (topology, {}), accesses, found=found, deadline=20)
     assert [rule["rule_name"] for rule in done] == ["MicrosoftDefenderForCloud-JITRule-9"] == [rule["rule_name"] for rule in deleted]
     assert planned == done
     assert late == [accesses[1]]  # db-1: nothing appeared before the deadline
@@ -201,5 +205,5 @@ def test_close_pending_deletes_rules_as_they_appear_and_gives_up_at_the_deadline
     assert "waiting up to" in plugin._display.lines[0]
     # nothing pending: no wait, no read
     reads.clear()
-    assert plugin._close_pending(clients, call, (topology, {}), accesses[:1], found=found + [dict(found[0], nsg_id=NSG_NIC)], deadline=20) == ([], [], [])
+    assert plugin._close_pending(api, call, (topology, {}), accesses[:1], found=found + [dict(found[0], nsg_id=NSG_NIC)], deadline=20) == ([], [], [])
     assert reads == []

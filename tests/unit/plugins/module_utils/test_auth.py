@@ -127,16 +127,6 @@ def test_build_credential_kinds(tmp_path):
     assert type(_auth.build_credential(dict(settings, auth_source="default"), cloud)).__name__ == "DefaultAzureCredential"
 
 
-def test_clients_are_lazy_and_share_settings():
-    cloud = _auth.CloudEndpoints("x", "https://127.0.0.1:1", "https://127.0.0.1:1")
-    clients = _auth.AzureClients(object(), "sub", cloud)
-    assert clients._clients == {}
-    network = clients.network
-    assert clients.network is network
-    assert set(clients._clients) == {"network"}
-    assert network._config.retry_policy.total_retries == _auth.RETRY_SETTINGS["retry_total"]
-
-
 def test_secret_from_environment_when_the_option_is_unset(monkeypatch):
     monkeypatch.delenv("AZURE_SECRET", raising=False)
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "from-env")

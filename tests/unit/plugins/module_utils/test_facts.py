@@ -1,6 +1,5 @@
 """The nsg_jit_facts report built from REST-shaped bulk reads (pure, no SDK)."""
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -433,112 +432,6 @@ def test_shared_nsg_index_gives_the_same_verdict_as_a_full_scan():
         assert len(vm["jit_rules"]) == 1 and vm["jit_rules"][0]["destination"] == [vm["nics"][0]["private_ip"]]
     # every deny rule is for a VM in no policy or no VM at all
     assert len(facts["stale_rules"]) == 600
-
-
-# --------------------------------------------------------------------------------------------------
-# _topology.read_inventory / list_raw (added for nsg_jit_facts): paging and errors
-
-
-class FakeResponse:
-    def __init__(self, status, body, request):
-        self.status_code = status
-        self.reason = "OK" if status == 200 else "Forbidden"
-        self._body = "" if body is None else json.dumps(body)
-        self.content = self._body.encode()
-        self.headers = {"x-ms-request-id": "req-1", "Content-Type": "application/json"}
-        self.request = request
-        self.content_type = "application/json"
-
-    def json(self):
-        return json.loads(self._body)
-
-    def text(self, encoding=None):
-        return self._body
-
-    def body(self):
-        return self._body.encode()
-
-    def read(self):
-        return self.body()
-
-
-class FakeClient:
-    def __init__(self, pages):
-        self.pages = list(pages)
-        self.requests = []
-
-    def send_request(self, request, stream=False):
-        assert stream, "list_raw decodes the body itself: the pipeline must not decode it too"
-        self.requests.append(request)
-        status, body = self.pages.pop(0)
-        return FakeResponse(status, body, request)
-
-
-def test_list_raw_follows_next_links_and_keeps_the_api_version():
-    base = "https://management.example/subscriptions/s/providers/Microsoft.Network/networkInterfaces"
-    client = FakeClient(
-        [
-            (200, {"value": [{"id": "a"}], "nextLink": base + "?api-version=2024-05-01&$skiptoken=1"}),
-            (200, {"value": [{"id": "b"}], "nextLink": base + "?$skiptoken=2"}),
-            (200, {"value": []}),
-        ]
-    )
-    items = _topology.list_raw(client, "/subscriptions/s/providers/Microsoft.Network/networkInterfaces", {"api-version": "2024-05-01"})
-    assert items == [{"id": "a"}, {"id": "b"}]
-    urls = [request.url for request in client.requests]
-    assert urls[0] == "/subscriptions/s/providers/Microsoft.Network/networkInterfaces?api-version=2024-05-01"
-    assert urls[1] == base + "?api-version=2024-05-01&$skiptoken=1"  # already carries it: not added twice
-    assert "$skiptoken=2" in urls[2] and urls[2].count("api-version=2024-05-01") == 1
-
-
-def test_list_raw_raises_the_sdk_error_with_the_arm_code():
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-
-    client = FakeClient([(403, {"error": {"code": "AuthorizationFailed", "message": "no read on publicIPAddresses"}})])
-    with pytest.raises(HttpResponseError) as caught:
-        _topology.list_raw(client, "/x", {"api-version": "1"})
-    assert caught.value.status_code == 403 and caught.value.error.code == "AuthorizationFailed"
-    with pytest.raises(ClientAuthenticationError):
-        _topology.list_raw(FakeClient([(401, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})]), "/x", {"api-version": "1"})
-
-
-def test_request_raw_sends_the_body_and_maps_errors():
-    from azure.core.exceptions import ResourceNotFoundError
-
-    client = FakeClient([(200, {"id": "p"}), (200, None), (404, {"error": {"code": "ResourceNotFound", "message": "no such policy"}})])
-    assert _topology.request_raw(client, "PUT", "/p", {"api-version": "1"}, {"kind": "Basic"}) == {"id": "p"}
-    sent = client.requests[0]
-    assert sent.method == "PUT" and json.loads(sent.content) == {"kind": "Basic"} and sent.url == "/p?api-version=1"
-    assert _topology.request_raw(client, "GET", "/p", {"api-version": "1"}) is None  # empty body
-    with pytest.raises(ResourceNotFoundError):
-        _topology.request_raw(client, "GET", "/p", {"api-version": "1"})
-
-
-def test_read_inventory_makes_one_paged_list_per_kind():
-    class Clients:
-        subscription_id = "sub-1"
-
-        def __init__(self):
-            self.compute = FakeClient([(200, {"value": [{"id": "vm"}]})])
-            self.network = FakeClient([(200, {"value": [{"id": kind}]}) for kind in range(4)])
-
-    clients = Clients()
-    actions = []
-
-    def call(action, function):
-        actions.append(action)
-        return function()
-
-    inventory = _topology.read_inventory(clients, call)
-    assert inventory.virtual_machines == [{"id": "vm"}] and len(inventory.network_interfaces) == 1 and len(inventory.public_ip_addresses) == 1
-    assert actions == ["list virtual machines", "list network interfaces", "list network security groups", "list virtual networks", "list public IP addresses"]
-    assert clients.compute.requests[0].url == "/subscriptions/sub-1/providers/Microsoft.Compute/virtualMachines?statusOnly=true&api-version=2024-07-01"
-    assert [request.url.split("?")[0].rsplit("/", 1)[1] for request in clients.network.requests] == [
-        "networkInterfaces",
-        "networkSecurityGroups",
-        "virtualNetworks",
-        "publicIPAddresses",
-    ]
 
 
 def test_summary_detail_keeps_identity_status_findings_and_the_same_counts():

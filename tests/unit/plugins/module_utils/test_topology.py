@@ -104,16 +104,6 @@ def test_resolve_by_name_or_id_reports_all_unknown_and_duplicates():
         )
 
 
-def test_to_rest_handles_both_sdk_model_generations():
-    from azure.mgmt.network import models as network_models
-    from azure.mgmt.security import models as security_models
-
-    rule = network_models.SecurityRule(name="r", priority=100, access="Allow")
-    assert _topology.to_rest(rule) == {"name": "r", "properties": {"priority": 100, "access": "Allow"}}
-    policy = security_models.JitNetworkAccessPolicy(virtual_machines=[])
-    assert _topology.to_rest(policy) == {"properties": {"virtualMachines": []}}
-
-
 def test_nsgs_by_id_is_case_insensitive():
     inventory = _topology.Inventory(network_security_groups=[{"id": NET + "/networkSecurityGroups/NSG-A"}])
     assert list(_topology.nsgs_by_id(inventory)) == [(NET + "/networkSecurityGroups/nsg-a").lower()]
