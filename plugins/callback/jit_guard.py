@@ -116,6 +116,39 @@ options:
     ini:
       - section: jit_guard
         key: disable_instance_discovery
+  ad_user:
+    description: User principal name for a user and password sign-in, as the modules' option.
+    type: str
+    version_added: 0.2.0
+    env:
+      - name: AZURE_AD_USER
+    ini:
+      - section: jit_guard
+        key: ad_user
+  password:
+    description: Password of O(ad_user). Never printed.
+    type: str
+    version_added: 0.2.0
+    env:
+      - name: AZURE_PASSWORD
+  adfs_authority_url:
+    description: Sign in at this ADFS authority instead of the cloud's, as the modules' option.
+    type: str
+    version_added: 0.2.0
+    env:
+      - name: AZURE_ADFS_AUTHORITY_URL
+    ini:
+      - section: jit_guard
+        key: adfs_authority_url
+  thumbprint:
+    description: SHA-1 thumbprint the certificate in O(x509_certificate_path) must have.
+    type: str
+    version_added: 0.2.0
+    env:
+      - name: AZURE_THUMBPRINT
+    ini:
+      - section: jit_guard
+        key: thumbprint
   pending_timeout:
     description:
       - When closing, wait up to this many seconds (from the start of the close) for the allow
@@ -162,7 +195,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normal
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_nsg  # noqa: E402
 
 JIT_REQUEST_ACTIONS = ("jitaccess.azure.jit_request", "jit_request")
-AUTH_KEYS = ("auth_source", "profile", "client_id", "tenant", "x509_certificate_path", "cloud_environment", "disable_instance_discovery")
+AUTH_KEYS = _auth.NON_SECRET_AUTH_KEYS
 """Non-secret authentication settings reused from the jit_request invocation."""
 
 MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"

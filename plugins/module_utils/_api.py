@@ -28,6 +28,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import LRO_PO
 COMPUTE_API_VERSION = "2024-07-01"
 NETWORK_API_VERSION = "2024-05-01"
 SECURITY_API_VERSION = "2020-01-01"
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 """One api-version per provider: stable GA versions that every Azure cloud serves."""
 
 USER_AGENT = "jitaccess.azure-ansible"
@@ -42,6 +43,11 @@ MINIMUM_SDK = (
 ``make test`` runs the integration tests against (tests/compat)."""
 
 LRO_TERMINAL = {"succeeded": True, "failed": False, "canceled": False, "cancelled": False}
+
+
+def pip_requirements():
+    """``name>=version`` for each required package, for messages."""
+    return ["'%s>=%s'" % (distribution, minimum) for distribution, _module, minimum in MINIMUM_SDK]
 
 
 def _version_tuple(text):
@@ -103,6 +109,8 @@ class ArmApi:
     """
 
     def __init__(self, credential, cloud, subscription_id, transport=None, logging_enable=False):
+        self.notices = []  # what the module should tell the user (e.g. which subscription it picked)
+        self.sign_in_hint = None  # a known cause to name when signing in fails
         from azure.core.pipeline.policies import (
             CustomHookPolicy,
             HeadersPolicy,
@@ -146,6 +154,7 @@ class ArmApi:
         turns off the pipeline's transparent retries for this call (a caller that must re-read
         before writing again handles them itself).
         """
+        from azure.core.exceptions import ClientAuthenticationError
         from azure.core.rest import HttpRequest
 
         query = dict(params or {})
@@ -155,7 +164,12 @@ class ArmApi:
         request = HttpRequest(method, self._client.format_url(url), params=query, **kwargs)
         options = {} if retry else {"retry_total": 0}
         # stream=True: the pipeline does not decode the JSON too; it is decoded once, by the caller.
-        response = self._client.send_request(request, stream=True, **options)
+        try:
+            response = self._client.send_request(request, stream=True, **options)
+        except ClientAuthenticationError as exc:
+            if self.sign_in_hint and getattr(exc, "response", None) is None:  # the token, not ARM, failed
+                raise ClientAuthenticationError(message="%s (%s)" % (exc.message, self.sign_in_hint)) from None
+            raise
         response.read()
         self.server_date = response.headers.get("Date") or self.server_date
         if response.status_code not in expect:
@@ -264,10 +278,49 @@ def connect(params, subscription_id=None):
     subscription_id = subscription_id or settings.get("subscription_id")
     if not subscription_id and settings["auth_source"] == "cli":
         subscription_id = _auth.cli_subscription_id()
-    if not subscription_id:
+    if not subscription_id and settings["auth_source"] != "msi":
         raise _auth.AuthError("subscription_id is required (option, AZURE_SUBSCRIPTION_ID or the credential file)")
     credential = _auth.build_credential(settings, cloud)
-    return ArmApi(credential, cloud, subscription_id)
+    if settings.get("log_path"):
+        log_sdk_to_file(settings["log_path"])
+    api = ArmApi(credential, cloud, subscription_id)
+    api.sign_in_hint = _auth.sign_in_hint(settings, cloud)
+    if not subscription_id:
+        api.subscription_id = only_subscription(api)
+        api.notices.append("subscription_id not given: using %s, the only subscription the managed identity can see" % api.subscription_id)
+    return api
+
+
+def list_subscriptions(api):
+    """The subscriptions the identity can see (``GET /subscriptions``)."""
+    return api.list("/subscriptions", SUBSCRIPTIONS_API_VERSION)
+
+
+def only_subscription(api):
+    """The one subscription the identity sees; an ``AuthError`` naming them when there are several."""
+    from ansible_collections.jitaccess.azure.plugins.module_utils._auth import AuthError
+
+    ids = [item.get("subscriptionId") for item in list_subscriptions(api) if item.get("subscriptionId")]
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise AuthError("subscription_id is required: the managed identity cannot see any subscription (grant it a role on one, or set subscription_id)")
+    raise AuthError("subscription_id is required: the managed identity can see %d subscriptions (%s); name one" % (len(ids), ", ".join(sorted(ids))))
+
+
+def log_sdk_to_file(path):
+    """Append the Azure SDK's log (requests, answers, retries, token acquisition) to ``path``.
+
+    The ARM HTTP logging policy writes URLs, status codes and an allow-list of headers with
+    ``Authorization`` and every other unknown header redacted; bodies are never logged.
+    """
+    import logging
+
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("azure")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
 
 
 # -- Microsoft.Security JIT network access policies ----------------------------------------------

@@ -47,16 +47,62 @@ AUTH_ARGUMENT_SPEC = {
         "default": False,
         "fallback": (env_fallback, ["AZURE_DISABLE_INSTANCE_DISCOVERY"]),
     },
+    # The rest of azure.azcollection's authentication options, so that one module_defaults block
+    # or AWX credential serves both collections (same names, same variables).
+    "ad_user": {"type": "str", "fallback": (env_fallback, ["AZURE_AD_USER"])},
+    # No env_fallback on purpose: see SECRET_ENVIRONMENT_VARIABLES.
+    "password": {"type": "str", "no_log": True},
+    "adfs_authority_url": {"type": "str", "fallback": (env_fallback, ["AZURE_ADFS_AUTHORITY_URL"])},
+    "thumbprint": {"type": "str", "fallback": (env_fallback, ["AZURE_THUMBPRINT"])},
+    "cert_validation_mode": {"type": "str", "choices": ["validate", "ignore"], "fallback": (env_fallback, ["AZURE_CERT_VALIDATION_MODE"])},
+    "api_profile": {"type": "str", "default": "latest"},
+    "log_mode": {"type": "str"},
+    "log_path": {"type": "path"},
 }
 
-# The secret is read from these variables when the option is unset, instead of through an
-# env_fallback: a no_log option's value makes Ansible scan the whole module result for it before
-# returning (seconds on a fleet-sized result), and a value that never entered the module's
+# The secret and the password are read from these variables when the option is unset, instead of
+# through an env_fallback: a no_log option's value makes Ansible scan the whole module result for it
+# before returning (seconds on a fleet-sized result), and a value that never entered the module's
 # parameters cannot leak into its result in the first place.
 SECRET_ENVIRONMENT_VARIABLES = ("AZURE_SECRET", "AZURE_CLIENT_SECRET")
+PASSWORD_ENVIRONMENT_VARIABLES = ("AZURE_PASSWORD",)
 
 # Credential-file keys we read, as azure.azcollection writes them.
-CREDENTIAL_FILE_KEYS = ("subscription_id", "client_id", "secret", "tenant", "cloud_environment", "x509_certificate_path")
+CREDENTIAL_FILE_KEYS = (
+    "subscription_id",
+    "client_id",
+    "secret",
+    "tenant",
+    "cloud_environment",
+    "x509_certificate_path",
+    "thumbprint",
+    "ad_user",
+    "password",
+    "adfs_authority_url",
+    "cert_validation_mode",
+)
+# Keys that describe one identity: taken from the credential file together, over options.
+IDENTITY_KEYS = ("client_id", "secret", "tenant", "x509_certificate_path", "thumbprint", "ad_user", "password")
+
+AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+"""The public client a user/password sign-in uses when no client_id is given (as azure.azcollection)."""
+
+LOG_MODES = ("file",)
+
+NON_SECRET_AUTH_KEYS = (
+    "auth_source",
+    "profile",
+    "client_id",
+    "tenant",
+    "x509_certificate_path",
+    "cloud_environment",
+    "disable_instance_discovery",
+    "ad_user",
+    "adfs_authority_url",
+    "thumbprint",
+)
+"""The settings jit_request records for jit_guard (and the guard reuses) to close with the same
+identity: never a secret or password, which the guard takes from its own options/environment."""
 
 KNOWN_CLOUDS = {
     "azurecloud": ("AzureCloud", "https://login.microsoftonline.com", "https://management.azure.com"),
@@ -147,64 +193,168 @@ def read_credential_file(profile=None, path=None):
         if profile:
             raise AuthError("profile %r was requested but %s does not exist" % (profile, path))
         return {}
-    parser = configparser.ConfigParser()
-    parser.read(path)
+    # No interpolation: a secret may contain '%'. Parse errors never quote the file's lines.
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise AuthError("%s is not a valid credential file (%s)" % (path, type(exc).__name__)) from None
     section = profile or "default"
     if not parser.has_section(section):
         if profile:
             raise AuthError("profile %r not found in %s (sections: %s)" % (profile, path, ", ".join(parser.sections()) or "none"))
         return {}
-    return {key: parser.get(section, key) for key in CREDENTIAL_FILE_KEYS if parser.has_option(section, key)}
+    return {key: parser.get(section, key, raw=True) for key in CREDENTIAL_FILE_KEYS if parser.has_option(section, key)}
 
 
 def has_service_principal(settings):
     return bool(settings.get("client_id") and settings.get("tenant") and (settings.get("secret") or settings.get("x509_certificate_path")))
 
 
+def has_user_password(settings):
+    return bool(settings.get("ad_user") and settings.get("password"))
+
+
+def has_identity(settings):
+    """A service principal or a user and password: what env and credential_file sources need."""
+    return has_service_principal(settings) or has_user_password(settings)
+
+
+def _from_environment(names):
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+
+
+def check_supported(settings):
+    """Refuse, with the reason, the azure.azcollection options that would weaken or change what we do."""
+    if (settings.get("cert_validation_mode") or "validate").lower() == "ignore":
+        raise AuthError(
+            "cert_validation_mode=ignore is refused: jitaccess.azure always verifies TLS. To trust a private CA (Azure Stack Hub, a TLS-inspecting"
+            " proxy), put its certificate in a PEM bundle and point REQUESTS_CA_BUNDLE at it"
+        )
+    profile = settings.get("api_profile") or "latest"
+    if profile != "latest":
+        raise AuthError(
+            "api_profile %r is not supported: jitaccess.azure calls fixed, generally available API versions; use api_profile=latest (the default)" % profile
+        )
+    mode = settings.get("log_mode")
+    if mode is not None and mode not in LOG_MODES:
+        raise AuthError("log_mode %r is not supported: use log_mode=file with log_path, or omit it" % mode)
+    if mode == "file" and not settings.get("log_path"):
+        raise AuthError("log_mode=file needs log_path (the file the Azure SDK's HTTP log is appended to)")
+
+
+def credential_kind(settings):
+    """Which credential the resolved settings build: secret, certificate, user, msi, cli or default."""
+    source = settings["auth_source"]
+    if source in ("env", "credential_file"):
+        if has_service_principal(settings):
+            return "certificate" if settings.get("x509_certificate_path") and not settings.get("secret") else "secret"
+        return "user"
+    return source
+
+
 def resolve_settings(params, credential_file_reader=read_credential_file):
     """Decide the credential kind and merge the settings it uses.
 
-    ``auto`` follows azure.azcollection: explicit/environment service principal first, then the
-    credential file, then the Azure CLI login.
+    ``auto`` follows azure.azcollection: a service principal or a user and password given by
+    options or environment variables first, then the credential file, then the Azure CLI login.
+    The result carries ``auth_source`` (the source used) and ``credential_kind``.
     """
     settings = {key: params.get(key) for key in AUTH_ARGUMENT_SPEC}
-    if not settings.get("secret"):
-        settings["secret"] = next((os.environ[name] for name in SECRET_ENVIRONMENT_VARIABLES if os.environ.get(name)), None)
+    settings["secret"] = settings.get("secret") or _from_environment(SECRET_ENVIRONMENT_VARIABLES)
+    settings["password"] = settings.get("password") or _from_environment(PASSWORD_ENVIRONMENT_VARIABLES)
     source = settings["auth_source"] or "auto"
     if source == "auto":
-        if has_service_principal(settings):
+        if has_identity(settings):
             source = "env"
         else:
             from_file = credential_file_reader(settings.get("profile"))
-            source = "credential_file" if has_service_principal(from_file) else "cli"
+            source = "credential_file" if has_identity(from_file) else "cli"
     if source == "credential_file":
         from_file = credential_file_reader(settings.get("profile"))
-        if not has_service_principal(from_file):
-            raise AuthError("auth_source=credential_file but the credential file has no client_id, tenant and secret/certificate")
+        if not has_identity(from_file):
+            raise AuthError(
+                "auth_source=credential_file but the credential file has neither a service principal (client_id, tenant and secret or"
+                " x509_certificate_path) nor ad_user and password"
+            )
         for key, value in from_file.items():
-            if value and (not settings.get(key) or key in ("client_id", "secret", "tenant", "x509_certificate_path")):
+            if value and (not settings.get(key) or key in IDENTITY_KEYS):
                 settings[key] = value
-    if source == "env" and not has_service_principal(settings):
+    if source == "env" and not has_identity(settings):
         missing = [key for key in ("client_id", "tenant") if not settings.get(key)]
         if not (settings.get("secret") or settings.get("x509_certificate_path")):
             missing.append("secret or x509_certificate_path")
-        raise AuthError("auth_source=env needs a service principal; missing: %s (options or AZURE_* variables)" % ", ".join(missing))
+        raise AuthError("auth_source=env needs a service principal (missing: %s) or ad_user and password (options or AZURE_* variables)" % ", ".join(missing))
     settings["auth_source"] = source
+    check_supported(settings)
+    settings["credential_kind"] = credential_kind(settings)
     return settings
+
+
+def sign_in_hint(settings, cloud):
+    """The likely cause of a failed sign-in that the settings already show, or None."""
+    authority = settings.get("adfs_authority_url") or cloud.authority
+    public = {urlparse(known[1]).hostname for known in KNOWN_CLOUDS.values()}
+    discovers = settings.get("credential_kind") in ("secret", "certificate", "user") and not settings.get("disable_instance_discovery")
+    if discovers and urlparse(authority).hostname not in public:
+        return (
+            "the authority %s is not a public Azure cloud, so Entra ID instance discovery cannot validate it: set disable_instance_discovery: true"
+            " (or AZURE_DISABLE_INSTANCE_DISCOVERY=true) for Azure Stack Hub, ADFS and other private authorities" % authority
+        )
+    return None
+
+
+def certificate_thumbprint(path):
+    """SHA-1 thumbprint (upper-case hex) of the first certificate in a PEM file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+        start = data.index(b"-----BEGIN CERTIFICATE-----")
+        certificate = x509.load_pem_x509_certificate(data[start:])
+    except (OSError, ValueError) as exc:
+        raise AuthError("x509_certificate_path %s: no readable PEM certificate (%s)" % (path, type(exc).__name__)) from None
+    return certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - a thumbprint is SHA-1 by definition
+
+
+def check_thumbprint(settings):
+    """When ``thumbprint`` is given, the certificate file must be the one it names."""
+    expected = settings.get("thumbprint")
+    if not expected or not settings.get("x509_certificate_path"):
+        return
+    wanted = expected.replace(":", "").replace(" ", "").upper()
+    actual = certificate_thumbprint(settings["x509_certificate_path"])
+    if wanted != actual:
+        raise AuthError("thumbprint %s does not match the certificate in %s (its thumbprint is %s)" % (expected, settings["x509_certificate_path"], actual))
 
 
 def build_credential(settings, cloud):
     """Instantiate the azure-identity credential for resolved ``settings``."""
     from azure.identity import AzureCliCredential, CertificateCredential, ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential
 
-    common = {"authority": cloud.authority}
+    # ADFS (Azure Stack Hub disconnected) signs in at its own authority, as azure.azcollection does.
+    common = {"authority": (settings.get("adfs_authority_url") or cloud.authority).rstrip("/")}
     if settings.get("disable_instance_discovery"):
         common["disable_instance_discovery"] = True
-    source = settings["auth_source"]
-    if source in ("env", "credential_file"):
-        if settings.get("x509_certificate_path"):
-            return CertificateCredential(settings["tenant"], settings["client_id"], settings["x509_certificate_path"], **common)
+    kind = settings.get("credential_kind") or credential_kind(settings)
+    if kind == "certificate":
+        check_thumbprint(settings)
+        return CertificateCredential(settings["tenant"], settings["client_id"], settings["x509_certificate_path"], **common)
+    if kind == "secret":
         return ClientSecretCredential(settings["tenant"], settings["client_id"], settings["secret"], **common)
+    if kind == "user":
+        from azure.identity import UsernamePasswordCredential
+
+        return UsernamePasswordCredential(
+            settings.get("client_id") or AZURE_CLI_CLIENT_ID,
+            settings["ad_user"],
+            settings["password"],
+            tenant_id=settings.get("tenant") or "organizations",
+            **common,
+        )
+    source = settings["auth_source"]
     if source == "msi":
         return ManagedIdentityCredential(client_id=settings.get("client_id")) if settings.get("client_id") else ManagedIdentityCredential()
     if source == "cli":

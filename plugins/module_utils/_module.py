@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -39,10 +40,10 @@ class AzureJitModule:
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
         problems = _api.sdk_problems()
         if problems:
+            what = "Failed to import the required" if any("not installed" in problem for problem in problems) else "jitaccess.azure needs newer"
             self.module.fail_json(
-                msg="jitaccess.azure needs newer Azure SDK packages on the controller: %s. Install them with "
-                "pip install -r requirements.txt from the collection (or: pip install 'azure-core>=1.31' 'azure-mgmt-core>=1.4' 'azure-identity>=1.19')"
-                % "; ".join(problems),
+                msg="%s Azure SDK packages in %s: %s. Install them with pip install -r requirements.txt from the collection"
+                " (or: pip install %s)" % (what, sys.executable, "; ".join(problems), " ".join(_api.pip_requirements())),
                 sdk_problems=problems,
             )
         self._api = None
@@ -76,6 +77,10 @@ class AzureJitModule:
                 self._api = _api.connect(self.params)
             except _auth.AuthError as exc:
                 self.fail_json(msg="Azure authentication: %s" % exc)
+            except AzureError as exc:  # listing subscriptions for a managed identity
+                self.fail_azure(exc, "find the managed identity's subscription")
+            for notice in self._api.notices:
+                self.warn(notice)
         return self._api
 
     @property

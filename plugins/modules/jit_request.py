@@ -492,6 +492,7 @@ from email.utils import parsedate_to_datetime  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils import _close, _jit, _nsg  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import source_token  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
@@ -777,8 +778,6 @@ def earliest(times):
 
 GUARD_RECORD_VARIABLE = "JITACCESS_GUARD_RECORD"
 """Set by the jitaccess.azure.jit_guard callback in the controller: the file to record opened access in."""
-GUARD_AUTH_KEYS = ("auth_source", "profile", "client_id", "tenant", "x509_certificate_path", "cloud_environment", "disable_instance_discovery")
-"""Non-secret authentication options recorded with the access, so that the callback closes it the same way."""
 
 
 def guard_record_lines(items, auth, now=None):
@@ -1043,7 +1042,7 @@ class JitRequest:
         path = os.environ.get(GUARD_RECORD_VARIABLE)
         if not path or not items:
             return
-        auth = {key: self.params.get(key) for key in GUARD_AUTH_KEYS if self.params.get(key) not in (None, "")}
+        auth = {key: self.params.get(key) for key in NON_SECRET_AUTH_KEYS if self.params.get(key) not in (None, "")}
         error = write_guard_record(path, items, auth)
         if error:
             self.module.warn("could not record the opened access for jit_guard in %s: %s" % (path, error))

@@ -13,7 +13,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from requests.structures import CaseInsensitiveDict
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _arm
+from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _arm, _auth
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import CloudEndpoints
 
 ARM = "https://management.example"
@@ -177,3 +177,32 @@ def test_sdk_problems_name_the_package_and_the_version_needed():
         "azure-mgmt-core (>= 1.4.0) is not installed",
     ]
     assert _api.sdk_problems() == []  # this test environment has what we need
+
+
+def test_a_managed_identity_without_subscription_id_uses_the_only_one_it_sees():
+    one = {"value": [{"subscriptionId": "sub-a", "id": "/subscriptions/sub-a"}]}
+    api, session = make_api([(200, one)])
+    assert _api.only_subscription(api) == "sub-a"
+    assert session.sent[0]["url"] == ARM + "/subscriptions?api-version=" + _api.SUBSCRIPTIONS_API_VERSION
+    two = {"value": [{"subscriptionId": "sub-b"}, {"subscriptionId": "sub-a"}]}
+    api, _session = make_api([(200, two), (200, {"value": []})])
+    with pytest.raises(_auth.AuthError, match=r"can see 2 subscriptions \(sub-a, sub-b\); name one"):
+        _api.only_subscription(api)
+    with pytest.raises(_auth.AuthError, match="cannot see any subscription"):
+        _api.only_subscription(api)
+
+
+def test_a_failed_sign_in_names_the_known_cause():
+    class FailingCredential(Credential):
+        def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError(message="Authentication failed: could not resolve host")
+
+        get_token_info = get_token
+
+    cloud = CloudEndpoints("test", "https://login.example", ARM)
+    api = _api.ArmApi(FailingCredential(), cloud, "sub-1", transport=RequestsTransport(session=FakeSession([]), session_owner=False))
+    with pytest.raises(ClientAuthenticationError, match="could not resolve host$"):
+        api.get("/p", "1")
+    api.sign_in_hint = "set disable_instance_discovery: true"
+    with pytest.raises(ClientAuthenticationError, match=r"could not resolve host \(set disable_instance_discovery: true\)"):
+        api.get("/p", "1")

@@ -1,6 +1,7 @@
 """Auth settings resolution, cloud endpoints and credential construction (no network)."""
 
 import pytest
+import trustme
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _auth
 
@@ -87,7 +88,7 @@ def test_env_source_names_what_is_missing():
 
 
 def test_credential_file_source_requires_a_principal():
-    with pytest.raises(_auth.AuthError, match="credential file has no client_id"):
+    with pytest.raises(_auth.AuthError, match="credential file has neither a service principal"):
         _auth.resolve_settings(params(auth_source="credential_file"), no_file)
 
 
@@ -113,7 +114,8 @@ def test_secret_is_no_log_and_env_fallbacks_match_azcollection():
     assert _auth.SECRET_ENVIRONMENT_VARIABLES == ("AZURE_SECRET", "AZURE_CLIENT_SECRET")
     assert spec["tenant"]["fallback"][1] == ["AZURE_TENANT", "AZURE_TENANT_ID"]
     assert spec["auth_source"]["fallback"][1] == ["ANSIBLE_AZURE_AUTH_SOURCE"]
-    assert not any("verify" in key or "validation" in key for key in spec)
+    # TLS verification cannot be turned off: the only option about it refuses "ignore" (below).
+    assert not any("verify" in key for key in spec)
 
 
 def test_build_credential_kinds(tmp_path):
@@ -135,3 +137,121 @@ def test_secret_from_environment_when_the_option_is_unset(monkeypatch):
     monkeypatch.setenv("AZURE_SECRET", "preferred")
     assert _auth.resolve_settings(params(client_id="app", tenant="t1"), no_file)["secret"] == "preferred"
     assert _auth.resolve_settings(params(client_id="app", tenant="t1", secret="option"), no_file)["secret"] == "option"
+
+
+# azure.azcollection 3.12.0's AZURE_CREDENTIAL_ENV_MAPPING (module_utils/azure_rm_common.py).
+AZCOLLECTION_ENV = {
+    "profile": "AZURE_PROFILE",
+    "subscription_id": "AZURE_SUBSCRIPTION_ID",
+    "client_id": "AZURE_CLIENT_ID",
+    "secret": "AZURE_SECRET",
+    "tenant": "AZURE_TENANT",
+    "ad_user": "AZURE_AD_USER",
+    "password": "AZURE_PASSWORD",
+    "cloud_environment": "AZURE_CLOUD_ENVIRONMENT",
+    "cert_validation_mode": "AZURE_CERT_VALIDATION_MODE",
+    "adfs_authority_url": "AZURE_ADFS_AUTHORITY_URL",
+    "x509_certificate_path": "AZURE_X509_CERTIFICATE_PATH",
+    "thumbprint": "AZURE_THUMBPRINT",
+    "disable_instance_discovery": "AZURE_DISABLE_INSTANCE_DISCOVERY",
+}
+AZCOLLECTION_OPTIONS = set(AZCOLLECTION_ENV) | {"auth_source", "api_profile", "log_mode", "log_path"}
+
+
+def test_every_azcollection_option_and_variable_is_accepted(monkeypatch):
+    spec = _auth.AUTH_ARGUMENT_SPEC
+    assert set(spec) >= AZCOLLECTION_OPTIONS
+    for option, variable in AZCOLLECTION_ENV.items():
+        if option in ("secret", "password"):  # read by resolve_settings from the environment
+            assert variable in _auth.SECRET_ENVIRONMENT_VARIABLES + _auth.PASSWORD_ENVIRONMENT_VARIABLES
+            assert spec[option]["no_log"] is True and "fallback" not in spec[option]
+        else:
+            assert variable in spec[option]["fallback"][1], option
+    assert spec["cert_validation_mode"]["choices"] == ["validate", "ignore"]  # the same values; ignore is refused below
+    assert spec["api_profile"]["default"] == "latest"
+
+
+def test_user_and_password_from_the_environment_as_awx_injects_them(monkeypatch):
+    for name in _auth.SECRET_ENVIRONMENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_PASSWORD", "pa%ss")
+    settings = _auth.resolve_settings(params(ad_user="ops@example.com", tenant="t1"), no_file)
+    assert (settings["auth_source"], settings["credential_kind"], settings["password"]) == ("env", "user", "pa%ss")
+    cloud = _auth.CloudEndpoints("x", "https://127.0.0.1:1", "https://127.0.0.1:1")
+    credential = _auth.build_credential(dict(settings, disable_instance_discovery=True), cloud)
+    assert type(credential).__name__ == "UsernamePasswordCredential"
+    assert credential._client_id == _auth.AZURE_CLI_CLIENT_ID  # azure.azcollection's default public client
+    # a service principal wins over a user when both are complete
+    both = _auth.resolve_settings(params(ad_user="ops@example.com", client_id="app", tenant="t1", secret="s"), no_file)
+    assert both["credential_kind"] == "secret"
+    # without any identity, auto falls back to the CLI (and env names both ways in)
+    monkeypatch.delenv("AZURE_PASSWORD")
+    assert _auth.resolve_settings(params(ad_user="ops@example.com"), no_file)["credential_kind"] == "cli"
+    with pytest.raises(_auth.AuthError, match="or ad_user and password"):
+        _auth.resolve_settings(params(auth_source="env", ad_user="ops@example.com"), no_file)
+
+
+def test_adfs_authority_replaces_the_cloud_authority():
+    cloud = _auth.CloudEndpoints("x", "https://login.example", "https://arm.example")
+    settings = _auth.resolve_settings(params(**SP, adfs_authority_url="https://adfs.example/adfs/"), no_file)
+    credential = _auth.build_credential(dict(settings, disable_instance_discovery=True), cloud)
+    assert credential._authority == "https://adfs.example/adfs"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cert_validation_mode": "ignore"}, "cert_validation_mode=ignore is refused.*REQUESTS_CA_BUNDLE"),
+        ({"cert_validation_mode": "IGNORE"}, "cert_validation_mode=ignore is refused"),
+        ({"api_profile": "2019-03-01-hybrid"}, "api_profile '2019-03-01-hybrid' is not supported.*latest"),
+        ({"log_mode": "stderr"}, "log_mode 'stderr' is not supported"),
+        ({"log_mode": "file"}, "log_mode=file needs log_path"),
+    ],
+)
+def test_options_that_would_weaken_or_change_behaviour_are_refused(overrides, message):
+    with pytest.raises(_auth.AuthError, match=message):
+        _auth.resolve_settings(params(**SP, **overrides), no_file)
+
+
+def test_accepted_azcollection_values(tmp_path):
+    settings = _auth.resolve_settings(
+        params(**SP, cert_validation_mode="validate", api_profile="latest", log_mode="file", log_path=str(tmp_path / "l")), no_file
+    )
+    assert settings["credential_kind"] == "secret"
+
+
+def test_credential_file_values_are_read_raw(tmp_path):
+    path = tmp_path / "credentials"
+    path.write_text("[default]\nsubscription_id = s\nclient_id = app\nsecret = a%b%(c)s%%\ntenant = t\ncert_validation_mode = ignore\n")
+    assert _auth.read_credential_file(path=str(path))["secret"] == "a%b%(c)s%%"
+    with pytest.raises(_auth.AuthError, match="cert_validation_mode=ignore is refused"):
+        _auth.resolve_settings(params(auth_source="credential_file"), lambda profile: _auth.read_credential_file(profile, str(path)))
+    path.write_text("[default\nsecret = hunter2\n")
+    with pytest.raises(_auth.AuthError) as caught:
+        _auth.read_credential_file(path=str(path))
+    assert "hunter2" not in str(caught.value) and "not a valid credential file" in str(caught.value)
+
+
+def test_thumbprint_must_match_the_certificate(tmp_path):
+    pem = tmp_path / "sp.pem"
+    issued = trustme.CA().issue_cert("sp.example")
+    pem.write_bytes(issued.private_key_pem.bytes() + issued.cert_chain_pems[0].bytes())
+    actual = _auth.certificate_thumbprint(str(pem))
+    assert len(actual) == 40
+    settings = dict(params(client_id="app", tenant="t", x509_certificate_path=str(pem)), auth_source="env")
+    _auth.check_thumbprint(dict(settings, thumbprint=":".join(actual[i : i + 2] for i in range(0, 40, 2)).lower()))
+    with pytest.raises(_auth.AuthError, match=r"thumbprint 00FF does not match the certificate in .*\(its thumbprint is " + actual):
+        _auth.check_thumbprint(dict(settings, thumbprint="00FF"))
+    with pytest.raises(_auth.AuthError, match="no readable PEM certificate"):
+        _auth.certificate_thumbprint(str(tmp_path / "missing.pem"))
+
+
+def test_sign_in_hint_names_instance_discovery_for_private_authorities():
+    private = _auth.CloudEndpoints("stack", "https://login.stack.local", "https://arm.stack.local")
+    public = _auth.resolve_cloud("AzureCloud")
+    settings = _auth.resolve_settings(params(**SP), no_file)
+    assert "disable_instance_discovery: true" in _auth.sign_in_hint(settings, private)
+    assert _auth.sign_in_hint(dict(settings, disable_instance_discovery=True), private) is None
+    assert _auth.sign_in_hint(settings, public) is None
+    assert "adfs.example" in _auth.sign_in_hint(dict(settings, adfs_authority_url="https://adfs.example/adfs"), public)
+    assert _auth.sign_in_hint(dict(settings, credential_kind="cli"), private) is None
