@@ -64,7 +64,7 @@ def ansible_env(armsim, extra=None):
         PATH=VENV_BIN + os.pathsep + env.get("PATH", ""),
     )
     env.update(extra or {})
-    return env
+    return {key: value for key, value in env.items() if value is not None}  # None in ``extra`` unsets
 
 
 def run_playbook(armsim, plays, *, check=False, diff=False, extra_vars=None, env=None, args=(), timeout=600, inventory=None):

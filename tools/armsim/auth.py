@@ -82,7 +82,9 @@ class Auth:
         }
 
     def token(self, state: State, tenant: str, form: dict[str, str], v2: bool = True) -> tuple[int, dict]:
-        """Client-credentials grant. Returns (status, JSON body)."""
+        """Client-credentials (or, for a user, password) grant. Returns (status, JSON body)."""
+        if form.get("grant_type") == "password":
+            return self.password_token(state, tenant, form, v2)
         if tenant.lower() not in state.tenants:
             return self.aad_error(
                 400,
@@ -132,26 +134,10 @@ class Auth:
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, "
                 f"for a secret added to app '{principal.client_id}'.",
             )
-        if v2:
-            scopes = form.get("scope", "").split()
-            resources = [s[: -len("/.default")] if s.endswith("/.default") else s for s in scopes]
-            resources = [r for r in resources if r.startswith("https://")]
-        else:
-            resources = [form.get("resource", "")]
-        if len(resources) != 1:
-            return self.aad_error(
-                400, "invalid_scope", 70011, f"The provided value for the input parameter 'scope' is not valid. The scope {form.get('scope', '')} is not valid."
-            )
-        resource = resources[0]
-        if resource.rstrip("/") not in {a.rstrip("/") for a in self.audiences} | set(PUBLIC_ARM_AUDIENCES):
-            return self.aad_error(
-                400,
-                "invalid_resource",
-                500011,
-                f"The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been "
-                "installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request "
-                "to the wrong tenant.",
-            )
+        resource = self._resource(form, v2)
+        problem = self._check_resource(resource, tenant, form)
+        if problem is not None:
+            return problem
         now = int(time.time())
         claims = {
             "aud": resource,
@@ -174,6 +160,88 @@ class Auth:
         if not v2:
             body.update({"expires_on": str(claims["exp"]), "not_before": str(now), "resource": resource})
         return 200, body
+
+    @staticmethod
+    def _resource(form: dict[str, str], v2: bool) -> str | None:
+        """The one https resource a token is asked for (v2 ``scope`` ``<resource>/.default``, v1 ``resource``)."""
+        if not v2 and (form.get("resource") or not form.get("scope")):
+            return form.get("resource", "")
+        scopes = [s[: -len("/.default")] if s.endswith("/.default") else s for s in form.get("scope", "").split()]
+        resources = [r for r in scopes if r.startswith("https://")]
+        return resources[0] if len(resources) == 1 else None
+
+    def _check_resource(self, resource: str | None, tenant: str, form: dict[str, str]) -> tuple[int, dict] | None:
+        """The AADSTS error for a missing or unknown token audience, or None when ARM is asked for."""
+        if resource is None:
+            return self.aad_error(
+                400, "invalid_scope", 70011, f"The provided value for the input parameter 'scope' is not valid. The scope {form.get('scope', '')} is not valid."
+            )
+        if resource.rstrip("/") not in {a.rstrip("/") for a in self.audiences} | set(PUBLIC_ARM_AUDIENCES):
+            return self.aad_error(
+                400,
+                "invalid_resource",
+                500011,
+                f"The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been "
+                "installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request "
+                "to the wrong tenant.",
+            )
+        return None
+
+    def password_token(self, state: State, tenant: str, form: dict[str, str], v2: bool) -> tuple[int, dict]:
+        """Resource owner password credentials grant (a user's name and password, a public client).
+
+        The access token carries a user's claims (``upn``, ``unique_name``, ``name``, ``oid``,
+        ``scp``, ``idtyp: user``) and the client application's ``appid``; the answer also has the
+        ``id_token`` and ``client_info`` that MSAL uses to cache the account.
+        """
+        username = form.get("username", "")
+        user = state.principals.get(username.lower())
+        if user is None or user.username is None:
+            return self.aad_error(400, "invalid_grant", 50034, f"The user account {username} does not exist in the {tenant} directory.")
+        if not hmac.compare_digest(form.get("password", "").encode(), (user.password or "").encode()):
+            return self.aad_error(400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
+        if tenant.lower() not in ("organizations", "common", "adfs") and tenant.lower() != user.tenant_id.lower():
+            return self.aad_error(400, "invalid_grant", 50034, f"The user account {username} does not exist in the {tenant} directory.")
+        client_id = form.get("client_id", "")
+        if not client_id:
+            return self.aad_error(400, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
+        resource = self._resource(form, v2)
+        problem = self._check_resource(resource, tenant, form)
+        if problem is not None:
+            return problem
+        now = int(time.time())
+        common = {"iat": now, "nbf": now, "exp": now + self.token_lifetime, "oid": user.object_id, "sub": user.object_id, "tid": user.tenant_id}
+        claims = dict(
+            common,
+            aud=resource,
+            iss=f"{self.base_url}/{user.tenant_id}/",
+            appid=client_id,
+            appidacr="0",
+            idtyp="user",
+            name=user.name,
+            upn=user.username,
+            unique_name=user.username,
+            scp="user_impersonation",
+            uti=_b64(os.urandom(16)),
+            ver="1.0",
+        )
+        id_token = dict(common, aud=client_id, iss=f"{self.base_url}/{user.tenant_id}/v2.0", name=user.name, preferred_username=user.username, ver="2.0")
+        client_info = _b64(json.dumps({"uid": user.object_id, "utid": user.tenant_id}).encode())
+        body = {
+            "token_type": "Bearer",
+            "scope": f"{resource}/user_impersonation",
+            "expires_in": self.token_lifetime,
+            "ext_expires_in": self.token_lifetime,
+            "access_token": self._sign(claims),
+            "id_token": self._sign(id_token),
+            "client_info": client_info,
+        }
+        return 200, body
+
+    def user_realm(self, state: State, username: str) -> dict:
+        """What MSAL asks before a password sign-in: every armsim user is a managed (cloud) account."""
+        domain = username.rpartition("@")[2]
+        return {"ver": "1.0", "account_type": "Managed", "domain_name": domain, "cloud_instance_name": "armsim.local", "cloud_audience_urn": "urn:armsim"}
 
     def _sign(self, claims: dict) -> str:
         header = {"typ": "JWT", "alg": "HS256", "kid": "armsim"}
@@ -234,7 +302,10 @@ class Auth:
                 "If you just transferred your subscription and see this error message, please try back later.",
                 self._challenge(tenant, "The access token is from the wrong issuer."),
             )
-        principal = state.principals.get(str(claims.get("appid", "")).lower())
+        if claims.get("idtyp") == "user":  # a user's token: the user is the principal, not the client app
+            principal = state.principals.get(str(claims.get("upn", "")).lower())
+        else:
+            principal = state.principals.get(str(claims.get("appid", "")).lower())
         if principal is None:
             raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.", self._challenge(tenant, "The access token is invalid."))
         return principal

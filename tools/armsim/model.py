@@ -58,6 +58,8 @@ class Principal:
     role: str = "Owner"
     certificate_pem: str | None = None  # certificate credential (public certificate, PEM)
     actions: tuple[str, ...] | None = None  # RBAC allow-list (``*`` wildcards); None: role decides
+    username: str | None = None  # a user (signs in with username + password), not an application
+    password: str | None = None
 
 
 @dataclass

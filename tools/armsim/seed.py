@@ -132,6 +132,9 @@ class _Builder:
         return s
 
     def _principal(self, p: dict, tenant_id: str) -> None:
+        if p.get("username"):
+            self._user(p, tenant_id)
+            return
         client_id = str(p.get("client_id") or DEFAULT_PRINCIPAL["client_id"])
         certificate = _certificate(p.get("certificate")) if p.get("certificate") else None
         secret = p.get("client_secret")
@@ -146,6 +149,24 @@ class _Builder:
             tenant_id=tenant_id,
             role=str(p.get("role") or "Owner"),
             actions=_actions(p.get("actions"), client_id),
+        )
+
+    def _user(self, p: dict, tenant_id: str) -> None:
+        """A user (``username`` + ``password``) who signs in with the resource owner password grant;
+        kept among the principals under the lower-cased user name."""
+        username = str(p["username"])
+        if not p.get("password"):
+            raise SeedError(f"user {username!r} needs a password")
+        self.state.principals[username.lower()] = Principal(
+            client_id=username,
+            client_secret=None,
+            name=str(p.get("name") or username),
+            object_id=str(p.get("object_id") or model.stable_uuid("user", username)),
+            tenant_id=tenant_id,
+            role=str(p.get("role") or "Owner"),
+            actions=_actions(p.get("actions"), username),
+            username=username,
+            password=str(p["password"]),
         )
 
     def _ref(self, g: dict, value: str, rtype: str) -> str:

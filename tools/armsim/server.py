@@ -34,6 +34,10 @@ LOGIN_RE = re.compile(
     r"|(?P<v2tok>oauth2/v2\.0/token)|(?P<v1tok>oauth2/token)|(?P<keys>discovery(?:/v2\.0)?/keys))$",
     re.IGNORECASE,
 )
+USER_REALM_RE = re.compile(r"^/common/userrealm/(?P<username>[^/]+)$", re.IGNORECASE)
+SIGN_IN_TENANT_ALIASES = ("organizations", "common", "adfs")
+"""Authorities a user may sign in at without naming the tenant (``adfs``: an ADFS authority such
+as Azure Stack Hub's, ``https://host/adfs``): the seed's tenant answers."""
 FAULT_MESSAGES = {
     429: (
         "TooManyRequests",
@@ -335,6 +339,10 @@ class App:
         low = path.lower()
         if low == "/admin" or low.startswith("/admin/"):
             return admin.handle(self, req, path[len("/admin") :] or "/")
+        realm = USER_REALM_RE.match(path)
+        if realm:
+            self.stats.token()
+            return json_response(self.auth.user_realm(self.state, realm.group("username")))
         login = LOGIN_RE.match(path)
         if login and not low.startswith(("/subscriptions/", "/providers/", "/metadata/")):
             return self._login(req, login)
@@ -375,6 +383,8 @@ class App:
             return resp
         tenant = m.group("tenant")
         if m.group("v2cfg") or m.group("v1cfg"):
+            if tenant.lower() in SIGN_IN_TENANT_ALIASES:
+                tenant = self.state.tenant_id
             if tenant.lower() not in self.state.tenants:
                 status, body = self.auth.aad_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
                 return json_response(body, status)

@@ -18,6 +18,8 @@ from armsim.testing import ArmSim  # noqa: E402
 SUB = "00000000-0000-0000-0000-000000000001"
 TENANT = "00000000-0000-0000-0000-0000000000aa"
 OTHER_TENANT = "00000000-0000-0000-0000-0000000000bb"
+USERNAME = "ops@contoso.example"
+PASSWORD = "pa%ss w0rd"
 CLIENT_ID = "11111111-1111-1111-1111-111111111111"
 SECRET = "s3cret-value"
 READER_ID = "22222222-2222-2222-2222-222222222222"
@@ -31,6 +33,7 @@ SEED = {
     "principals": [
         {"client_id": CLIENT_ID, "client_secret": SECRET, "name": "ansible-ci"},
         {"client_id": READER_ID, "client_secret": "reader-secret", "name": "auditor", "role": "Reader"},
+        {"username": USERNAME, "password": PASSWORD, "name": "Ops Engineer"},
     ],
     "extra_tenants": [{"tenant_id": OTHER_TENANT, "principals": [{"client_id": OTHER_ID, "client_secret": "other-secret", "name": "other-app"}]}],
     "resource_groups": [

@@ -9,7 +9,7 @@ import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
-from simtest import CLIENT_ID, OTHER_ID, OTHER_TENANT, READER_ID, SECRET, SUB, TENANT, Arm
+from simtest import CLIENT_ID, OTHER_ID, OTHER_TENANT, PASSWORD, READER_ID, SECRET, SUB, TENANT, USERNAME, Arm
 
 from armsim.testing import ArmSim
 
@@ -219,3 +219,40 @@ def test_design_recipe_with_env_ca_and_metadata(sim, monkeypatch):
     assert len(list(NetworkManagementClient(cred, sub, **kwargs).network_security_groups.list_all())) == 5
     assert list(SecurityCenter(cred, sub, **kwargs).jit_network_access_policies.list()) == []
     assert len(list(ComputeManagementClient(cred, sub, **kwargs).virtual_machines.list_all())) == 6
+
+
+def _password_token(arm, username=USERNAME, password=PASSWORD, tenant="organizations"):
+    data = {"grant_type": "password", "client_id": "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "username": username, "password": password}
+    data["scope"] = f"{arm.base}/.default offline_access openid profile"
+    return arm.session.post(f"{arm.base}/{tenant}/oauth2/v2.0/token", data=data, verify=arm.sim.info["ca_bundle"])
+
+
+def test_a_user_signs_in_with_a_password_and_acts_as_themselves(arm):
+    realm = arm.session.get(f"{arm.base}/common/userrealm/{USERNAME}?api-version=1.0", verify=arm.sim.info["ca_bundle"])
+    assert realm.json()["account_type"] == "Managed"
+    body = _password_token(arm).json()
+    claims = _claims(body["access_token"])
+    assert (claims["idtyp"], claims["upn"], claims["name"], claims["tid"], claims["scp"]) == ("user", USERNAME, "Ops Engineer", TENANT, "user_impersonation")
+    assert claims["appid"] == "04b07795-8ddb-461a-bbee-02f9e1bf7b46" and claims["oid"] != CLIENT_ID
+    assert _claims(body["id_token"])["preferred_username"] == USERNAME and body["client_info"]
+    listed = arm.session.get(
+        f"{arm.base}/subscriptions/{SUB}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01",
+        headers={"Authorization": "Bearer " + body["access_token"]},
+        verify=arm.sim.info["ca_bundle"],
+    )
+    assert listed.status_code == 200
+    assert _password_token(arm, tenant="adfs").status_code == 200  # ADFS authority (Azure Stack Hub)
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "tenant", "code"),
+    [
+        (USERNAME, "wrong", "organizations", 50126),
+        ("nobody@contoso.example", PASSWORD, "organizations", 50034),
+        (USERNAME, PASSWORD, OTHER_TENANT, 50034),
+        (CLIENT_ID, SECRET, "organizations", 50034),  # an application cannot use the password grant
+    ],
+)
+def test_password_grant_errors(arm, username, password, tenant, code):
+    response = _password_token(arm, username, password, tenant)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant" and response.json()["error_codes"] == [code]

@@ -46,6 +46,8 @@ POLICY = RG + "/providers/Microsoft.Security/locations/westeurope/jitNetworkAcce
         ("GET", f"/subscriptions/{SUB}/resourcegroups", "Microsoft.Resources/subscriptions/resourceGroups/read"),
         ("HEAD", RG, "Microsoft.Resources/subscriptions/resourceGroups/read"),
         ("GET", f"/subscriptions/{SUB}", "Microsoft.Resources/subscriptions/read"),
+        ("GET", "/subscriptions", "Microsoft.Resources/subscriptions/read"),
+        ("GET", RG, "Microsoft.Resources/subscriptions/resourceGroups/read"),
         # LRO status polls need no action
         ("GET", f"/subscriptions/{SUB}/providers/Microsoft.Network/locations/westeurope/operations/abc", None),
         ("GET", f"/subscriptions/{SUB}/providers/Microsoft.Network/locations/westeurope/operationResults/abc", None),
