@@ -3,6 +3,13 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# The compat environment: azure.azcollection 3.12.0 (from the ansible package) with its exact SDK
+# pins, and this collection beside it (tests/compat/requirements.txt).
+COMPAT_VENV := .venv-compat
+COMPAT_BIN := $(COMPAT_VENV)/bin
+COMPAT_TESTS := tests/compat tests/integration/test_jit_policy.py tests/integration/test_jit_request.py \
+	tests/integration/test_nsg_jit_facts.py tests/integration/test_jit_guard.py tests/integration/test_roles_fleet.py \
+	tests/integration/test_roles_access.py tests/integration/test_e2e_configure.py
 BUILD := .build
 COLLECTIONS := $(BUILD)/collections
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
@@ -11,11 +18,12 @@ SOURCES := $(shell git ls-files -co --exclude-standard plugins meta roles playbo
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help venv build install lint sanity unit armsim-test integration reliability molecule test demo bench clean
+.PHONY: help venv compat-venv build install lint sanity unit armsim-test integration reliability molecule compat test demo bench clean
 
 help:
 	@echo "make demo   - run the JIT rollout + open/configure/close job against armsim (offline Azure)"
-	@echo "make test   - lint, sanity, unit, armsim, integration and molecule suites"
+	@echo "make test   - lint, sanity, unit, armsim, integration and molecule suites, then the compat suite"
+	@echo "make compat - the module/role/pattern integration tests beside azure.azcollection 3.12.0's SDK pins"
 	@echo "make bench  - performance run (QUICK=1 for the 100/1,000-VM subset)"
 
 # The venv is rebuilt when a requirements file changes; ranges, not pins (see requirements*.txt).
@@ -27,6 +35,15 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 venv: $(BIN)/.installed
+
+$(COMPAT_BIN)/.installed: tests/compat/requirements.txt tests/compat/constraints-azcollection-3.12.0.txt requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
+	test -x $(COMPAT_BIN)/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_BIN)/pip install --quiet --upgrade pip
+	cd tests/compat && ../../$(COMPAT_BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+compat-venv: $(COMPAT_BIN)/.installed
 
 $(TARBALL): $(BIN)/.installed $(SOURCES)
 	mkdir -p $(BUILD)/dist
@@ -66,9 +83,16 @@ reliability: install
 molecule: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test --all
 
+# The integration tests of the three modules, both roles and the open/configure/close pattern, run
+# by the compat environment's ansible-playbook and SDKs, plus the azure.azcollection side by side
+# tests (tests/compat). The collection is the same built artifact as in the main run.
+compat: install compat-venv
+	$(COMPAT_BIN)/pytest -n 2 --dist loadfile $(COMPAT_TESTS)
+
 # Everything, ending with one pytest run whose summary line is the last thing printed.
 test: lint sanity install
 	$(MAKE) --no-print-directory bench QUICK=1
+	$(MAKE) --no-print-directory compat
 	$(BIN)/pytest -n 2 --dist loadfile tests/unit tools/armsim/tests tests/integration tests/reliability
 
 demo: install

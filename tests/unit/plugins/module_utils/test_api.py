@@ -206,3 +206,22 @@ def test_a_failed_sign_in_names_the_known_cause():
     api.sign_in_hint = "set disable_instance_discovery: true"
     with pytest.raises(ClientAuthenticationError, match=r"could not resolve host \(set disable_instance_discovery: true\)"):
         api.get("/p", "1")
+
+
+def test_no_plugin_imports_a_per_service_sdk_or_talks_to_arm_outside_api():
+    """_api is the only place that talks to ARM; no plugin needs azure-mgmt-network/-compute/-security."""
+    import ast
+    import pathlib
+
+    plugins = pathlib.Path(_api.__file__).resolve().parents[1]
+    offenders = []
+    for path in plugins.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                per_service = name.startswith("azure.mgmt.") and not name.startswith("azure.mgmt.core")
+                pipeline = name.startswith(("azure.mgmt.core", "azure.core.rest", "azure.core.pipeline")) and path.name != "_api.py"
+                if per_service or pipeline:
+                    offenders.append("%s imports %s" % (path.relative_to(plugins), name))
+    assert offenders == []
