@@ -8,27 +8,16 @@ again afterwards. With jit_guard enabled, SIGINT during the configuration closes
 import getpass
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
 from harness import VENV_BIN, ansible_env, run_playbook
 from roles_support import PLAYBOOKS, jit_rules, write_inventory
+from sshd_support import free_port, local_sshd
 
-SSHD = "/usr/sbin/sshd"
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-SSHD_PORT = _free_port()
+SSHD_PORT = free_port()
 ARMSIM_SEED = {
     "subscription_id": "00000000-0000-0000-0000-000000000001",
     "resource_groups": [
@@ -57,66 +46,11 @@ PLAYBOOK = os.path.join(PLAYBOOKS, "configure_with_jit.yml")
 SSH_ENV = {"ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPersist=no", "ANSIBLE_PIPELINING": "True", "ANSIBLE_TIMEOUT": "5"}
 
 
-def ensure_sshd():
-    if os.path.exists(SSHD):
-        return
-    if os.geteuid() != 0:
-        pytest.fail("openssh-server is not installed and the test is not root: apt-get install openssh-server")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=True, env=env, capture_output=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def sshd():
     """sshd on 127.0.0.1:SSHD_PORT with throwaway host and client keys, for the current user."""
-    ensure_sshd()
-    tmp = tempfile.mkdtemp(prefix="jit-e2e-sshd-")
-    os.chmod(tmp, 0o700)
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(tmp, name)], check=True)
-    shutil.copy(os.path.join(tmp, "client_key.pub"), os.path.join(tmp, "authorized_keys"))
-    config = os.path.join(tmp, "sshd_config")
-    with open(config, "w", encoding="utf-8") as stream:
-        stream.write(
-            "\n".join(
-                [
-                    "Port %d" % SSHD_PORT,
-                    "ListenAddress 127.0.0.1",
-                    "HostKey %s/host_key" % tmp,
-                    "PidFile %s/sshd.pid" % tmp,
-                    "AuthorizedKeysFile %s/authorized_keys" % tmp,
-                    "AllowUsers %s" % getpass.getuser(),
-                    "PermitRootLogin prohibit-password",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UsePAM no",
-                    "StrictModes no",
-                    "Subsystem sftp internal-sftp",
-                    "",
-                ]
-            )
-        )
-    if os.geteuid() == 0:
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    log = open(os.path.join(tmp, "sshd.log"), "w+", encoding="utf-8")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", config], stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", SSHD_PORT), timeout=1) as sock:
-                if sock.recv(4).startswith(b"SSH-"):
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None, "sshd exited: see %s/sshd.log" % tmp
-        assert time.monotonic() < deadline, "sshd did not start"
-        time.sleep(0.2)
-    yield {"key": os.path.join(tmp, "client_key"), "tmp": tmp}
-    proc.terminate()
-    proc.wait(10)
-    log.close()
-    shutil.rmtree(tmp, ignore_errors=True)
+    with local_sshd(SSHD_PORT) as server:
+        yield server
 
 
 def inventory_for(armsim, sshd, path):
