@@ -115,7 +115,7 @@ options:
     version_added: 0.2.0
   api_profile:
     description:
-      - Accepted for compatibility with azure.azcollection. Only V(latest) is supported: the
+      - Accepted for compatibility with azure.azcollection. Only V(latest) is supported, as the
         modules call fixed, generally available API versions.
     type: str
     default: latest

@@ -102,13 +102,14 @@ class LongRunningOperation:
 
 
 class ArmApi:
-    """ARM over one pipeline for one identity; ``subscription_id`` is the default subscription.
+    """ARM over one pipeline for one identity, in any subscription it can reach (paths name the
+    subscription); ``subscription_id`` is the default one, None when none was configured.
 
     ``server_date`` is the ``Date`` header of the latest answer: ARM's clock, used to judge
     request end times without trusting the controller's clock.
     """
 
-    def __init__(self, credential, cloud, subscription_id, transport=None, logging_enable=False):
+    def __init__(self, credential, cloud, subscription_id=None, transport=None, logging_enable=False):
         self.notices = []  # what the module should tell the user (e.g. which subscription it picked)
         self.sign_in_hint = None  # a known cause to name when signing in fails
         from azure.core.pipeline.policies import (
@@ -212,8 +213,10 @@ class ArmApi:
         return items
 
     def list_in_subscription(self, provider_path, api_version, params=None, subscription_id=None):
-        """Every resource of a type in a subscription (``Microsoft.Network/networkSecurityGroups``)."""
-        return self.list("/subscriptions/%s/providers/%s" % (subscription_id or self.subscription_id, provider_path), api_version, params)
+        """Every resource of a type in a subscription (``Microsoft.Network/networkSecurityGroups``);
+        by default the API's subscription."""
+        subscription_id = subscription_id or self.subscription_id
+        return self.list("/subscriptions/%s/providers/%s" % (subscription_id, provider_path), api_version, params)
 
     # -- long-running deletions ---------------------------------------------------------------
     def begin_delete(self, resource_id, api_version):
@@ -278,29 +281,27 @@ def connect(params, subscription_id=None):
     subscription_id = subscription_id or settings.get("subscription_id")
     if not subscription_id and settings["auth_source"] == "cli":
         subscription_id = _auth.cli_subscription_id()
-    if not subscription_id and settings["auth_source"] != "msi":
-        raise _auth.AuthError("subscription_id is required (option, AZURE_SUBSCRIPTION_ID or the credential file)")
     credential = _auth.build_credential(settings, cloud)
     if settings.get("log_path"):
         log_sdk_to_file(settings["log_path"])
     api = ArmApi(credential, cloud, subscription_id)
     api.sign_in_hint = _auth.sign_in_hint(settings, cloud)
-    if not subscription_id:
+    if not subscription_id and settings["auth_source"] == "msi":
         api.subscription_id = only_subscription(api)
         api.notices.append("subscription_id not given: using %s, the only subscription the managed identity can see" % api.subscription_id)
     return api
 
 
-def list_subscriptions(api):
-    """The subscriptions the identity can see (``GET /subscriptions``)."""
-    return api.list("/subscriptions", SUBSCRIPTIONS_API_VERSION)
+def subscription_ids(api):
+    """The ids of the subscriptions the identity can see (``GET /subscriptions``)."""
+    return [item["subscriptionId"] for item in api.list("/subscriptions", SUBSCRIPTIONS_API_VERSION) if item.get("subscriptionId")]
 
 
 def only_subscription(api):
     """The one subscription the identity sees; an ``AuthError`` naming them when there are several."""
     from ansible_collections.jitaccess.azure.plugins.module_utils._auth import AuthError
 
-    ids = [item.get("subscriptionId") for item in list_subscriptions(api) if item.get("subscriptionId")]
+    ids = subscription_ids(api)
     if len(ids) == 1:
         return ids[0]
     if not ids:
@@ -327,9 +328,13 @@ def log_sdk_to_file(path):
 JIT_POLICIES = "Microsoft.Security/jitNetworkAccessPolicies"
 
 
-def list_jit_policies(api, subscription_id=None):
-    """Every JIT policy of the subscription (all regions and resource groups): one paged list."""
-    return api.list_in_subscription(JIT_POLICIES, SECURITY_API_VERSION, subscription_id=subscription_id)
+def list_jit_policies(api, subscriptions=None):
+    """Every JIT policy of each subscription (default: the API's; all regions and resource
+    groups): one paged list per subscription."""
+    policies = []
+    for subscription in subscriptions or [api.subscription_id]:
+        policies.extend(api.list_in_subscription(JIT_POLICIES, SECURITY_API_VERSION, subscription_id=subscription))
+    return policies
 
 
 def initiate_jit_request(api, policy_id, body):

@@ -371,6 +371,7 @@ class _Builder:
         facts = {
             "id": record["id"],
             "name": record["name"],
+            "subscription_id": record["subscription_id"],
             "resource_group": record["resource_group"],
             "location": record["location"],
             "os_type": record["os_type"],
@@ -632,7 +633,20 @@ def _summary(vms, stale, drift, policies):
 DETAIL_FULL = "full"
 DETAIL_SUMMARY = "summary"
 DETAILS = (DETAIL_FULL, DETAIL_SUMMARY)
-SUMMARY_VM_KEYS = ("id", "name", "resource_group", "location", "os_type", "power_state", "tags", "jit_status", "unsupported_reason", "policy", "other_policies")
+SUMMARY_VM_KEYS = (
+    "id",
+    "name",
+    "subscription_id",
+    "resource_group",
+    "location",
+    "os_type",
+    "power_state",
+    "tags",
+    "jit_status",
+    "unsupported_reason",
+    "policy",
+    "other_policies",
+)
 """What a VM entry keeps with ``detail=summary`` (plus the exposure entries that need attention)."""
 
 
@@ -650,12 +664,21 @@ def summary_entry(vm):
     return entry
 
 
-def build_facts(inventory, policies, now, subscription_id, *, resource_groups=None, virtual_machines=None, tags=None, detail=DETAIL_FULL):
-    """The ``azure_jit`` fact: ``subscription_id``, ``generated_at``, ``scope``,
-    ``virtual_machines``, ``policies``, ``stale_rules``, ``drift`` and ``summary``.
+def _subscription_of(resource_id):
+    try:
+        return _jit.parse_resource_id(resource_id).subscription.lower()
+    except _jit.JitValidationError:
+        return ""
 
-    ``inventory``: an :class:`~._topology.Inventory`; ``policies``: JIT policy REST dicts (every
-    policy of the subscription); ``now``: the current time (aware datetime or ISO string).
+
+def build_facts(inventory, policies, now, subscription_id, *, resource_groups=None, virtual_machines=None, tags=None, detail=DETAIL_FULL, subscriptions=None):
+    """The ``azure_jit`` fact: ``subscription_id``, ``subscription_ids``, ``generated_at``,
+    ``scope``, ``virtual_machines``, ``policies``, ``stale_rules``, ``drift`` and ``summary``
+    (with ``summary.subscriptions``: the same counts per subscription).
+
+    ``inventory``: an :class:`~._topology.Inventory` of ``subscriptions`` (default: just
+    ``subscription_id``, the one VMs named without an id are in); ``policies``: JIT policy REST
+    dicts (every policy of those subscriptions); ``now``: the current time (aware datetime or ISO string).
     ``detail``: ``full`` (every key of every VM) or ``summary`` (VM entries cut down with
     :func:`summary_entry`; everything else, the counts included, is the same).
     Raises :class:`~._jit.JitValidationError` for a bad scope (unknown VM, bad tags or detail).
@@ -664,11 +687,14 @@ def build_facts(inventory, policies, now, subscription_id, *, resource_groups=No
         raise _jit.JitValidationError(f"detail {detail!r} is not valid: expected one of {', '.join(DETAILS)}")
     builder = _Builder(inventory, policies, now, subscription_id)
     selected = select_vms(builder.topology, subscription_id, resource_groups, virtual_machines, tags)
+    subscriptions = list(subscriptions or [subscription_id])
     counts = _Counts()
+    per_subscription = {sub.lower(): (sub, _Counts()) for sub in subscriptions}
     vms = []
     for record in selected:
         vm = builder.vm_facts(record)
         counts.add(vm)
+        per_subscription.setdefault(vm["subscription_id"].lower(), (vm["subscription_id"], _Counts()))[1].add(vm)
         vms.append(vm if detail == DETAIL_FULL else summary_entry(vm))
     whole_subscription = not (resource_groups or virtual_machines or tags)
     if whole_subscription:
@@ -680,8 +706,18 @@ def build_facts(inventory, policies, now, subscription_id, *, resource_groups=No
         fact = policy_summary(policy)
         fact["virtual_machines"] = len(_jit.policy_vm_entries(policy))
         policy_facts.append(fact)
+    summary = counts.summary(builder.stale, builder.drift, policy_facts)
+    summary["subscriptions"] = {
+        sub: sub_counts.summary(
+            [item for item in builder.stale if _subscription_of(item.get("nsg_id") or item.get("vm_id") or "") == key],
+            [item for item in builder.drift if _subscription_of(item.get("vm_id") or "") == key],
+            [policy for policy in policy_facts if _subscription_of(policy["id"] or "") == key],
+        )
+        for key, (sub, sub_counts) in per_subscription.items()
+    }
     return {
         "subscription_id": subscription_id,
+        "subscription_ids": [sub for sub, _counts in per_subscription.values()],
         "generated_at": _jit.format_azure_datetime(builder.now.replace(microsecond=0)),
         "scope": {
             "resource_groups": list(resource_groups or []),
@@ -693,5 +729,5 @@ def build_facts(inventory, policies, now, subscription_id, *, resource_groups=No
         "policies": policy_facts,
         "stale_rules": builder.stale,
         "drift": builder.drift,
-        "summary": counts.summary(builder.stale, builder.drift, policy_facts),
+        "summary": summary,
     }

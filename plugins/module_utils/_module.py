@@ -85,6 +85,14 @@ class AzureJitModule:
 
     @property
     def subscription_id(self):
+        """The configured (default) subscription; the module fails cleanly when there is none."""
+        if not self.api.subscription_id:
+            self.fail_json(msg="Azure authentication: subscription_id is required (option, AZURE_SUBSCRIPTION_ID or the credential file)")
+        return self.api.subscription_id
+
+    @property
+    def default_subscription_id(self):
+        """The configured subscription, or None: VMs named by id carry their own."""
         return self.api.subscription_id
 
     def azure_call(self, action, function, *args, **kwargs):

@@ -67,10 +67,11 @@ RAW_LIST_ACTIONS = {
 }
 
 
-def list_kind(api, kind):
-    """Every resource of one :data:`RAW_LISTS` kind in the subscription, as REST dicts: one paged list."""
+def list_kind(api, kind, subscription_id=None):
+    """Every resource of one :data:`RAW_LISTS` kind in a subscription (default: the API's), as
+    REST dicts: one paged list."""
     path, api_version, extra = RAW_LISTS[kind]
-    return api.list_in_subscription(path, api_version, extra)
+    return api.list_in_subscription(path, api_version, extra, subscription_id=subscription_id)
 
 
 def read_nsg(api, nsg_id):
@@ -78,12 +79,39 @@ def read_nsg(api, nsg_id):
     return api.request("GET", resource_path(nsg_id), NETWORK_API_VERSION)
 
 
-def read_inventory(api, call, kinds=Inventory.KINDS):
-    """List every resource of ``kinds`` in the subscription: one paged list call per kind.
+def read_inventory(api, call, kinds=Inventory.KINDS, subscriptions=None):
+    """List every resource of ``kinds`` in each subscription (default: the API's): one paged list
+    call per kind and subscription, merged into one :class:`Inventory` (ARM ids are unique across
+    subscriptions).
 
     ``call(action, function)`` runs an ARM call and turns errors into a module failure.
     """
-    return Inventory(**{kind: call(RAW_LIST_ACTIONS[kind], lambda kind=kind: list_kind(api, kind)) for kind in kinds})
+    subscriptions = list(subscriptions or [api.subscription_id])
+    merged = {kind: [] for kind in kinds}
+    for subscription in subscriptions:
+        where = "" if len(subscriptions) == 1 else " in subscription %s" % subscription
+        for kind in kinds:
+            merged[kind].extend(call(RAW_LIST_ACTIONS[kind] + where, lambda kind=kind, subscription=subscription: list_kind(api, kind, subscription)))
+    return Inventory(**merged)
+
+
+def subscriptions_of(vm_ids, default_subscription=None):
+    """The subscriptions VM ids live in, in first-seen order (case-insensitively unique); the
+    default subscription when there is no id."""
+    found = {}
+    for vm_id in vm_ids:
+        subscription = parse_resource_id(vm_id).subscription
+        found.setdefault(subscription.lower(), subscription)
+    if not found and default_subscription:
+        return [default_subscription]
+    return list(found.values())
+
+
+def not_found_message(vm_ids):
+    """``virtual machine(s) not found in subscription S: ids`` (every subscription the ids name)."""
+    subscriptions = subscriptions_of(vm_ids)
+    where = "subscription %s" % subscriptions[0] if len(subscriptions) == 1 else "subscriptions %s" % ", ".join(subscriptions)
+    return "virtual machine(s) not found in %s: %s" % (where, ", ".join(vm_ids))
 
 
 def power_state_of(vm):
@@ -161,6 +189,7 @@ def build_topology(inventory):
         topology[normalize_id(vm.get("id"))] = {
             "id": vm.get("id"),
             "name": vm.get("name"),
+            "subscription_id": parse_resource_id(vm.get("id")).subscription,
             "resource_group": resource_group_of(vm.get("id")),
             "location": normalize_location(vm.get("location", "")),
             "os_type": os_type_of(vm),
@@ -193,7 +222,7 @@ def resolve_vms(references, topology, subscription):
         else:
             resolved.append((reference, record))
     if unknown:
-        raise JitValidationError("virtual machine(s) not found in subscription %s: %s" % (subscription, ", ".join(unknown)))
+        raise JitValidationError(not_found_message(unknown))
     return resolved
 
 

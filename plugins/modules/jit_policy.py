@@ -418,7 +418,12 @@ diff:
 from ansible_collections.jitaccess.azure.plugins.module_utils import _jit  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import SECURITY_API_VERSION  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, read_inventory  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
+    build_topology,
+    not_found_message,
+    read_inventory,
+    subscriptions_of,
+)
 
 MAX_WRITE_ATTEMPTS = 3
 """Writes per policy before giving up on a concurrent writer."""
@@ -523,7 +528,7 @@ def _ports_by_os_type(value):
     return result
 
 
-def resolve_targets(refs, topology, subscription, present=True, skip_unsupported=False):
+def resolve_targets(refs, topology, present=True, skip_unsupported=False):
     """Match validated refs to topology records.
 
     Returns ``(targets, skipped)``: targets are ``{"id", "location", "record", "ports"}`` (the
@@ -532,7 +537,7 @@ def resolve_targets(refs, topology, subscription, present=True, skip_unsupported
     """
     unknown = [ref["id"] for ref in refs if _jit.normalize_id(ref["id"]) not in topology]
     if unknown:
-        raise _jit.JitValidationError(f"virtual machine(s) not found in subscription {subscription}: {', '.join(unknown)}")
+        raise _jit.JitValidationError(not_found_message(unknown))
     targets, skipped, unsupported = [], [], []
     for ref in refs:
         record = topology[_jit.normalize_id(ref["id"])]
@@ -696,16 +701,17 @@ def main():
     policy_name = params["policy_name"]
     try:
         _validate_policy_name(policy_name)
-        subscription = module.subscription_id
+        subscription = module.default_subscription_id  # VMs given by id carry their own
         refs, default_ports = validate_options(params, subscription)
     except _jit.JitValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
 
     kinds = ("virtual_machines", "network_interfaces", "virtual_networks") if present else ("virtual_machines",)
-    inventory = read_inventory(module.api, module.azure_call, kinds=kinds)
+    subscriptions = subscriptions_of([ref["id"] for ref in refs])
+    inventory = read_inventory(module.api, module.azure_call, kinds=kinds, subscriptions=subscriptions)
     topology = build_topology(inventory)
     try:
-        targets, skipped = resolve_targets(refs, topology, subscription, present=present, skip_unsupported=params["skip_unsupported"])
+        targets, skipped = resolve_targets(refs, topology, present=present, skip_unsupported=params["skip_unsupported"])
         groups = _jit.group_vms_by_policy(targets, policy_name=policy_name)
         plans = []
         for key, members in groups.items():

@@ -502,6 +502,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     read_inventory,
     read_nsg,
     resolve_vms,
+    subscriptions_of,
 )
 
 _UTC = timezone.utc  # noqa: UP017 - keep the module importable on older Pythons
@@ -856,11 +857,15 @@ class JitRequest:
 
     def read_state(self):
         api = self.module.api
-        self.subscription_id = api.subscription_id
-        self.inventory = read_inventory(api, self.call)
+        self.subscription_id = self.module.default_subscription_id
+        references = [{key: ref.get(key) for key in ("id", "name", "resource_group")} for ref in self.params["virtual_machines"]]
+        try:  # every VM's subscription, from its id (or the configured one), before any read
+            subscriptions = subscriptions_of([_jit.vm_id_from_reference(ref, self.subscription_id) for ref in references])
+        except _jit.JitValidationError as exc:
+            self.module.fail_json(msg=str(exc))
+        self.inventory = read_inventory(api, self.call, subscriptions=subscriptions)
         self.topology = build_topology(self.inventory)
         self.nsgs = nsgs_by_id(self.inventory)
-        references = [{key: ref.get(key) for key in ("id", "name", "resource_group")} for ref in self.params["virtual_machines"]]
         resolved, error = None, None
         try:
             resolved = resolve_vms(references, self.topology, self.subscription_id)
@@ -869,7 +874,7 @@ class JitRequest:
         if error:
             self.module.fail_json(msg=error)
         self.vms = [(original, record) for original, (_reference, record) in zip(self.params["virtual_machines"], resolved, strict=True)]
-        self.policies = self.call("list JIT policies", lambda: list_jit_policies(api))
+        self.policies = self.call("list JIT policies", lambda: list_jit_policies(api, subscriptions))
         self.policy_index = index_policies(self.policies)
         # ARM's clock (the Date of its latest answer) judges request end times, not the controller's.
         self.now = server_time(api.server_date, datetime.now(_UTC))
@@ -1074,7 +1079,7 @@ class JitRequest:
             if len(nsg_ids) > NSG_GET_LIMIT:
                 # Many NSGs: one paged list of the subscription's NSGs per round costs fewer calls.
                 try:
-                    listed = list_kind(api, "network_security_groups")
+                    listed = [nsg for sub in subscriptions_of(nsg_ids.values()) for nsg in list_kind(api, "network_security_groups", sub)]
                 except AzureError as exc:
                     # The requests are initiated: report them so that they can be closed (jit_guard).
                     self.module.fail_azure(exc, "list network security groups", changed=True, opened=self.opened, initiated=self.initiated)

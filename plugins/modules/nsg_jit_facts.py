@@ -41,11 +41,21 @@ attributes:
   facts:
     support: full
 options:
+  subscriptions:
+    description:
+      - The subscriptions to read (ids). V(all) reads every subscription the identity can see
+        (one C(GET /subscriptions), then the same bulk reads in each).
+      - Default - the subscriptions of the O(virtual_machines) given by id, else O(subscription_id).
+      - VM entries carry C(subscription_id), and RV(ansible_facts.azure_jit.summary.subscriptions)
+        breaks the counts down per subscription.
+    type: list
+    elements: str
+    version_added: 0.2.0
   resource_groups:
     description:
       - Only report VMs in these resource groups (names, case-insensitive).
       - Combines with O(virtual_machines) and O(tags) - a VM must match every filter given.
-      - When no filter is given, every VM of the subscription is reported.
+      - When no filter is given, every VM of the subscriptions read is reported.
     type: list
     elements: str
   virtual_machines:
@@ -667,12 +677,13 @@ ansible_facts:
 """  # noqa: E501 - resource ids in the sample
 
 import datetime  # noqa: E402 - imports follow the documentation in Ansible modules
+import re  # noqa: E402 - imports follow the documentation in Ansible modules
 
-from ansible_collections.jitaccess.azure.plugins.module_utils._api import list_jit_policies  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import list_jit_policies, subscription_ids  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._facts import build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError, vm_id_from_reference  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, subscriptions_of  # noqa: E402 - imports follow the documentation in Ansible modules
 
 VM_SPEC = {
     "id": {"type": "str"},
@@ -681,9 +692,30 @@ VM_SPEC = {
 }
 
 
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def check_subscriptions(values):
+    """The ``subscriptions`` option: unique ids (a GUID each), or ``["all"]``; [] when not given."""
+    if not values:
+        return []
+    if any(str(value).strip().lower() == "all" for value in values):
+        if len(values) > 1:
+            raise JitValidationError(f"subscriptions {values!r}: 'all' stands alone (every subscription the identity can see)")
+        return ["all"]
+    result = {}
+    for value in values:
+        text = str(value).strip()
+        if not GUID.match(text):
+            raise JitValidationError(f"subscriptions entry {value!r} is not a subscription id (a GUID such as 00000000-0000-0000-0000-000000000001) or 'all'")
+        result.setdefault(text.lower(), text)
+    return list(result.values())
+
+
 def main():
     module = AzureJitModule(
         argument_spec={
+            "subscriptions": {"type": "list", "elements": "str"},
             "resource_groups": {"type": "list", "elements": "str"},
             "virtual_machines": {"type": "list", "elements": "dict", "options": VM_SPEC},
             "tags": {"type": "dict"},
@@ -693,15 +725,21 @@ def main():
     )
     params = module.params
     api = module.api
-    subscription = api.subscription_id
+    subscription = module.default_subscription_id
     try:  # bad input fails before any call to Azure
-        for reference in params["virtual_machines"] or []:
-            vm_id_from_reference(reference, subscription)
+        vm_ids = [vm_id_from_reference(reference, subscription) for reference in params["virtual_machines"] or []]
         check_tags(params["tags"])
+        subscriptions = check_subscriptions(params["subscriptions"])
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
-    inventory = read_inventory(api, module.azure_call)
-    policies = module.azure_call("list JIT network access policies", lambda: list_jit_policies(api))
+    if subscriptions == ["all"]:
+        subscriptions = module.azure_call("list subscriptions", lambda: subscription_ids(api))
+        if not subscriptions:
+            module.fail_json(msg="subscriptions=all: the identity cannot see any subscription")
+    subscriptions = subscriptions or subscriptions_of(vm_ids) or [module.subscription_id]
+    subscription = subscription or subscriptions[0]
+    inventory = read_inventory(api, module.azure_call, subscriptions=subscriptions)
+    policies = module.azure_call("list JIT network access policies", lambda: list_jit_policies(api, subscriptions))
     now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run Python < 3.11
     try:
         facts = build_facts(
@@ -713,12 +751,13 @@ def main():
             virtual_machines=params["virtual_machines"],
             tags=params["tags"],
             detail=params["detail"],
+            subscriptions=subscriptions,
         )
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
     for group in params["resource_groups"] or []:
         if not any(vm["resource_group"].lower() == group.lower() for vm in facts["virtual_machines"]) and not (params["virtual_machines"] or params["tags"]):
-            module.warn(f"resource group {group!r} has no virtual machines in subscription {subscription}")
+            module.warn(f"resource group {group!r} has no virtual machines in subscription(s) {', '.join(subscriptions)}")
     module.exit_json(changed=False, ansible_facts={"azure_jit": facts})
 
 

@@ -107,3 +107,45 @@ def test_resolve_by_name_or_id_reports_all_unknown_and_duplicates():
 def test_nsgs_by_id_is_case_insensitive():
     inventory = _topology.Inventory(network_security_groups=[{"id": NET + "/networkSecurityGroups/NSG-A"}])
     assert list(_topology.nsgs_by_id(inventory)) == [(NET + "/networkSecurityGroups/nsg-a").lower()]
+
+
+SUB2 = "00000000-0000-0000-0000-000000000002"
+
+
+def test_subscriptions_come_from_vm_ids_in_first_seen_order():
+    ids = [
+        "/subscriptions/%s/resourceGroups/a/providers/Microsoft.Compute/virtualMachines/x" % SUB2,
+        RG + "/providers/Microsoft.Compute/virtualMachines/y",
+        "/subscriptions/%s/resourceGroups/b/providers/Microsoft.Compute/virtualMachines/z" % SUB2.upper(),
+    ]
+    assert _topology.subscriptions_of(ids) == [SUB2, SUB]
+    assert _topology.subscriptions_of([], SUB) == [SUB]
+    assert _topology.subscriptions_of([]) == []
+    assert _topology.not_found_message(ids[:1]) == "virtual machine(s) not found in subscription %s: %s" % (SUB2, ids[0])
+    assert _topology.not_found_message(ids[:2]).startswith("virtual machine(s) not found in subscriptions %s, %s: " % (SUB2, SUB))
+
+
+def test_read_inventory_lists_each_kind_once_per_subscription():
+    class Api:
+        subscription_id = SUB
+
+        def __init__(self):
+            self.calls = []
+
+        def list_in_subscription(self, path, api_version, params=None, subscription_id=None):
+            self.calls.append((subscription_id, path.rsplit("/", 1)[1]))
+            return [{"id": "/subscriptions/%s/%s" % (subscription_id, path)}]
+
+    api, actions = Api(), []
+
+    def call(action, function):
+        actions.append(action)
+        return function()
+
+    inventory = _topology.read_inventory(api, call, kinds=("virtual_machines", "network_interfaces"), subscriptions=[SUB, SUB2])
+    assert api.calls == [(SUB, "virtualMachines"), (SUB, "networkInterfaces"), (SUB2, "virtualMachines"), (SUB2, "networkInterfaces")]
+    assert len(inventory.virtual_machines) == 2 and len(inventory.network_interfaces) == 2
+    assert actions[2] == "list virtual machines in subscription %s" % SUB2
+    api.calls.clear()
+    _topology.read_inventory(api, lambda action, function: function(), kinds=("virtual_machines",))
+    assert api.calls == [(SUB, "virtualMachines")]  # default: the API's subscription

@@ -115,7 +115,7 @@ def test_validate_options_ignores_ports_for_absent():
 def test_resolve_targets_names_every_unknown_vm():
     refs = [{"id": vm_id("ghost-1"), "ports": None}, {"id": vm_id("web-1"), "ports": None}, {"id": vm_id("ghost-2"), "ports": None}]
     with pytest.raises(_jit.JitValidationError) as info:
-        mod.resolve_targets(refs, topology(record("web-1")), SUB)
+        mod.resolve_targets(refs, topology(record("web-1")))
     assert "ghost-1" in str(info.value) and "ghost-2" in str(info.value) and "web-1" not in str(info.value)
 
 
@@ -123,13 +123,13 @@ def test_resolve_targets_unsupported_fails_or_is_skipped():
     topo = topology(record("web-1"), record("bare-1", reason="no network security group on any NIC or subnet of the VM"))
     refs = [{"id": vm_id("web-1").lower(), "ports": None}, {"id": vm_id("bare-1"), "ports": None}]
     with pytest.raises(_jit.JitValidationError, match="bare-1 .no network security group.*skip_unsupported"):
-        mod.resolve_targets(refs, topo, SUB)
-    targets, skipped = mod.resolve_targets(refs, topo, SUB, skip_unsupported=True)
+        mod.resolve_targets(refs, topo)
+    targets, skipped = mod.resolve_targets(refs, topo, skip_unsupported=True)
     assert [item["id"] for item in targets] == [vm_id("web-1")]  # Azure's spelling, not the user's
     assert skipped == [
         {"id": vm_id("bare-1"), "name": "bare-1", "resource_group": "rg-web", "reason": "no network security group on any NIC or subnet of the VM"}
     ]
-    targets, skipped = mod.resolve_targets(refs, topo, SUB, present=False)
+    targets, skipped = mod.resolve_targets(refs, topo, present=False)
     assert len(targets) == 2 and skipped == []
 
 
