@@ -84,7 +84,9 @@ def handle(app: Any, req: Request, path: str) -> Response:
         return _ok()
     if route == ("GET", "/state"):
         with app.lock:
-            return _ok(app.state.to_json())
+            body = app.state.to_json()
+            body["extra_subscriptions"] = [state.to_json() for state in app.subscriptions.values() if state is not app.state]
+            return _ok(body)
     if route == ("GET", "/gates"):
         return _ok(app.gates.describe() if app.gates else {})
     if route == ("GET", "/config"):

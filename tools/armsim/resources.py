@@ -28,7 +28,7 @@ def rg_json(rg) -> dict:
 
 
 def list_subscriptions(ctx: Ctx, **_: str) -> Response:
-    return ctx.paged([ctx.state], lambda s: dumps(subscription_json(s)))
+    return ctx.paged(list(ctx.app.subscriptions.values()), lambda s: dumps(subscription_json(s)))
 
 
 def get_subscription(ctx: Ctx, **_: str) -> Response:

@@ -409,9 +409,31 @@ def _seed_port(port: Any) -> dict:
 
 
 def build_state(source: str | os.PathLike | dict, now: float) -> State:
-    """Build a fresh State from a seed path or dict (raises SeedError on a bad seed)."""
+    """Build a fresh State (the seed's first subscription) from a seed path or dict (raises
+    SeedError on a bad seed)."""
+    return build_states(source, now)[0]
+
+
+SHARED_KEYS = ("tenant_id", "principals", "extra_tenants")
+"""Seed keys every subscription shares: one directory (tenant, principals) over all of them."""
+
+
+def build_states(source: str | os.PathLike | dict, now: float) -> list[State]:
+    """One State per subscription: the seed's own, then each of ``extra_subscriptions`` (same
+    tenant and principals; their own ``subscription_id``, ``subscription_name``,
+    ``resource_groups`` and ``jit_policies``)."""
     data = load(source)
+    shared = {key: data[key] for key in SHARED_KEYS if key in data}
+    parts = [data] + [{**shared, **extra} for extra in _list(data.get("extra_subscriptions"))]
+    states = []
     try:
-        return _Builder(data).build(now)
+        for part in parts:
+            if part is not data and not part.get("subscription_id"):
+                raise SeedError("every entry of extra_subscriptions needs a subscription_id")
+            states.append(_Builder(part).build(now))
     except (KeyError, TypeError) as exc:
         raise SeedError(f"invalid seed: {exc!r}") from exc
+    ids = [state.subscription_id.lower() for state in states]
+    if len(set(ids)) != len(ids):
+        raise SeedError(f"subscription ids must be unique: {', '.join(ids)}")
+    return states

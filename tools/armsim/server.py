@@ -245,7 +245,7 @@ class App:
         self.certificate_paths = self._generate_certificates(state_dir or tempfile.gettempdir())
         self.clock = Clock()
         self.lock = threading.RLock()
-        self.state = seed.build_state(self.seed_data, self.clock.now())
+        self._build_states()
         self.apply_delay = float(apply_delay)
         self.page_size = int(page_size)
         self.lro_retry_after = int(lro_retry_after)
@@ -278,6 +278,18 @@ class App:
                 paths[client_id] = path
         return paths
 
+    def _build_states(self) -> None:
+        """``state`` is the seed's own subscription; ``subscriptions`` maps every subscription id
+        (lower-cased) to its State (``extra_subscriptions`` share the tenant and principals)."""
+        states = seed.build_states(self.seed_data, self.clock.now())
+        self.state = states[0]
+        self.subscriptions = {state.subscription_id.lower(): state for state in states}
+
+    def state_of(self, resource_id: str) -> Any:
+        """The State of the subscription an ARM id (or policy key) names; the primary one by default."""
+        m = re.match(r"^/subscriptions/([^/]+)", resource_id, re.IGNORECASE)
+        return self.subscriptions.get(m.group(1).lower(), self.state) if m else self.state
+
     def set_base_url(self, base_url: str) -> None:
         self.arm_url = base_url
         self.auth = Auth(base_url, self.token_lifetime)
@@ -287,7 +299,7 @@ class App:
         with self.lock:
             self.generation += 1
             self.clock.reset()
-            self.state = seed.build_state(self.seed_data, self.clock.now())
+            self._build_states()
             self.stats.reset()
             self.faults.clear()
             self.operations.clear()
@@ -316,7 +328,8 @@ class App:
     def advance(self, seconds: float) -> None:
         with self.lock:
             self.clock.advance(seconds)
-            jit.process_expiries(self.state, self.clock.now())
+            for state in self.subscriptions.values():
+                jit.process_expiries(state, self.clock.now())
 
     def schedule_apply(self, policy_key: str, req: Any) -> None:
         generation = self.generation
@@ -324,7 +337,7 @@ class App:
         def run() -> None:
             with self.lock:
                 if self.generation == generation:
-                    jit.apply_request(self.state, policy_key, req, self.clock.now())
+                    jit.apply_request(self.state_of(policy_key), policy_key, req, self.clock.now())
 
         if self.apply_delay <= 0:
             run()
@@ -420,8 +433,9 @@ class App:
         if "api-version" not in req.query:
             raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
         m = re.match(r"^/subscriptions/([^/]+)", req.path, re.IGNORECASE)
-        if m and m.group(1).lower() != self.state.subscription_id.lower():
+        if m and m.group(1).lower() not in self.subscriptions:
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{m.group(1)}' could not be found.")
+        state = self.subscriptions[m.group(1).lower()] if m else self.state
         handler, groups, path_matched = None, {}, False
         for method, pattern, fn in self.routes:
             match = pattern.match(req.path)
@@ -451,8 +465,8 @@ class App:
             lro_fault = taken[0] if taken else None
         with self.lock:
             now = self.clock.now()
-            jit.process_expiries(self.state, now)
-            ctx = Ctx(req=req, state=self.state, app=self, principal=principal, now=now, lro_fault=lro_fault)
+            jit.process_expiries(state, now)
+            ctx = Ctx(req=req, state=state, app=self, principal=principal, now=now, lro_fault=lro_fault)
             return handler(ctx, **groups)
 
 

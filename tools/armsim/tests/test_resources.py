@@ -196,3 +196,31 @@ def test_metadata_has_what_azure_cli_core_maps_to_a_cloud(sim):
         assert meta[key].startswith(base + "/"), key
     # every suffix points at a name that cannot resolve (no traffic can leave the machine)
     assert all(value.endswith(".armsim.local") for value in meta["suffixes"].values())
+
+
+SUB2 = "00000000-0000-0000-0000-0000000000b2"
+
+
+def test_extra_subscriptions_share_the_tenant_and_keep_their_own_resources():
+    seed = copy.deepcopy(SEED)
+    seed["extra_subscriptions"] = [{"subscription_id": SUB2, "subscription_name": "dev", "resource_groups": [{"name": "rg-dev", "location": "northeurope"}]}]
+    with ArmSim(seed) as sim:
+        arm = Arm(sim)
+        listed = arm.call("GET", "/subscriptions", api=SUBS_API).json()["value"]
+        assert [(sub["subscriptionId"], sub["displayName"], sub["tenantId"]) for sub in listed] == [(SUB, "armsim", TENANT), (SUB2, "dev", TENANT)]
+        dev = arm.call("GET", f"/subscriptions/{SUB2}/resourcegroups", api=RG_API).json()["value"]
+        assert [group["id"] for group in dev] == [f"/subscriptions/{SUB2}/resourceGroups/rg-dev"]
+        assert arm.call("GET", f"/subscriptions/{SUB2}/resourcegroups/rg-web", api=RG_API).status_code == 404  # rg-web is SUB's
+        unknown = arm.call("GET", "/subscriptions/00000000-0000-0000-0000-0000000000ff/resourcegroups", api=RG_API)
+        assert unknown.json()["error"]["code"] == "SubscriptionNotFound"
+        state = sim.state()
+        assert [extra["subscription_id"] for extra in state["extra_subscriptions"]] == [SUB2]
+
+
+def test_extra_subscriptions_need_unique_ids():
+    from armsim.seed import SeedError, build_states
+
+    with pytest.raises(SeedError, match="subscription ids must be unique"):
+        build_states(dict(copy.deepcopy(SEED), extra_subscriptions=[{"subscription_id": SUB.upper()}]), 0)
+    with pytest.raises(SeedError, match="needs a subscription_id"):
+        build_states(dict(copy.deepcopy(SEED), extra_subscriptions=[{"resource_groups": []}]), 0)
