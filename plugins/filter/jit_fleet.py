@@ -134,13 +134,31 @@ def _int(value, default=0):
 
 
 def _coverage(facts):
-    summary = facts.get("summary") or {}
+    return _summary_coverage(facts.get("summary") or {}, len(facts.get("virtual_machines") or []))
+
+
+def _subscription_coverage(before, after):
+    """``{subscription id: {before, after}}`` from the facts' per-subscription summaries."""
+    before_subs = (before.get("summary") or {}).get("subscriptions") or {}
+    after_subs = (after.get("summary") or {}).get("subscriptions") or {}
+    return {
+        sub: {"before": _summary_coverage(before_subs.get(sub) or {}), "after": _summary_coverage(after_subs.get(sub) or before_subs.get(sub) or {})}
+        for sub in sorted(set(before_subs) | set(after_subs), key=str.lower)
+    }
+
+
+def _subscription_of(resource_id):
+    parts = _text(resource_id).split("/")
+    return parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else ""
+
+
+def _summary_coverage(summary, vms=0):
     status = summary.get("jit_status") or {}
     configured = _int(status.get("configured", 0))
     not_configured = _int(status.get("not_configured", 0))
     eligible = configured + not_configured
     return {
-        "virtual_machines": _int(summary.get("virtual_machines", len(facts.get("virtual_machines") or []))),
+        "virtual_machines": _int(summary.get("virtual_machines", vms)),
         "configured": configured,
         "not_configured": not_configured,
         "unsupported": _int(status.get("unsupported", 0)),
@@ -166,6 +184,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
             {
                 "id": vm.get("id"),
                 "name": vm.get("name"),
+                "subscription_id": _subscription_of(vm.get("id")),
                 "resource_group": vm.get("resource_group"),
                 "os_type": vm.get("os_type"),
                 "jit_status_before": vm.get("jit_status"),
@@ -192,6 +211,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
                 exposures.append(
                     {
                         "vm": vm.get("name"),
+                        "subscription_id": _subscription_of(vm.get("id")),
                         "resource_group": vm.get("resource_group"),
                         "id": vm.get("id"),
                         "port": entry.get("port"),
@@ -210,6 +230,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
                 bypasses.append(
                     {
                         "vm": vm.get("name"),
+                        "subscription_id": _subscription_of(vm.get("id")),
                         "resource_group": vm.get("resource_group"),
                         "id": vm.get("id"),
                         "port": entry.get("port"),
@@ -223,9 +244,11 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
         "mode": mode,
         "policy_name": policy_name,
         "subscription_id": before.get("subscription_id", ""),
+        "subscription_ids": list(before.get("subscription_ids") or [before.get("subscription_id", "")]),
         "scope": dict(scope or {}),
         "settings": dict(settings or {}),
         "coverage": {"before": _coverage(before), "after": _coverage(after)},
+        "coverage_by_subscription": _subscription_coverage(before, after),
         "candidates": candidates,
         "already_configured": selection.get("already_configured") or [],
         "changed": bool(apply.get("changed", False)) and not apply.get("skipped", False),
@@ -274,10 +297,12 @@ def report_markdown(report):
     candidates, exposures, bypasses = r.get("candidates") or [], r.get("exposures") or [], r.get("bypasses") or []
     skipped, policies, written = r.get("skipped") or [], r.get("policies") or [], _int(r.get("policies_written"))
     audit = r.get("mode") == "audit"
+    subscriptions = r.get("subscription_ids") or [r.get("subscription_id")]
+    where = ("subscription " if len(subscriptions) == 1 else "subscriptions ") + ", ".join("`%s`" % _text(sub) for sub in subscriptions)
     lines = [
         "# JIT fleet report — %s" % _text(r.get("mode")),
         "",
-        "Generated %s for subscription `%s`, policy name `%s`." % (_text(r.get("generated_at")), _text(r.get("subscription_id")), _text(r.get("policy_name"))),
+        "Generated %s for %s, policy name `%s`." % (_text(r.get("generated_at")), where, _text(r.get("policy_name"))),
     ]
     if audit:
         lines.append("Audit mode: nothing was written to Azure. %d VM(s) would be put under JIT by `jit_fleet_mode: enforce`." % len(candidates))
@@ -289,6 +314,15 @@ def report_markdown(report):
         lines.append(
             _row(moment, c.get("virtual_machines"), c.get("configured"), c.get("not_configured"), c.get("unsupported"), "%s%%" % _text(c.get("percent")))
         )
+    by_subscription = r.get("coverage_by_subscription") or {}
+    if len(by_subscription) > 1:
+        lines += ["", "### Per subscription", ""]
+        rows = []
+        for sub, moments in by_subscription.items():
+            before, after = moments.get("before") or {}, moments.get("after") or {}
+            percent = "%s%%" % _text(after.get("percent"))
+            rows.append(_row(sub, after.get("virtual_machines"), before.get("configured"), after.get("configured"), after.get("eligible"), percent))
+        _table(lines, ("subscription", "VMs", "under JIT before", "under JIT after", "eligible", "coverage after"), rows)
     lines += ["", "## %s (%d)" % ("Would be put under JIT" if audit else "Put under JIT", len(candidates)), ""]
     rows = [_row(vm.get("name"), vm.get("resource_group"), vm.get("os_type"), ", ".join(_text(port) for port in vm.get("ports") or [])) for vm in candidates]
     _table(lines, ("VM", "resource group", "OS", "ports"), rows)

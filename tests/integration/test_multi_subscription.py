@@ -6,7 +6,10 @@ is only the default for VMs named without one. Outcomes are asserted in both sub
 state and in the per-operation counters: one policy PUT per policy, one initiate per policy.
 """
 
+import json
+
 from harness import run_playbook
+from roles_support import PLAYBOOKS
 
 SUB_A = "00000000-0000-0000-0000-000000000001"
 SUB_B = "00000000-0000-0000-0000-0000000000b2"
@@ -124,3 +127,21 @@ def test_vms_by_name_use_the_configured_subscription_and_unknown_ones_are_named(
     by_name = {"name": "by-name", "jitaccess.azure.jit_policy": {"virtual_machines": [{"name": "a-1", "resource_group": "rg-a"}]}}
     run = run_playbook(armsim, play(by_name), env=env)
     assert "needs a subscription: set subscription_id, or give the VM's id" in run.result("by-name")["msg"]
+
+
+def test_fleet_rollout_over_every_subscription_reports_each(armsim, tmp_path):
+    extra = {"jit_fleet_mode": "enforce", "jit_fleet_subscriptions": ["all"], "jit_fleet_report_dir": str(tmp_path)}
+    run = run_playbook(armsim, PLAYBOOKS + "/enable_jit_fleet.yml", extra_vars=extra)
+    assert run.rc == 0, run.stdout[-4000:]
+    report = json.loads((tmp_path / "jit_fleet_report.json").read_text())
+    assert sorted(report["subscription_ids"]) == [SUB_A, SUB_B]
+    assert report["policies_written"] == 2 and armsim.stats()["by_operation"]["PUT jitNetworkAccessPolicies"] == 2
+    by_sub = report["coverage_by_subscription"]
+    assert {sub: (item["before"]["configured"], item["after"]["configured"], item["after"]["eligible"]) for sub, item in by_sub.items()} == {
+        SUB_A: (0, 2, 2),
+        SUB_B: (0, 2, 2),
+    }
+    assert sorted((vm["subscription_id"], vm["name"]) for vm in report["candidates"]) == [(SUB_A, "a-1"), (SUB_A, "a-2"), (SUB_B, "b-1"), (SUB_B, "b-2")]
+    markdown = (tmp_path / "jit_fleet_report.md").read_text()
+    assert "### Per subscription" in markdown and f"| {SUB_B} | 2 | 0 | 2 | 2 | 100.0% |" in markdown
+    assert len(jit_rules(states(armsim)[SUB_B], "_")) == 2
