@@ -225,3 +225,23 @@ def test_no_plugin_imports_a_per_service_sdk_or_talks_to_arm_outside_api():
                 if per_service or pipeline:
                     offenders.append("%s imports %s" % (path.relative_to(plugins), name))
     assert offenders == []
+
+
+def test_sdk_log_file_has_requests_and_no_token(tmp_path):
+    import logging
+
+    path = tmp_path / "azure-sdk.log"
+    logger = logging.getLogger("azure")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        _api.log_sdk_to_file(str(path))
+        api, _session = make_api([(200, {"value": []})])
+        api.list("/subscriptions/sub-1/providers/Microsoft.Network/networkSecurityGroups", "2024-05-01")
+    finally:
+        for handler in logger.handlers[len(handlers) :]:
+            handler.close()
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+    text = path.read_text(encoding="utf-8")
+    assert "networkSecurityGroups" in text and "200" in text
+    assert Token.token not in text and "REDACTED" in text
