@@ -732,6 +732,13 @@ def find_jit_rules(rules, kind=None, destination=None, ports=None, sources=None)
     return sorted(found, key=lambda rule: (rule.priority, rule.name))
 
 
+def missing_deny_ports(nsg, address, ports):
+    """The ``ports`` of ``address`` that no JIT deny rule of ``nsg`` (a REST dict) covers, sorted:
+    what another tool deleted (drift). JIT deny rules have protocol ``*``, so only ports count."""
+    denies = find_jit_rules(rules_from_nsg(nsg), kind=JIT_KIND_DENY, destination=address)
+    return sorted({port for port in ports if not any(rule.covers_port(port) for rule in denies)})
+
+
 JitBypass = namedtuple("JitBypass", "protected bypassed deny_rule bypass_rules admitted_prefixes")
 JitBypass.__doc__ = """Result of :func:`jit_bypass`: ``protected`` when a JIT deny rule covers the
 port; ``bypassed`` when, before that deny rule, a non-JIT allow rule admits the Internet (all of

@@ -187,6 +187,36 @@ options:
       - When V(true), such VMs are left out and listed in RV(skipped_virtual_machines) with the reason.
     type: bool
     default: false
+  update_existing:
+    description:
+      - V(false) leaves the entry of every named VM that is already in its policy as it is (its
+        ports are not changed); only VMs not yet under JIT get the ports given. Such VMs are still
+        checked for O(drift). The M(jitaccess.azure.jit_fleet) role uses it to repair drift without
+        changing ports.
+    type: bool
+    default: true
+    version_added: 0.2.0
+  drift:
+    description:
+      - What to do when a JIT deny rule of a VM in an affected policy is missing from an NSG on the
+        VM's path (deleted by a tool that owns the NSG's rule list - Terraform, Bicep,
+        C(azure_rm_securitygroup) with C(purge_rules)). Checked from one more bulk read (the NSGs).
+      - V(repair) writes that policy again, unchanged (one write per drifted policy, never per VM);
+        Azure re-applies the deny rules of every VM of a policy it is given. The module then waits,
+        up to O(wait_timeout), until the rules are back, and lists them in RV(repaired).
+      - V(report) only lists them (RV(policies[].drift)) and warns; V(ignore) does not look.
+      - Check mode and diff show a repair without writing.
+    type: str
+    choices: [repair, report, ignore]
+    default: repair
+    version_added: 0.2.0
+  wait_timeout:
+    description:
+      - Seconds to wait, after repairing drift, for the deny rules to be back on every NSG. The
+        task fails when they are not, naming each one still missing.
+    type: int
+    default: 300
+    version_added: 0.2.0
 notes:
   - "RBAC: configuring JIT needs C(Microsoft.Security/locations/jitNetworkAccessPolicies/write) and
     C(Microsoft.Compute/virtualMachines/write), plus read access to the VMs, network interfaces and
@@ -294,7 +324,7 @@ policies:
     action:
       description: What was done to the policy (or would be, in check mode).
       type: str
-      choices: [created, updated, deleted, unchanged]
+      choices: [created, updated, deleted, repaired, unchanged]
       sample: updated
     changed:
       description: Whether the policy was (or would be) written or deleted.
@@ -304,6 +334,13 @@ policies:
       description: Number of writes made to this policy (more than one when a concurrent writer was repaired).
       type: int
       sample: 1
+    drift:
+      description:
+        - JIT deny rules found missing for the VMs of this policy before any write (same entries
+          as RV(repaired)). Listed whatever O(drift) says, except V(ignore).
+      type: list
+      elements: dict
+      version_added: 0.2.0
     changes:
       description: Lower-cased ids of the VM entries added, changed and removed.
       type: dict
@@ -365,6 +402,23 @@ policies:
             max_request_access_duration:
               description: Longest access a request may open, ISO 8601.
               type: str
+repaired:
+  description:
+    - JIT deny rules that were missing and that writing their policy again brought back (or would,
+      in check mode), one entry per VM, NSG and private IP. Empty when nothing drifted, or with
+      O(drift=report) or O(drift=ignore).
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.2.0
+  sample:
+    - policy_id: "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security\
+        /locations/westeurope/jitNetworkAccessPolicies/default"
+      vm_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-1
+      vm_name: web-1
+      nsg_id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web
+      private_ip: 10.1.0.4
+      missing_ports: [22]
 skipped_virtual_machines:
   description:
     - VMs left out because JIT cannot protect them (only with O(skip_unsupported=true)).
@@ -415,15 +469,20 @@ diff:
 """
 
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _jit  # noqa: E402
+import time  # noqa: E402
+
+from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import SECURITY_API_VERSION  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     build_topology,
     not_found_message,
+    nsgs_by_id,
     read_inventory,
+    read_nsg,
     subscriptions_of,
 )
+from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays  # noqa: E402
 
 MAX_WRITE_ATTEMPTS = 3
 """Writes per policy before giving up on a concurrent writer."""
@@ -455,6 +514,9 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     purge_virtual_machines=dict(type="bool", default=False),
     skip_unsupported=dict(type="bool", default=False),
+    drift=dict(type="str", choices=["repair", "report", "ignore"], default="repair"),
+    update_existing=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=300),
 )
 
 
@@ -583,24 +645,97 @@ def policy_body(entries):
     return {"kind": "Basic", "properties": {"virtualMachines": list(entries)}}
 
 
-def reconcile_policy(key, desired, remove_ids, purge, api, *, check_mode, max_attempts=MAX_WRITE_ATTEMPTS):
+def find_drift(entries, topology, nsgs):
+    """JIT deny rules missing for a policy's VM entries: one item per (VM, NSG on its path, private
+    IP) lacking a deny rule for some policy port - ``{vm_id, vm_name, nsg_id, private_ip,
+    missing_ports}``. ``topology`` and ``nsgs`` are keyed by lower-cased id; VMs or NSGs not in
+    them are not judged."""
+    drift = []
+    for entry in entries:
+        record = topology.get(_jit.normalize_id(entry.get("id") or ""))
+        if record is None:
+            continue
+        ports = sorted({_jit.canonical_port(port)["number"] for port in entry.get("ports") or []})
+        for nic in record.get("nics") or []:
+            if not nic.get("private_ip"):
+                continue
+            for nsg_id in dict.fromkeys(nsg_id for nsg_id in (nic.get("subnet_nsg_id"), nic.get("nic_nsg_id")) if nsg_id):
+                nsg = nsgs.get(_jit.normalize_id(nsg_id))
+                missing = _nsg.missing_deny_ports(nsg, nic["private_ip"], ports) if nsg is not None else []
+                if missing:
+                    drift.append(
+                        {"vm_id": record["id"], "vm_name": record["name"], "nsg_id": nsg_id, "private_ip": nic["private_ip"], "missing_ports": missing}
+                    )
+    return drift
+
+
+def describe_drift(drift):
+    """``deny rules missing for web-1 port 22 on nsg-web (10.1.0.4), ...`` (one clause per item)."""
+    return "deny rules missing for " + ", ".join(drift_lines(drift))
+
+
+def drift_lines(drift):
+    return [
+        "%s port%s %s on %s (%s)"
+        % (
+            item["vm_name"],
+            "s" if len(item["missing_ports"]) > 1 else "",
+            ",".join(map(str, item["missing_ports"])),
+            item["nsg_id"].rsplit("/", 1)[-1],
+            item["private_ip"],
+        )
+        for item in drift
+    ]
+
+
+def _outcome(before, after, action, exists, *, changed=False, attempts=0, concurrent=(), drift=()):
+    return {
+        "before": before,
+        "after": after,
+        "action": action,
+        "attempts": attempts,
+        "changed": changed,
+        "concurrent": list(concurrent),
+        "exists": exists,
+        "drift": list(drift),
+    }
+
+
+def keep_existing_entries(baseline, desired):
+    """``desired`` with the entry of every VM already in the policy (``baseline``) as it is there."""
+    return [_jit.find_policy_vm(baseline, entry["id"]) or entry for entry in desired]
+
+
+def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O and three switches
+    key, desired, remove_ids, purge, api, *, check_mode, max_attempts=MAX_WRITE_ATTEMPTS, drift=None, repair=True, update_existing=True
+):
     """Bring one policy to the desired state: one GET, a PUT/DELETE only when something differs,
     then a verifying GET; on a lost update re-merge on the fresh read and write again.
 
     ``api`` has ``get(key) -> policy dict or None``, ``put(key, body) -> policy dict`` and
-    ``delete(key)``. Returns a dict with ``before`` and ``after`` entries, ``action``,
-    ``attempts`` (writes made), ``changed`` and ``concurrent`` (ids another writer removed).
+    ``delete(key)``. ``drift(entries)`` (see :func:`find_drift`) finds deny rules another tool
+    deleted: a policy whose entries are as asked but has drift is written again unchanged (Azure
+    re-applies the deny rules of every entry on each write) when ``repair``, else only reported.
+    Returns a dict with ``before`` and ``after`` entries, ``action``, ``attempts`` (writes made),
+    ``changed``, ``concurrent`` (ids another writer removed) and ``drift`` (what was found missing).
+    With ``update_existing`` false, VMs already in the policy keep their entry as it is.
     """
+    requested = desired
     current = api.get(key)
     existed = current is not None
     before = _jit.policy_vm_entries(current)
     baseline = before
+    desired = requested if update_existing else keep_existing_entries(baseline, requested)
     after = plan_entries(baseline, desired, remove_ids, purge)
+    found = drift(baseline) if drift is not None and existed else []
     if _jit.policy_vms_equal(baseline, after):
-        return {"before": before, "after": before, "action": "unchanged", "attempts": 0, "changed": False, "concurrent": [], "exists": existed}
-    action = ("updated" if existed else "created") if after else "deleted"
+        if not found or not repair:
+            return _outcome(before, before, "unchanged", existed, drift=found)
+        action = "repaired"
+    else:
+        action = ("updated" if existed else "created") if after else "deleted"
     if check_mode:
-        return {"before": before, "after": after, "action": action, "attempts": 0, "changed": True, "concurrent": [], "exists": bool(after)}
+        return _outcome(before, after, action, bool(after), changed=True, drift=found)
     desired_ids = {_jit.normalize_id(entry["id"]) for entry in desired}
     concurrent = []
     attempts = 0
@@ -620,6 +755,7 @@ def reconcile_policy(key, desired, remove_ids, purge, api, *, check_mode, max_at
         # A concurrent writer replaced the list after our write (the JIT PUT has no ETag).
         concurrent = sorted(set(concurrent) | set(result.lost))
         baseline = _jit.policy_vm_entries(read_back)
+        desired = requested if update_existing else keep_existing_entries(baseline, requested)
         after = plan_entries(baseline, desired, remove_ids, purge)
         if _jit.policy_vms_equal(baseline, after):  # our entries are as asked; only others' entries changed
             after = baseline
@@ -630,7 +766,7 @@ def reconcile_policy(key, desired, remove_ids, purge, api, *, check_mode, max_at
                 f" (VM entries not as asked: {', '.join(result.not_as_asked) or 'none'}; entries removed by the other writer:"
                 f" {', '.join(result.lost) or 'none'}). Retry when the other writer is done"
             )
-    return {"before": before, "after": after, "action": action, "attempts": attempts, "changed": True, "concurrent": concurrent, "exists": bool(after)}
+    return _outcome(before, after, action, bool(after), changed=True, attempts=attempts, concurrent=concurrent, drift=found)
 
 
 def _snake_port(port):
@@ -694,6 +830,33 @@ class PolicyApi:
         self.writes += 1
 
 
+def wait_for_deny_rules(module, repaired, topology, nsgs, policies, *, sleep=time.sleep, clock=time.monotonic):
+    """After writing drifted policies again: poll the NSGs that missed deny rules until every one
+    is back, for up to ``wait_timeout`` seconds (Defender applies a policy write asynchronously)."""
+    api = module.api
+    deadline = clock() + module.params["wait_timeout"]
+    delays = backoff_delays()
+    pending = [item for _policy_id, items in repaired for item in items]
+    while True:
+        for nsg_id in dict.fromkeys(item["nsg_id"] for item in pending):
+            nsgs[_jit.normalize_id(nsg_id)] = module.azure_call(f"read network security group {nsg_id}", read_nsg, api, nsg_id)
+        entries = [{"id": item["vm_id"], "ports": [{"number": port} for port in item["missing_ports"]]} for item in pending]
+        still = find_drift(entries, topology, nsgs)
+        if not still:
+            return
+        remaining = deadline - clock()
+        if remaining <= 0:
+            module.fail_json(
+                msg=f"the JIT policies were written again, but after {module.params['wait_timeout']} s {describe_drift(still)}"
+                " (Defender for Cloud may still apply them; run again, or check that Defender for Servers Plan 2 is on)",
+                changed=True,
+                policies=policies,
+                missing_deny_rules=still,
+            )
+        pending = still
+        sleep(min(next(delays), max(remaining, 0.1)))
+
+
 def main():
     module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
@@ -706,10 +869,16 @@ def main():
     except _jit.JitValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
 
+    if params["wait_timeout"] < 0:
+        module.fail_json(msg=f"wait_timeout {params['wait_timeout']} is negative: allowed 0 or more seconds", changed=False)
+    check_drift = present and params["drift"] != "ignore"
     kinds = ("virtual_machines", "network_interfaces", "virtual_networks") if present else ("virtual_machines",)
+    if check_drift:
+        kinds += ("network_security_groups",)
     subscriptions = subscriptions_of([ref["id"] for ref in refs])
     inventory = read_inventory(module.api, module.azure_call, kinds=kinds, subscriptions=subscriptions)
     topology = build_topology(inventory)
+    nsgs = nsgs_by_id(inventory)
     try:
         targets, skipped = resolve_targets(refs, topology, present=present, skip_unsupported=params["skip_unsupported"])
         groups = _jit.group_vms_by_policy(targets, policy_name=policy_name)
@@ -725,9 +894,11 @@ def main():
     policies, diffs = [], []
     api = PolicyApi(module, done=policies)
     changed = False
+    drift = (lambda entries: find_drift(entries, topology, nsgs)) if check_drift else None
+    repaired = []  # (policy id, drift items) whose deny rules a write brings back
     for key, desired, remove_ids in plans:
         try:
-            outcome = reconcile_policy(key, desired, remove_ids, purge, api, check_mode=module.check_mode)
+            outcome = reconcile_policy(key, desired, remove_ids, purge, api, check_mode=module.check_mode, drift=drift, repair=params["drift"] == "repair")
         except PolicyConvergenceError as exc:
             module.fail_json(msg=str(exc), changed=True, policies=policies, skipped_virtual_machines=skipped)
         policy_id = _jit.policy_key_id(key)
@@ -743,8 +914,13 @@ def main():
                 "attempts": outcome["attempts"],
                 "changes": _jit.summarize_policy_vm_changes(outcome["before"], outcome["after"]),
                 "virtual_machine_count": len(outcome["after"]),
+                "drift": outcome["drift"],
             }
         )
+        if outcome["drift"] and outcome["changed"] and outcome["after"]:
+            repaired.append((policy_id, outcome["drift"]))
+        elif outcome["drift"]:
+            module.warn(f"JIT policy {policy_id}: {describe_drift(outcome['drift'])} (drift={params['drift']}: not repaired)")
         if params["detail"] == "full":
             policies[-1]["virtual_machines"] = returned_entries(outcome["after"])
         if outcome["attempts"] > 1:
@@ -752,15 +928,18 @@ def main():
             module.warn(f"JIT policy {policy_id}: another writer replaced it during this run; merged again and rewrote it (entries it removed: {lost})")
         if outcome["changed"]:
             diff = _jit.diff_policy_vms(outcome["before"], outcome["after"])
-            diffs.append(
-                {
-                    "before_header": policy_id,
-                    "after_header": policy_id,
-                    "before": {"virtual_machines": diff["before"]},
-                    "after": {"virtual_machines": diff["after"]},
-                }
-            )
-    result = {"changed": changed, "policies": policies, "skipped_virtual_machines": skipped}
+            before, after = {"virtual_machines": diff["before"]}, {"virtual_machines": diff["after"]}
+            if outcome["drift"]:
+                before["missing_deny_rules"], after["missing_deny_rules"] = drift_lines(outcome["drift"]), []
+            diffs.append({"before_header": policy_id, "after_header": policy_id, "before": before, "after": after})
+    if repaired and not module.check_mode:
+        wait_for_deny_rules(module, repaired, topology, nsgs, policies)
+    result = {
+        "changed": changed,
+        "policies": policies,
+        "skipped_virtual_machines": skipped,
+        "repaired": [dict(item, policy_id=policy_id) for policy_id, items in repaired for item in items],
+    }
     if module.diff_mode:
         result["diff"] = diffs
     module.exit_json(**result)

@@ -504,6 +504,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     resolve_vms,
     subscriptions_of,
 )
+from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays  # noqa: E402
 
 _UTC = timezone.utc  # noqa: UP017 - keep the module importable on older Pythons
 
@@ -718,18 +719,6 @@ def baseline_fingerprints(paths, nsgs, port):
 NSG_GET_LIMIT = 10
 """While waiting, up to this many NSGs are read with one GET each per polling round; more are read
 with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
-
-
-def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=10.0):
-    """Sleeps between polling rounds: 0.5 s three times (short apply delays), then growing by
-    ``factor`` up to ``maximum``: 0.5, 0.5, 0.5, 0.75, 1.1, 1.7, 2.5, 3.8, 5.7, 8.5, 10, 10..."""
-    delay = first
-    rounds = 0
-    while True:
-        yield delay
-        rounds += 1
-        if rounds >= steady_rounds:
-            delay = min(maximum, delay * factor)
 
 
 def token_identities(token):

@@ -171,10 +171,17 @@ ansible_facts:
       type: dict
       contains:
         subscription_id:
-          description: The subscription that was read.
+          description: The configured subscription (or, without one, the first subscription read).
           type: str
           returned: always
           sample: 00000000-0000-0000-0000-000000000001
+        subscription_ids:
+          description: Every subscription that was read (see O(subscriptions)).
+          type: list
+          elements: str
+          returned: always
+          version_added: 0.2.0
+          sample: [00000000-0000-0000-0000-000000000001]
         generated_at:
           description: When the report was made (UTC); active requests are judged at this time.
           type: str
@@ -203,6 +210,11 @@ ansible_facts:
               description: VM name.
               type: str
               returned: always
+            subscription_id:
+              description: The subscription of the VM.
+              type: str
+              returned: always
+              version_added: 0.2.0
             resource_group:
               description: VM resource group.
               type: str
@@ -532,14 +544,21 @@ ansible_facts:
             drift:
               description: Length of RV(ansible_facts.azure_jit.drift).
               type: int
+            subscriptions:
+              description:
+                - The same counts (every key above) for each subscription read, by subscription id.
+              type: dict
+              version_added: 0.2.0
   sample:
     azure_jit:
       subscription_id: 00000000-0000-0000-0000-000000000001
+      subscription_ids: [00000000-0000-0000-0000-000000000001]
       generated_at: "2026-11-21T10:00:00Z"
       scope: {resource_groups: [], virtual_machines: [], tags: {}, whole_subscription: true}
       virtual_machines:
         - id: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-1
           name: web-1
+          subscription_id: 00000000-0000-0000-0000-000000000001
           resource_group: rg-web
           location: westeurope
           os_type: Linux

@@ -75,10 +75,8 @@ ARMSIM_OPTIONS = {"apply_delay": 1}
 HOSTS = [("awx-web-1", "rg-awx-web"), ("awx-web-2", "rg-awx-web"), ("awx-db-1", "rg-awx-db")]
 HOST_NAMES = sorted(name for name, _group in HOSTS)
 PRIVATE_IPS = ["10.7.0.4", "10.7.0.5", "10.8.0.4"]
-POLICIES = {
-    "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-awx-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
-    "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-awx-db/providers/Microsoft.Security/locations/northeurope/jitNetworkAccessPolicies/default",
-}
+POLICY = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/%s/providers/Microsoft.Security/locations/%s/jitNetworkAccessPolicies/default"
+POLICIES = {POLICY % ("rg-awx-web", "westeurope"), POLICY % ("rg-awx-db", "northeurope")}
 # The variables AWX's azure_rm injector sets for a service principal with a cloud environment.
 AWX_AZURE_RM_VARIABLES = {"AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID", "AZURE_TENANT", "AZURE_SECRET", "AZURE_CLOUD_ENVIRONMENT"}
 # A new TCP connection per SSH session, as in test_e2e_configure.py: a ControlPersist master opened

@@ -14,7 +14,7 @@ never hit by faults.
     POST   /reset                  back to the seed: state, counters, faults, clock
     GET    /state                  every resource as JSON
     GET    /gates                  data-plane gates: {"<vm>:<port>": {...}}
-    GET    /config, POST /config   {"apply_delay", "page_size", "lro_retry_after"}
+    GET    /config, POST /config   {"apply_delay", "deny_apply_delay", "page_size", "lro_retry_after"}
     POST   /vm/power               {"id" | "resource_group"+"name", "power_state"}: change a VM's power state
 """
 
@@ -94,6 +94,8 @@ def handle(app: Any, req: Request, path: str) -> Response:
     if route == ("POST", "/config"):
         if "apply_delay" in body:
             app.apply_delay = float(body["apply_delay"])
+        if "deny_apply_delay" in body:
+            app.deny_apply_delay = float(body["deny_apply_delay"])
         if "page_size" in body:
             if int(body["page_size"]) < 1:
                 return _bad("page_size must be >= 1")
@@ -107,7 +109,7 @@ def handle(app: Any, req: Request, path: str) -> Response:
 
 
 def _config(app: Any) -> dict:
-    return {"apply_delay": app.apply_delay, "page_size": app.page_size, "lro_retry_after": app.lro_retry_after}
+    return {"apply_delay": app.apply_delay, "deny_apply_delay": app.deny_apply_delay, "page_size": app.page_size, "lro_retry_after": app.lro_retry_after}
 
 
 def _vm_power(app: Any, body: dict) -> Response:

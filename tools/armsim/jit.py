@@ -328,8 +328,18 @@ def _active_ports(policy: JitPolicy, vm_id: str):
                         yield p
 
 
-def put_policy(state: State, rg: str, location: str, name: str, body: Any, *, now: float) -> JitPolicy:
-    """Create or fully replace a policy and bring the NSG rules in line with it."""
+def sync_policy_deny_rules(state: State, policy: JitPolicy) -> None:
+    """Every VM entry's deny rules on every NSG of its path: created where missing, updated where
+    their ports differ (what Defender does on each write of the policy)."""
+    for entry in policy.virtual_machines:
+        vm = state.vms.get(entry["id"].lower())
+        if vm is not None:
+            _sync_deny_rules(state, policy, vm, [p["number"] for p in entry["ports"]])
+
+
+def put_policy(state: State, rg: str, location: str, name: str, body: Any, *, now: float, sync_deny: bool = True) -> JitPolicy:
+    """Create or fully replace a policy and bring the NSG rules in line with it (the deny rules
+    later, by the caller, when ``sync_deny`` is false)."""
     group = state.rg(rg)
     if group is None:
         raise rg_not_found(rg)
@@ -363,9 +373,8 @@ def put_policy(state: State, rg: str, location: str, name: str, body: Any, *, no
         for port in _active_ports(policy, vm.id):
             if port.number not in kept:
                 _delete_allow_rules(state, port)
-    for entry in vms:
-        vm = state.vms[entry["id"].lower()]
-        _sync_deny_rules(state, policy, vm, [p["number"] for p in entry["ports"]])
+    if sync_deny:
+        sync_policy_deny_rules(state, policy)
     _refresh_next_expiry(state)
     return policy
 
@@ -638,7 +647,10 @@ def get_policy(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Response:
 
 def put_policy_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Response:
     _check_api(ctx, loc)
-    policy = put_policy(ctx.state, rg, loc, name, ctx.req.json(), now=ctx.now)
+    delayed = ctx.app.deny_apply_delay > 0
+    policy = put_policy(ctx.state, rg, loc, name, ctx.req.json(), now=ctx.now, sync_deny=not delayed)
+    if delayed:
+        ctx.app.schedule_deny_sync(policy.id.lower())
     return json_response(policy_json(policy))
 
 

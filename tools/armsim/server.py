@@ -247,6 +247,7 @@ class App:
         self.lock = threading.RLock()
         self._build_states()
         self.apply_delay = float(apply_delay)
+        self.deny_apply_delay = 0.0  # seconds before a policy write's deny rules appear (admin /config; reset to 0)
         self.page_size = int(page_size)
         self.lro_retry_after = int(lro_retry_after)
         self.operations = Operations(lro_in_progress)
@@ -300,6 +301,7 @@ class App:
             self.generation += 1
             self.clock.reset()
             self._build_states()
+            self.deny_apply_delay = 0.0
             self.stats.reset()
             self.faults.clear()
             self.operations.clear()
@@ -330,6 +332,21 @@ class App:
             self.clock.advance(seconds)
             for state in self.subscriptions.values():
                 jit.process_expiries(state, self.clock.now())
+
+    def schedule_deny_sync(self, policy_key: str) -> None:
+        """Bring the deny rules of every VM of a policy in line with it after ``deny_apply_delay``
+        (a policy write, changed or not, re-applies them: see README, "Deny rules")."""
+        generation = self.generation
+
+        def run() -> None:
+            with self.lock:
+                state = self.state_of(policy_key)
+                if self.generation == generation and policy_key in state.policies:
+                    jit.sync_policy_deny_rules(state, state.policies[policy_key])
+
+        timer = threading.Timer(self.deny_apply_delay, run)
+        timer.daemon = True
+        timer.start()
 
     def schedule_apply(self, policy_key: str, req: Any) -> None:
         generation = self.generation

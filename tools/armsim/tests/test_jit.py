@@ -392,3 +392,21 @@ def test_initiate_error_via_sdk(arm, clients):
     with pytest.raises(HttpResponseError) as exc:
         clients[1].jit_network_access_policies.initiate("rg-web", "westeurope", "default", req)
     assert exc.value.status_code == 400 and exc.value.error.code == "InvalidInitiateInput"
+
+
+def test_a_policy_write_restores_deleted_deny_rules_after_the_deny_delay(arm, sim):
+    """An IaC tool deleted JIT's deny rule; writing the policy again (unchanged) brings it back, after
+    ``deny_apply_delay`` when set (Defender applies a policy asynchronously)."""
+    put_web1(arm)
+    (deny,) = jit_rules(arm, "nsg-web", "Deny")
+    path = f"{NET}/nsg-web/securityRules/{deny['name']}"
+    assert arm.call("DELETE", path).status_code in (200, 202)
+    wait_for(lambda: not jit_rules(arm, "nsg-web", "Deny"))
+    sim.config(deny_apply_delay=3)
+    put_web1(arm)
+    assert jit_rules(arm, "nsg-web", "Deny") == []  # not yet: the write was accepted, the rules follow
+    wait_for(lambda: len(jit_rules(arm, "nsg-web", "Deny")) == 1, timeout=30)
+    (back,) = jit_rules(arm, "nsg-web", "Deny")
+    assert back["properties"]["destinationPortRanges"] == deny["properties"]["destinationPortRanges"]
+    sim.reset()
+    assert sim.config()["deny_apply_delay"] == 0  # reset restores the synchronous default

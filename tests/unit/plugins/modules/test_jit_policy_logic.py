@@ -269,3 +269,90 @@ def test_returned_entries_are_snake_case_and_sorted():
             ],
         }
     ]
+
+
+# --- drift: deny rules another tool deleted ---------------------------------------------------
+
+NSG = f"/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/"
+
+
+def deny_rule(name, address, *ports, prefix="MicrosoftDefenderForCloud-JITRule_1_ABC"):
+    return {
+        "name": prefix + name,
+        "properties": {
+            "description": f"MDC JIT Network Access rule for policy 'default' of VM '{name}'.",
+            "protocol": "*",
+            "sourcePortRange": "*",
+            "destinationPortRanges": [str(number) for number in ports],
+            "sourceAddressPrefix": "*",
+            "destinationAddressPrefix": address,
+            "access": "Deny",
+            "priority": 4096,
+            "direction": "Inbound",
+        },
+    }
+
+
+def nsg(name, *rules):
+    return {"id": NSG + name, "name": name, "properties": {"securityRules": list(rules)}}
+
+
+def networked(name, address, subnet_nsg=None, nic_nsg=None):
+    item = record(name)
+    item["nics"] = [{"private_ip": address, "subnet_nsg_id": subnet_nsg and NSG + subnet_nsg, "nic_nsg_id": nic_nsg and NSG + nic_nsg}]
+    return item
+
+
+def nsgs(*items):
+    return {_jit.normalize_id(item["id"]): item for item in items}
+
+
+def test_find_drift_names_each_nsg_ip_and_port_missing():
+    topo = topology(networked("web-1", "10.1.0.4", "nsg-sub", "nsg-nic"), networked("web-2", "10.1.0.5", "nsg-sub"))
+    entries = [entry("web-1", 22, 3389), entry("web-2", 22)]
+    complete = nsgs(
+        nsg("nsg-sub", deny_rule("web-1", "10.1.0.4", 22, 3389), deny_rule("web-2", "10.1.0.5", 22)), nsg("nsg-nic", deny_rule("web-1", "10.1.0.4", 22, 3389))
+    )
+    assert mod.find_drift(entries, topo, complete) == []
+    # An IaC apply replaced the subnet NSG's rules; the NIC NSG lost only port 3389's deny rule.
+    purged = nsgs(nsg("nsg-sub"), nsg("nsg-nic", deny_rule("web-1", "10.1.0.4", 22)))
+    assert [(item["vm_name"], item["nsg_id"].rsplit("/", 1)[1], item["missing_ports"]) for item in mod.find_drift(entries, topo, purged)] == [
+        ("web-1", "nsg-sub", [22, 3389]),
+        ("web-1", "nsg-nic", [3389]),
+        ("web-2", "nsg-sub", [22]),
+    ]
+    # A deny rule for another address, or an allow rule, does not count; older SecurityCenter names do.
+    other = nsgs(nsg("nsg-sub", deny_rule("web-1", "10.1.0.9", 22)))
+    assert mod.find_drift([entry("web-2", 22)], topo, other)[0]["missing_ports"] == [22]
+    legacy = nsgs(nsg("nsg-sub", deny_rule("web-2", "10.1.0.5", 22, prefix="SecurityCenter-JITRule_1_ABC")))
+    assert mod.find_drift([entry("web-2", 22)], topo, legacy) == []
+    assert mod.find_drift([entry("gone", 22)], topo, purged) == []  # a VM not read is not judged
+
+
+def test_reconcile_writes_a_drifted_policy_once_unchanged_or_only_reports_it():
+    drifted = [{"vm_id": vm_id("web-1"), "vm_name": "web-1", "nsg_id": NSG + "nsg-sub", "private_ip": "10.1.0.4", "missing_ports": [22]}]
+    api = FakeApi([entry("web-1", 22), entry("other", 3389)])
+    before = copy.deepcopy(api.entries)
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=True, drift=lambda entries: drifted)
+    assert (out["action"], out["changed"], out["drift"], api.calls) == ("repaired", True, drifted, ["GET"])
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False, drift=lambda entries: drifted)
+    assert (out["action"], out["attempts"]) == ("repaired", 1) and api.calls[1:] == ["GET", "PUT", "GET"]
+    assert api.entries == before  # the same entries, written again
+    api.calls.clear()
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False, drift=lambda entries: drifted, repair=False)
+    assert (out["action"], out["changed"], out["drift"], api.calls) == ("unchanged", False, drifted, ["GET"])
+    api.calls.clear()
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False, drift=lambda entries: [])
+    assert (out["action"], api.calls) == ("unchanged", ["GET"])
+    # A policy that changes anyway is written once; the drift it repairs is reported with it.
+    out = mod.reconcile_policy(KEY, [entry("web-3", 22)], [], False, FakeApi([entry("web-1", 22)]), check_mode=False, drift=lambda entries: drifted)
+    assert (out["action"], out["attempts"], out["drift"]) == ("updated", 1, drifted)
+
+
+def test_reconcile_can_leave_existing_entries_as_they_are():
+    api = FakeApi([entry("web-1", 22, 3389)])
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22), entry("web-2", 22)], [], False, api, check_mode=False, update_existing=False)
+    assert out["action"] == "updated" and api.entries == [entry("web-1", 22, 3389), entry("web-2", 22)]
+    api.calls.clear()
+    out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False, update_existing=False)
+    assert out["action"] == "unchanged" and api.calls == ["GET"]
