@@ -64,8 +64,12 @@ def jit_fleet_selection(  # noqa: PLR0913, PLR0917 - one argument per role varia
     allowed_source_address_prefixes=("*",),
     max_request_access_duration="PT3H",
     update_configured=False,
+    drift=None,
+    stale_rules=None,
 ):
-    """``{candidates, ports_by_os_type, already_configured, skipped}`` from nsg_jit_facts VM entries.
+    """``{candidates, ports_by_os_type, already_configured, skipped, drifted}`` from nsg_jit_facts VM
+    entries (and its ``drift`` list: ``drifted`` are the VMs under JIT, in scope and not already
+    candidates, whose deny rules another tool deleted - jit_policy repairs them).
 
     Candidates are ``{"id"}`` only and ``ports_by_os_type`` holds the port rules of each OS type
     among them: jit_policy takes both, which keeps its arguments (and Ansible's copies of them)
@@ -123,7 +127,27 @@ def jit_fleet_selection(  # noqa: PLR0913, PLR0917 - one argument per role varia
             if key not in os_port_lists:
                 os_port_lists[key] = _ports(os_ports, protocol, prefixes, max_request_access_duration)
             candidates.append({"id": vm.get("id")})
-    return {"candidates": candidates, "ports_by_os_type": os_port_lists, "already_configured": configured, "skipped": skipped}
+    # Only VMs in scope (never one that a filter excluded), each once.
+    configured_ids = {_text(vm.get("id")).lower() for vm in configured}
+    drifted = _vm_refs(item.get("vm_id") for item in drift or [] if _text(item.get("vm_id")).lower() in configured_ids)
+    in_scope = configured_ids | {_text(vm["id"]).lower() for vm in candidates}
+    stale_allow = _vm_refs(rule.get("vm_id") for rule in stale_rules or [] if rule.get("kind") == "allow" and _text(rule.get("vm_id")).lower() in in_scope)
+    return {
+        "candidates": candidates,
+        "ports_by_os_type": os_port_lists,
+        "already_configured": configured,
+        "skipped": skipped,
+        "drifted": drifted,
+        "stale_allow": stale_allow,
+    }
+
+
+def _vm_refs(vm_ids):
+    """``[{"id"}]`` for each VM id, once (case-insensitively), in first-seen order."""
+    seen = {}
+    for vm_id in vm_ids:
+        seen.setdefault(_text(vm_id).lower(), vm_id)
+    return [{"id": vm_id} for vm_id in seen.values()]
 
 
 def _int(value, default=0):
@@ -167,7 +191,7 @@ def _summary_coverage(summary, vms=0):
     }
 
 
-def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", policy_name="default", scope=None, settings=None):  # noqa: PLR0913, PLR0917
+def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", policy_name="default", scope=None, settings=None, stale_close=None):  # noqa: PLR0913, PLR0917
     """The rollout report (what ``<report_dir>/<report_name>.json`` holds)."""
     before = _mapping(before, "before")
     after = _mapping(after, "after") or before
@@ -259,8 +283,34 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
         "skipped": selection.get("skipped") or [],
         "stale_rules": len(after.get("stale_rules") or []),
         "drift": after.get("drift") or [],
+        "drift_repair": _drift_repair(before, apply, mode),
+        "stale_allow_rules_removed": [
+            {"vm_name": item.get("vm_name"), "port": item.get("port"), "rule": rule.get("name"), "nsg": _text(rule.get("nsg_id")).rsplit("/", 1)[-1]}
+            for item in _mapping(stale_close, "stale_close").get("closed") or []
+            for rule in item.get("nsg_rules") or []
+        ],
         "summary_before": before.get("summary"),
         "summary_after": after.get("summary"),
+    }
+
+
+def _drift_repair(before, apply, mode):
+    """What became of the deny rules missing before the run: ``{action, rules}`` - ``repaired`` (by
+    jit_policy in enforce mode, from its ``repaired`` result) or ``would repair`` (audit: the drift
+    read before), one entry per VM, NSG and private IP."""
+    if mode == "enforce":
+        rules = [_repair_entry(item) for item in apply.get("repaired") or []]
+        return {"action": "repaired", "rules": rules}
+    return {"action": "would repair", "rules": [_repair_entry(item) for item in before.get("drift") or []]}
+
+
+def _repair_entry(item):
+    return {
+        "vm": item.get("vm_name"),
+        "id": item.get("vm_id"),
+        "nsg": _text(item.get("nsg_id") or item.get("nsg")).rsplit("/", 1)[-1],
+        "private_ip": item.get("private_ip"),
+        "ports": item.get("missing_ports") or [],
     }
 
 
@@ -359,9 +409,23 @@ def report_markdown(report):
             "",
             "Already under JIT and left as they are (`jit_fleet_update_configured: false`): %d VM(s)." % len(r["already_configured"]),
         ]
-    if r.get("drift") or r.get("stale_rules"):
-        lines += ["", "## Drift", "", "- JIT deny rules missing (deleted by another tool): %d" % len(r.get("drift") or [])]
+    repair = r.get("drift_repair") or {}
+    if r.get("drift") or r.get("stale_rules") or repair.get("rules"):
+        lines += ["", "## Drift", ""]
+        if repair.get("rules"):
+            lines += ["JIT deny rules that another tool deleted, %s by writing their policy again:" % _text(repair.get("action")), ""]
+            rows = [
+                _row(rule.get("vm"), rule.get("nsg"), rule.get("private_ip"), ", ".join(_text(port) for port in rule.get("ports") or []))
+                for rule in repair["rules"]
+            ]
+            _table(lines, ("VM", "NSG", "private IP", "ports"), rows)
+            lines.append("")
+        lines.append("- JIT deny rules still missing (deleted by another tool): %d" % len(r.get("drift") or []))
         lines.append("- Stale JIT rules: %s" % _text(r.get("stale_rules")))
+    removed = r.get("stale_allow_rules_removed")
+    if removed:
+        lines += ["", "## Stale JIT allow rules removed (%d)" % len(removed), ""]
+        _table(lines, ("VM", "port", "rule", "NSG"), [_row(item.get("vm_name"), item.get("port"), item.get("rule"), item.get("nsg")) for item in removed])
     return "\n".join(lines) + "\n"
 
 

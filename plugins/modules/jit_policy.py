@@ -898,7 +898,17 @@ def main():
     repaired = []  # (policy id, drift items) whose deny rules a write brings back
     for key, desired, remove_ids in plans:
         try:
-            outcome = reconcile_policy(key, desired, remove_ids, purge, api, check_mode=module.check_mode, drift=drift, repair=params["drift"] == "repair")
+            outcome = reconcile_policy(
+                key,
+                desired,
+                remove_ids,
+                purge,
+                api,
+                check_mode=module.check_mode,
+                drift=drift,
+                repair=params["drift"] == "repair",
+                update_existing=params["update_existing"],
+            )
         except PolicyConvergenceError as exc:
             module.fail_json(msg=str(exc), changed=True, policies=policies, skipped_virtual_machines=skipped)
         policy_id = _jit.policy_key_id(key)

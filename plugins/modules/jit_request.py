@@ -155,6 +155,15 @@ options:
     type: str
     default: present
     choices: [present, absent]
+  stale_only:
+    description:
+      - With O(state=absent), delete only I(stale) JIT allow rules - those that no active access
+        request keeps (expired or revoked, yet still in the NSG and still admitting traffic) - and
+        leave access that is in use. M(jitaccess.azure.nsg_jit_facts) lists them as stale rules.
+      - Ignored with O(state=present).
+    type: bool
+    default: false
+    version_added: 0.2.0
 notes:
   - "RBAC to open: C(Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action),
     C(Microsoft.Security/locations/jitNetworkAccessPolicies/*/read),
@@ -1186,6 +1195,8 @@ class JitRequest:
 
         # One selection for every way of closing (this module and the jit_guard callback).
         planned, _unknown, kept = _close.plan_close(self.topology, self.nsgs, targets)
+        if self.params["stale_only"]:
+            planned = [rule for rule in planned if not self._kept_by_a_request(rule)]
         for rule in kept:
             self.module.warn("left JIT allow rule %s on NSG %s untouched: %s" % (rule["rule_name"], self.nsg_name(rule["nsg_id"]), rule["reason"]))
         self.changed = bool(planned)
@@ -1227,6 +1238,15 @@ class JitRequest:
                     result = self._port_result(number, active, ACTION_NOT_OPEN, [], open_=False)
                 ports.append(result)
             self.results.append(self._vm_result(record, policy["id"] if policy else None, ports))
+
+    def _kept_by_a_request(self, rule):
+        """Whether an active request (of any policy of the VM) covers a port of this allow rule."""
+        vm_key = _jit.normalize_id(rule["vm_id"])
+        for policy, _entry in self.policy_index.get(vm_key, []):
+            active = _jit.active_requests(policy, self.now)
+            if any((vm_key, port) in active for port in rule["port_numbers"]):
+                return True
+        return False
 
     def _delete_all(self, planned):
         """Delete every planned rule; one failed deletion does not stop the others. On any
@@ -1302,6 +1322,7 @@ def main():
         "wait": {"type": "bool", "default": True},
         "wait_timeout": {"type": "int", "default": 300},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+        "stale_only": {"type": "bool", "default": False},
     }
     module = AzureJitModule(argument_spec, supports_check_mode=True)
     JitRequest(module).run()

@@ -8,9 +8,14 @@ back when the task returns (armsim applies a policy write's deny rules after a d
 writes on a rerun.
 """
 
+import json
+from unittest.mock import ANY
+
 import requests
 from harness import run_playbook
-from roles_support import jit_rules_in_state
+from roles_support import PLAYBOOKS, jit_rules_in_state
+
+ANY_ID = ANY
 
 NETWORK_API = "2024-05-01"
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -188,3 +193,69 @@ def test_a_repair_that_does_not_come_back_fails_naming_what_is_missing(armsim):
     assert result["failed"] and result["changed"] is True
     assert "after 1 s deny rules missing for web-1 ports 22,3389 on nsg-nic (10.1.0.4)" in result["msg"]
     assert writes(armsim) == 1
+
+
+# --- the jit_fleet role ------------------------------------------------------------------------
+
+STALE = "MicrosoftDefenderForCloud-JITRule-777-0123456789ABCDEF0123456789ABCDEF"
+
+
+def fleet(sim, tmp_path, **variables):
+    extra = dict({"jit_fleet_report_dir": str(tmp_path), "jit_fleet_ports": {"linux": [{"number": 22, "protocol": "*"}]}}, **variables)
+    run = run_playbook(sim, PLAYBOOKS + "/enable_jit_fleet.yml", extra_vars=extra)
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return json.loads((tmp_path / "jit_fleet_report.json").read_text()), (tmp_path / "jit_fleet_report.md").read_text()
+
+
+def test_the_role_reports_drift_in_audit_and_repairs_it_in_enforce(armsim, tmp_path):
+    (nic_rule,) = deny_names(armsim, "nsg-nic")
+    arm(armsim, "DELETE", nsg_path("nsg-nic") + "/securityRules/" + nic_rule)
+    armsim.reset_stats()
+
+    audit, page = fleet(armsim, tmp_path)
+    assert armsim.stats()["writes"] == 0
+    assert audit["drift_repair"] == {
+        "action": "would repair",
+        "rules": [{"vm": "web-1", "id": ANY_ID, "nsg": "nsg-nic", "private_ip": "10.1.0.4", "ports": [22, 3389]}],
+    }
+    assert "would repair by writing their policy again" in page
+
+    enforce, page = fleet(armsim, tmp_path, jit_fleet_mode="enforce")
+    assert writes(armsim) == 1 and enforce["drift_repair"]["action"] == "repaired" and len(enforce["drift_repair"]["rules"]) == 1
+    assert enforce["drift"] == [] and denies(armsim) == EXPECTED
+    # web-1 kept its ports (22 and 3389) although jit_fleet_ports has only 22: repair changes no entry.
+    (policy_a,) = [p for p in armsim.state()["jit_policies"] if "/resourceGroups/rg-a/" in p["id"]]
+    assert [port["number"] for port in policy_a["properties"]["virtualMachines"][0]["ports"]] == [22, 3389]
+
+    again, _page = fleet(armsim, tmp_path, jit_fleet_mode="enforce")
+    assert writes(armsim) == 1 and again["drift_repair"]["rules"] == []
+
+
+def test_the_role_removes_stale_allow_rules_only_when_asked(armsim, tmp_path):
+    opened = {"virtual_machines": [{"name": "web-1", "resource_group": "rg-a"}], "ports": [22], "source_address_prefixes": ["203.0.113.7"]}
+    run = run_playbook(armsim, [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "open", "jitaccess.azure.jit_request": opened}]}])
+    assert run.rc == 0, run.stdout[-3000:]
+    leftover = {
+        "description": "MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'web-2'.",
+        "protocol": "*",
+        "sourcePortRange": "*",
+        "destinationPortRange": "22",
+        "sourceAddressPrefix": "203.0.113.9",
+        "destinationAddressPrefix": "10.1.0.5",
+        "access": "Allow",
+        "priority": 150,
+        "direction": "Inbound",
+    }
+    arm(armsim, "PUT", nsg_path("nsg-sub") + "/securityRules/" + STALE, {"properties": leftover})
+    allow = [(rule["nsg"], rule["destination"]) for rule in jit_rules_in_state(armsim.state(), "allow")]
+    assert sorted(allow) == [("nsg-nic", "10.1.0.4"), ("nsg-sub", "10.1.0.4"), ("nsg-sub", "10.1.0.5")]
+
+    report, _page = fleet(armsim, tmp_path, jit_fleet_mode="enforce")
+    assert report["stale_rules"] >= 1 and report["stale_allow_rules_removed"] == []  # reported, not removed
+    assert len(jit_rules_in_state(armsim.state(), "allow")) == 3
+
+    report, page = fleet(armsim, tmp_path, jit_fleet_mode="enforce", jit_fleet_remove_stale_allow_rules=True)
+    assert report["stale_allow_rules_removed"] == [{"vm_name": "web-2", "port": 22, "rule": STALE, "nsg": "nsg-sub"}]
+    assert "## Stale JIT allow rules removed (1)" in page
+    remaining = sorted((rule["nsg"], rule["destination"]) for rule in jit_rules_in_state(armsim.state(), "allow"))
+    assert remaining == [("nsg-nic", "10.1.0.4"), ("nsg-sub", "10.1.0.4")]  # the access in use stays

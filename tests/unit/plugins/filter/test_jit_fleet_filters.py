@@ -160,7 +160,7 @@ def test_documents_json_and_markdown_page():
     assert "| web-1 (RG) | 22 | the whole Internet | AllowSshAnywhere @ nsg-web | bypassed |" in page
     assert "| web-1 (RG) | 22 | AllowSshAnywhere (priority 200 on nsg-web) |" in page
     assert "| bare-1 | RG | unsupported: no NSG \\| none |" in page  # a pipe in a value does not break the table
-    assert "- JIT deny rules missing (deleted by another tool): 1" in page and "- Stale JIT rules: 1" in page
+    assert "- JIT deny rules still missing (deleted by another tool): 1" in page and "- Stale JIT rules: 1" in page
     quiet = jit_fleet_report_documents(jit_fleet_report(select([]), {"virtual_machines": []}, None, {"skipped": True}))["markdown"]
     assert "Audit mode: nothing was written to Azure. 0 VM(s)" in quiet and "No management port is reachable from the Internet." in quiet
     assert "## Drift" not in quiet and "### Policies" not in quiet
@@ -168,3 +168,27 @@ def test_documents_json_and_markdown_page():
 
 def test_filter_names():
     assert set(FilterModule().filters()) == {"jit_fleet_selection", "jit_fleet_report", "jit_fleet_report_documents"}
+
+
+def test_selection_drifted_and_stale_allow_stay_in_scope():
+    def vm(name, status="configured", tags=None):
+        return {"id": "/x/virtualMachines/" + name, "name": name, "resource_group": "RG", "os_type": "Linux", "jit_status": status, "tags": tags or {}}
+
+    vms = [vm("web-1"), vm("web-2", "not_configured"), vm("db-1", tags={"jit": "skip"}), vm("web-3")]
+    drift = [{"vm_id": "/x/virtualMachines/web-1"}, {"vm_id": "/X/virtualMachines/WEB-1"}, {"vm_id": "/x/virtualMachines/db-1"}]
+    stale = [
+        {"kind": "allow", "vm_id": "/x/virtualMachines/web-2"},
+        {"kind": "deny", "vm_id": "/x/virtualMachines/web-3"},
+        {"kind": "allow", "vm_id": "/x/virtualMachines/db-1"},
+    ]
+    selection = jit_fleet_selection(vms, exclude_tags={"jit": "skip"}, ports={"linux": [22]}, drift=drift, stale_rules=stale)
+    assert selection["drifted"] == [{"id": "/x/virtualMachines/web-1"}]  # once; db-1 is excluded by its tag
+    assert selection["stale_allow"] == [{"id": "/x/virtualMachines/web-2"}]  # deny rules and excluded VMs stay
+    report = jit_fleet_report(selection, {"virtual_machines": vms, "drift": drift[:1]}, None, {"changed": False}, mode="audit")
+    assert report["drift_repair"]["action"] == "would repair" and len(report["drift_repair"]["rules"]) == 1
+    closed = {"closed": [{"vm_name": "web-2", "port": 22, "nsg_rules": [{"name": "MicrosoftDefenderForCloud-JITRule-1-A", "nsg_id": "/x/nsg-a"}]}]}
+    enforce = jit_fleet_report(selection, {"virtual_machines": vms}, None, {"repaired": drift[:1]}, mode="enforce", stale_close=closed)
+    assert enforce["drift_repair"]["action"] == "repaired"
+    assert enforce["stale_allow_rules_removed"] == [{"vm_name": "web-2", "port": 22, "rule": "MicrosoftDefenderForCloud-JITRule-1-A", "nsg": "nsg-a"}]
+    page = jit_fleet_report_documents(enforce)["markdown"]
+    assert "repaired by writing their policy again" in page and "## Stale JIT allow rules removed (1)" in page
