@@ -198,9 +198,9 @@ class ArmApi:
     def post(self, resource_id, action, api_version, body):
         return self.request("POST", resource_path(resource_id) + "/" + action, api_version, body=body, expect=(200, 202))
 
-    def delete(self, resource_id, api_version):
+    def delete(self, resource_id, api_version, retry=True):
         """Delete a resource that answers synchronously (200, or 204 when it was already gone)."""
-        self.send("DELETE", resource_path(resource_id), api_version, expect=(200, 202, 204))
+        self.send("DELETE", resource_path(resource_id), api_version, expect=(200, 202, 204), retry=retry)
 
     def list(self, path, api_version, params=None):
         """Every item of a paged ARM list, following ``nextLink``."""
@@ -248,6 +248,25 @@ class ArmApi:
             else:
                 return
             delay = _retry_after(response.headers)
+
+
+TRANSIENT_STATUSES = (408, 429, 500, 502, 503, 504)
+"""What azure-core's RetryPolicy retries (and what a caller that retries by itself should)."""
+
+
+def transient_delay(exc, fallback):
+    """Seconds to wait before retrying after ``exc``, or None when ``exc`` is not transient: a
+    throttled or failed answer (:data:`TRANSIENT_STATUSES`, ``Retry-After`` honoured, capped at the
+    retry policy's maximum backoff) or a connection that failed or broke."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return fallback
+    if isinstance(exc, HttpResponseError) and exc.status_code in TRANSIENT_STATUSES:
+        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+        after = _retry_after(headers)
+        return min(after, RETRY_SETTINGS["retry_backoff_max"]) if after else fallback
+    return None
 
 
 def _retry_after(headers):

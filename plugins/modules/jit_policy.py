@@ -472,7 +472,8 @@ diff:
 import time  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._api import SECURITY_API_VERSION  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import SECURITY_API_VERSION, transient_delay  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     build_topology,
@@ -526,6 +527,20 @@ ARGUMENT_SPEC = dict(
 
 class PolicyConvergenceError(Exception):
     """A policy could not be brought to the desired state because another writer kept replacing it."""
+
+
+class TransientWriteError(Exception):
+    """A policy write was throttled or failed in transit: ``delay`` seconds before trying again,
+    ``error`` the ARM error (what the module reports when the retries run out)."""
+
+    def __init__(self, error, delay):
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+
+
+MAX_TRANSIENT_RETRIES = 5
+"""Throttled or failed policy writes retried (each after re-reading and re-merging) per policy."""
 
 
 def _validate_policy_name(name):
@@ -707,7 +722,7 @@ def keep_existing_entries(baseline, desired):
 
 
 def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O and three switches
-    key, desired, remove_ids, purge, api, *, check_mode, max_attempts=MAX_WRITE_ATTEMPTS, drift=None, repair=True, update_existing=True
+    key, desired, remove_ids, purge, api, *, check_mode, max_attempts=MAX_WRITE_ATTEMPTS, drift=None, repair=True, update_existing=True, sleep=time.sleep
 ):
     """Bring one policy to the desired state: one GET, a PUT/DELETE only when something differs,
     then a verifying GET; on a lost update re-merge on the fresh read and write again.
@@ -718,7 +733,9 @@ def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O a
     re-applies the deny rules of every entry on each write) when ``repair``, else only reported.
     Returns a dict with ``before`` and ``after`` entries, ``action``, ``attempts`` (writes made),
     ``changed``, ``concurrent`` (ids another writer removed) and ``drift`` (what was found missing).
-    With ``update_existing`` false, VMs already in the policy keep their entry as it is.
+    With ``update_existing`` false, VMs already in the policy keep their entry as it is. A write
+    that ``api`` reports as :class:`TransientWriteError` is retried (up to
+    :data:`MAX_TRANSIENT_RETRIES`) after ``sleep(delay)`` and a fresh read and merge.
     """
     requested = desired
     current = api.get(key)
@@ -738,15 +755,30 @@ def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O a
         return _outcome(before, after, action, bool(after), changed=True, drift=found)
     desired_ids = {_jit.normalize_id(entry["id"]) for entry in desired}
     concurrent = []
-    attempts = 0
+    attempts = transient = 0
     while True:
-        attempts += 1
         preserved = [entry["id"] for entry in after if _jit.normalize_id(entry["id"]) not in desired_ids]
         removed = [entry["id"] for entry in baseline if not _jit.find_policy_vm(after, entry["id"])]
-        if after:
-            api.put(key, policy_body(after))
-        else:
-            api.delete(key)
+        try:
+            if after:
+                api.put(key, policy_body(after))
+            else:
+                api.delete(key)
+        except TransientWriteError as exc:
+            # Never resend the same body later (the pipeline's own retry would): another writer may
+            # have changed the policy meanwhile. Wait, read it again, merge again, write again.
+            transient += 1
+            if transient > MAX_TRANSIENT_RETRIES:
+                raise
+            sleep(exc.delay)
+            baseline = _jit.policy_vm_entries(api.get(key))
+            desired = requested if update_existing else keep_existing_entries(baseline, requested)
+            after = plan_entries(baseline, desired, remove_ids, purge)
+            if _jit.policy_vms_equal(baseline, after) and (action != "repaired" or not drift or not drift(baseline)):
+                after = baseline  # as asked already (the failed write may have gone through)
+                break
+            continue
+        attempts += 1
         read_back = api.get(key)
         result = _jit.verify_policy(_jit.policy_vm_entries(read_back), desired, preserved_ids=preserved, removed_ids=removed)
         if result.ok:
@@ -802,8 +834,9 @@ class PolicyApi:
         self.done = [] if done is None else done
         self.writes = 0
         self.api = module.api
+        self.delays = backoff_delays(first=2, steady_rounds=1, factor=2, maximum=30)
 
-    def _fail(self, exc, action):
+    def fail(self, exc, action):
         self.module.fail_azure(exc, action, changed=self.writes > 0, policies=self.done)
 
     def get(self, key):
@@ -811,23 +844,31 @@ class PolicyApi:
         try:
             return self.api.get(policy_id, SECURITY_API_VERSION)
         except AzureError as exc:
-            self._fail(exc, f"read JIT policy {policy_id}")
+            self.fail(exc, f"read JIT policy {policy_id}")
 
     def put(self, key, body):
         policy_id = _jit.policy_key_id(key)
         try:
-            written = self.api.put(policy_id, SECURITY_API_VERSION, body)
+            # No transparent retry: a resent body is stale (see reconcile_policy).
+            written = self.api.put(policy_id, SECURITY_API_VERSION, body, retry=False)
         except AzureError as exc:
-            self._fail(exc, f"write JIT policy {policy_id}")
+            self._transient_or_fail(exc, f"write JIT policy {policy_id}")
         self.writes += 1
         return written
 
     def delete(self, key):
         try:
-            self.api.delete(_jit.policy_key_id(key), SECURITY_API_VERSION)
+            self.api.delete(_jit.policy_key_id(key), SECURITY_API_VERSION, retry=False)
         except AzureError as exc:
-            self._fail(exc, f"delete JIT policy {_jit.policy_key_id(key)}")
+            self._transient_or_fail(exc, f"delete JIT policy {_jit.policy_key_id(key)}")
         self.writes += 1
+
+    def _transient_or_fail(self, exc, action):
+        delay = transient_delay(exc, fallback=next(self.delays))
+        if delay is None:
+            self.fail(exc, action)
+        self.module.warn(f"{action}: {describe_error(exc)}; reading the policy again and retrying in {delay:g} s")
+        raise TransientWriteError(exc, delay)
 
 
 def wait_for_deny_rules(module, repaired, topology, nsgs, policies, *, sleep=time.sleep, clock=time.monotonic):
@@ -911,6 +952,8 @@ def main():
             )
         except PolicyConvergenceError as exc:
             module.fail_json(msg=str(exc), changed=True, policies=policies, skipped_virtual_machines=skipped)
+        except TransientWriteError as exc:
+            api.fail(exc.error, f"write JIT policy {_jit.policy_key_id(key)} ({MAX_TRANSIENT_RETRIES} retries)")
         policy_id = _jit.policy_key_id(key)
         changed = changed or outcome["changed"]
         policies.append(

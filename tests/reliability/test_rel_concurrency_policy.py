@@ -76,10 +76,20 @@ KEY = _jit.PolicyKey(SUBSCRIPTION, "rg-c", "westeurope", "default")
 
 
 class _SdkModule:
-    """Just enough of AzureJitModule for jit_policy.PolicyApi: SDK calls, errors raised."""
+    """Just enough of AzureJitModule for jit_policy.PolicyApi: the real ARM I/O layer, errors raised."""
 
-    def __init__(self, security, network):
-        self.clients = type("Clients", (), {"security": security, "network": network})()
+    def __init__(self, sim):
+        from azure.core.pipeline.transport import RequestsTransport
+
+        from ansible_collections.jitaccess.azure.plugins.module_utils._api import ArmApi
+        from ansible_collections.jitaccess.azure.plugins.module_utils._auth import CloudEndpoints
+
+        info = sim.info
+        cloud = CloudEndpoints("armsim", info["login_url"], info["arm_url"])
+        self.api = ArmApi(sim.credential(), cloud, info["subscription_id"], transport=RequestsTransport(connection_verify=info["ca_bundle"]))
+
+    def warn(self, _message):
+        pass
 
     def azure_call(self, _action, function, *args, **kwargs):
         return function(*args, **kwargs)
@@ -94,8 +104,7 @@ def sdk_round(armsim, number):
 
     def writer(side):
         try:
-            _cred, security, network, _compute = armsim.sdk_clients()
-            api = PolicyApi(_SdkModule(security, network))
+            api = PolicyApi(_SdkModule(armsim))
             desired = [_jit.build_policy_vm(vm_id("rg-c", "c%s-%02d" % (side, number)), _jit.default_port_rules("Linux"))]
             outcomes[side] = reconcile_policy(KEY, desired, [], False, api, check_mode=False)
         except Exception as exc:  # noqa: BLE001 - reported by the test

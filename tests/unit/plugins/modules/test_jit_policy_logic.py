@@ -356,3 +356,55 @@ def test_reconcile_can_leave_existing_entries_as_they_are():
     api.calls.clear()
     out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False, update_existing=False)
     assert out["action"] == "unchanged" and api.calls == ["GET"]
+
+
+def test_a_throttled_write_is_retried_after_a_fresh_read_never_with_the_stale_body():
+    """The pipeline's own retry would resend the merged body minutes later and drop what another
+    writer added meanwhile; jit_policy waits, reads again, merges again and writes again."""
+    api = FakeApi([entry("web-1", 22)])
+    throttled = []
+    original_put = api.put
+
+    def put(key, body):
+        if not throttled:
+            throttled.append(body)
+            api.calls.append("PUT 429")
+            api.entries.append(entry("other", 3389))  # another writer, while we wait out Retry-After
+            raise mod.TransientWriteError(RuntimeError("429 TooManyRequests"), 42)
+        return original_put(key, body)
+
+    api.put = put
+    slept = []
+    out = mod.reconcile_policy(KEY, [entry("web-2", 22)], [], False, api, check_mode=False, sleep=slept.append)
+    assert slept == [42] and api.calls == ["GET", "PUT 429", "GET", "PUT", "GET"]
+    assert [item["id"].rsplit("/", 1)[1] for item in api.entries] == ["web-1", "other", "web-2"]  # nothing lost
+    assert out["attempts"] == 1 and out["action"] == "updated"
+
+
+def test_transient_write_errors_are_bounded():
+    api = FakeApi([entry("web-1", 22)])
+
+    def put(key, body):
+        raise mod.TransientWriteError(RuntimeError("503"), 1)
+
+    api.put = put
+    with pytest.raises(mod.TransientWriteError):
+        mod.reconcile_policy(KEY, [entry("web-2", 22)], [], False, api, check_mode=False, sleep=lambda seconds: None)
+    assert api.calls.count("GET") == 1 + mod.MAX_TRANSIENT_RETRIES
+
+
+def test_a_write_that_went_through_before_failing_is_not_repeated():
+    api = FakeApi([entry("web-1", 22)])
+    original_put = api.put
+    failed = []
+
+    def put(key, body):
+        original_put(key, body)  # applied, but the answer was lost
+        if not failed:
+            failed.append(True)
+            raise mod.TransientWriteError(RuntimeError("connection reset"), 1)
+        return body
+
+    api.put = put
+    out = mod.reconcile_policy(KEY, [entry("web-2", 22)], [], False, api, check_mode=False, sleep=lambda seconds: None)
+    assert api.calls == ["GET", "PUT", "GET"] and out["action"] == "updated"
