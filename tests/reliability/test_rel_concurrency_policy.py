@@ -165,3 +165,20 @@ def test_concurrent_jit_policy_writers_lose_nothing(armsim, tmp_path, ledger):
     assert rewrites == ROUNDS, "%d re-merges in %d forced races" % (rewrites, ROUNDS)
     print("concurrency: %d rounds, %d re-merges" % (ROUNDS, rewrites))
     ledger.add(cases=ROUNDS, concurrent_rounds=ROUNDS, entries_lost=len(missing))
+
+
+def test_a_throttled_writer_merges_again_instead_of_resending_a_stale_body(armsim, ledger):
+    """Both writers read the same policy; the first PUT is throttled (429, Retry-After 5 s), the
+    other writer's PUT goes through meanwhile. Resending the throttled body (what the SDK's own
+    retry does) would drop the other writer's entry after both reported success; jit_policy reads
+    again after the wait and merges its entry into what is there now."""
+    armsim.fault(method="GET", path_contains=POLICY_PATH, kind="barrier", parties=2, timeout_ms=120000, times=2)
+    armsim.fault(method="PUT", path_contains=POLICY_PATH, status=429, retry_after=5, times=1)
+    results = sdk_round(armsim, 1)
+    armsim.clear_faults()
+    after = policies(armsim.state())[POLICY]
+    missing = {vm_id("rg-c", "c%s-01" % side).lower() for side in "ab"} - set(after)
+    assert not missing, "entries lost to a resent stale body: %s" % sorted(missing)
+    assert len(after) == 4 and len(results) == 2
+    assert armsim.stats()["by_operation"]["PUT jitNetworkAccessPolicies"] == 3  # the 429, then one write each
+    ledger.add(cases=1, entries_lost=len(missing))
