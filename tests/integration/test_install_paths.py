@@ -34,9 +34,14 @@ def run(command, cwd, env=None):
 
 
 def galaxy(*args, cwd):
-    # No ansible.cfg, no collections path and no Galaxy server from the environment.
+    # No ansible.cfg, no Galaxy server from the environment, and only the target as collections
+    # path: a copy installed elsewhere on the machine (~/.ansible/collections) must not make the
+    # install a no-op (as on a user's clean machine).
     env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
     env["ANSIBLE_GALAXY_DISABLE_GPG_VERIFY"] = "1"
+    for flag in ("-p", "--collections-path"):
+        if flag in args:
+            env["ANSIBLE_COLLECTIONS_PATH"] = str(args[args.index(flag) + 1])
     return run([os.path.join(BIN, "ansible-galaxy"), *args], cwd, env)
 
 
