@@ -883,10 +883,11 @@ def build_initiate_ports(policy_vm, duration=DEFAULT_REQUEST_DURATION, *, ports=
     * ``sources``: prefixes (see :func:`normalize_request_sources`); each must lie within the
       port's allowed prefixes (policy ``*`` allows anything). ``None`` omits the prefix so the
       service uses the caller's address.
-    * ``now``: when given, each port also carries ``endTimeUtc`` (now + duration), which the
-      2020-01-01 REST schema requires; ``duration`` is always sent.
+    * ``now``: the time ``endTimeUtc`` (now + duration) counts from; default the current UTC time.
 
-    Returns ``[{"number", "duration", ["endTimeUtc"], ["allowedSourceAddressPrefix" | "allowedSourceAddressPrefixes"]}]``.
+    Returns ``[{"number", "endTimeUtc", ["allowedSourceAddressPrefix"]}]``: exactly the fields of
+    the 2020-01-01 ``JitNetworkAccessPolicyInitiatePort`` (which has no duration and a single
+    source prefix per port; more than one source is refused here, before any write).
     """
     label = vm_label or _get(policy_vm, "id", "?")
     seconds = parse_duration(duration, name="duration")
@@ -898,6 +899,12 @@ def build_initiate_ports(policy_vm, duration=DEFAULT_REQUEST_DURATION, *, ports=
     if not wanted:
         raise JitValidationError(f"no ports to open on VM {label!r}: its JIT policy allows ports {allowed_text}")
     request_sources = normalize_request_sources(sources, allow_any_source=allow_any_source)
+    if request_sources and len(request_sources) > 1:
+        raise JitValidationError(
+            f"source_address_prefixes {', '.join(request_sources)}: a JIT request admits one source prefix per port;"
+            " give one (a CIDR that covers them), or open once per source"
+        )
+    start = parse_azure_datetime(now) if now is not None else datetime.now(_UTC)
     result = []
     for number in OrderedDict.fromkeys(wanted):
         if number not in policy_ports:
@@ -911,11 +918,9 @@ def build_initiate_ports(policy_vm, duration=DEFAULT_REQUEST_DURATION, *, ports=
                 raise JitValidationError(
                     f"source {source!r} is not within the allowed source prefixes of port {number} on VM {label!r}: allowed {', '.join(allowed)}"
                 )
-        entry = {"number": number, "duration": format_duration(seconds)}
-        if now is not None:
-            entry["endTimeUtc"] = format_azure_datetime(parse_azure_datetime(now) + timedelta(seconds=seconds))
+        entry = {"number": number, "endTimeUtc": format_azure_datetime(start + timedelta(seconds=seconds))}
         if request_sources:
-            entry.update(_prefix_fields(request_sources))
+            entry["allowedSourceAddressPrefix"] = request_sources[0]
         result.append(entry)
     return result
 

@@ -25,6 +25,10 @@ DENY_DESCRIPTION = "MDC JIT Network Access rule for policy '{policy}' of VM '{vm
 ALLOW_DESCRIPTION = "MDC JIT Network Access rule created by an initiation request for policy '{policy}' of VM '{vm}'."
 
 
+INITIATE_PORT_MEMBERS = {"number", "allowedSourceAddressPrefix", "endTimeUtc"}
+"""JitNetworkAccessPolicyInitiatePort in the 2020-01-01 REST spec (Microsoft.Security)."""
+
+
 def policy_id(sub: str, rg: str, location: str, name: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Security/locations/{location}/jitNetworkAccessPolicies/{name}"
 
@@ -461,7 +465,14 @@ def initiate(state: State, policy: JitPolicy, body: Any, *, caller_ip: str, requ
         if not isinstance(raw_ports, list) or not raw_ports:
             raise _bad("InvalidInitiateInput", f"Virtual machine '{vm_id}': 'ports' must be a non-empty array.")
         ports = []
-        for raw in raw_ports:
+        for index, raw in enumerate(raw_ports):
+            unknown = sorted(set(raw) - INITIATE_PORT_MEMBERS) if isinstance(raw, dict) else []
+            if unknown:  # the REST spec's JitNetworkAccessPolicyInitiatePort has only these members
+                raise _bad(
+                    "InvalidRequestContent",
+                    f"The request content was invalid and could not be deserialized: 'Could not find member '{unknown[0]}' on object of type "
+                    f"'JitNetworkAccessPolicyInitiatePort'. Path 'virtualMachines[{len(seen_vms) - 1}].ports[{index}].{unknown[0]}'.'",
+                )
             number = raw.get("number") if isinstance(raw, dict) else None
             if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 65535:
                 raise _bad("InvalidInitiateInput", f"Virtual machine '{vm_id}': port number '{number}' is invalid. Allowed range is 0-65535.")
@@ -485,10 +496,7 @@ def initiate(state: State, policy: JitPolicy, body: Any, *, caller_ip: str, requ
                     f"maxRequestAccessDuration {rule['maxRequestAccessDuration']}.",
                 )
             single = raw.get("allowedSourceAddressPrefix")
-            many = raw.get("allowedSourceAddressPrefixes")
-            if single is not None and many is not None:
-                raise _bad("InvalidInitiateInput", "allowedSourceAddressPrefix and allowedSourceAddressPrefixes are mutually exclusive.")
-            sources = list(many) if isinstance(many, list) and many else [single if single is not None else caller_ip]
+            sources = [single if single is not None else caller_ip]
             allowed = rule.get("allowedSourceAddressPrefixes") or [rule.get("allowedSourceAddressPrefix")]
             for src in sources:
                 try:
@@ -502,10 +510,7 @@ def initiate(state: State, policy: JitPolicy, body: Any, *, caller_ip: str, requ
                         policy, f"source '{src}' is not within the allowed source address prefixes {allowed} of port {number} of virtual machine '{vm_id}'."
                     )
             port = JitRequestPort(number=number, end_time=end)
-            if isinstance(many, list) and many:
-                port.sources = [str(s) for s in many]
-            else:
-                port.source = str(sources[0])
+            port.source = str(sources[0])
             ports.append(port)
         request_vms.append(JitRequestVm(vm_id, ports))
     justification = body.get("justification")

@@ -322,6 +322,19 @@ def test_initiate_messages(arm):
     assert r.status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("extra", "member"),
+    [({"duration": "PT1H"}, "duration"), ({"allowedSourceAddressPrefixes": ["10.1.2.3"]}, "allowedSourceAddressPrefixes")],
+)
+def test_initiate_refuses_members_the_spec_lacks(arm, extra, member):
+    """JitNetworkAccessPolicyInitiatePort has number, allowedSourceAddressPrefix and endTimeUtc only."""
+    put_web1(arm)
+    r = arm.policy("POST", initiate_body(("web-1", [dict({"number": 22, "endTimeUtc": end()}, **extra)])), action="/initiate")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidRequestContent"
+    assert f"Could not find member '{member}' on object of type 'JitNetworkAccessPolicyInitiatePort'" in r.json()["error"]["message"]
+    assert "ports[0]" in r.json()["error"]["message"]
+
+
 def test_apply_delay(arm, sim):
     sim.config(apply_delay=0.5)
     put_web1(arm)

@@ -798,16 +798,22 @@ def policy_vm(prefixes=("*",), maximum="PT3H"):
     return {"id": vm("a"), "ports": [port, {"number": 3389, "protocol": "*", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H"}]}
 
 
+# The 2020-01-01 spec's JitNetworkAccessPolicyInitiatePort: nothing else may be sent.
+INITIATE_PORT_FIELDS = {"number", "allowedSourceAddressPrefix", "endTimeUtc"}
+
+
 def test_build_initiate_ports_defaults_to_every_policy_port():
-    ports = jit.build_initiate_ports(policy_vm(), duration="30m")
-    assert ports == [{"number": 22, "duration": "PT30M"}, {"number": 3389, "duration": "PT30M"}]
+    ports = jit.build_initiate_ports(policy_vm(), duration="30m", now=NOW)
+    assert ports == [{"number": 22, "endTimeUtc": "2026-11-21T10:30:00Z"}, {"number": 3389, "endTimeUtc": "2026-11-21T10:30:00Z"}]
 
 
-def test_build_initiate_ports_with_sources_and_end_time():
-    ports = jit.build_initiate_ports(policy_vm(("10.0.0.0/8", "20.0.0.0/8")), duration="1h", ports=["22", 22], sources=["10.1.2.3", "20.0.0.0/16"], now=NOW)
-    assert ports == [{"number": 22, "duration": "PT1H", "endTimeUtc": "2026-11-21T11:00:00Z", "allowedSourceAddressPrefixes": ["10.1.2.3", "20.0.0.0/16"]}]
+def test_build_initiate_ports_send_only_the_spec_fields():
+    ports = jit.build_initiate_ports(policy_vm(("10.0.0.0/8", "20.0.0.0/8")), duration="1h", ports=["22", 22], sources=["10.1.2.3"], now=NOW)
+    assert ports == [{"number": 22, "endTimeUtc": "2026-11-21T11:00:00Z", "allowedSourceAddressPrefix": "10.1.2.3"}]
     single = jit.build_initiate_ports(policy_vm(), ports=[22], sources=["5.6.7.8"])
-    assert single == [{"number": 22, "duration": "PT1H", "allowedSourceAddressPrefix": "5.6.7.8"}]
+    assert set(single[0]) == INITIATE_PORT_FIELDS and single[0]["allowedSourceAddressPrefix"] == "5.6.7.8"  # endTimeUtc from the current time
+    with pytest.raises(JitValidationError, match="one source prefix per port"):
+        jit.build_initiate_ports(policy_vm(("10.0.0.0/8", "20.0.0.0/8")), ports=[22], sources=["10.1.2.3", "20.0.0.0/16"], now=NOW)
     anywhere = jit.build_initiate_ports(policy_vm(), ports=[22], sources=["Internet"], allow_any_source=True)
     assert anywhere[0]["allowedSourceAddressPrefix"] == "*"
 
@@ -853,7 +859,7 @@ def test_build_initiate_ports_uses_id_as_label_and_handles_no_ports():
 
 
 def test_build_initiate_body():
-    ports = [{"number": 22, "duration": "PT1H"}]
+    ports = [{"number": 22, "endTimeUtc": "2026-11-21T11:00:00Z"}]
     assert jit.build_initiate_body({vm("a"): ports}, justification="deploy") == {
         "virtualMachines": [{"id": vm("a"), "ports": ports}],
         "justification": "deploy",
@@ -875,5 +881,6 @@ def test_sources_inside_policy_prefix_always_accepted(lengths, address):
     sources = [str(sub) for sub in (next(policy_prefix.subnets(new_prefix=max(length, policy_prefix.prefixlen))) for length in lengths)]
     if "0.0.0.0/0" in sources:
         return
-    ports = jit.build_initiate_ports(vm_entry, sources=sources)
-    assert ports[0]["number"] == 22
+    for source in sources:  # one source per request (the initiate port has a single prefix)
+        ports = jit.build_initiate_ports(vm_entry, sources=[source])
+        assert ports[0]["number"] == 22 and ports[0]["allowedSourceAddressPrefix"] == source
