@@ -231,15 +231,18 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
     for vm in after.get("virtual_machines") or []:
         public_ips = {nic.get("name"): nic.get("public_ip") for nic in vm.get("nics") or []}
         for entry in vm.get("exposure") or []:
+            where = {
+                "vm": vm.get("name"),
+                "subscription_id": _subscription_of(vm.get("id")),
+                "resource_group": vm.get("resource_group"),
+                "id": vm.get("id"),
+                "port": entry.get("port"),
+                "nic": entry.get("nic"),
+            }
             if entry.get("exposed", False) or entry.get("private_only", False):
                 exposures.append(
                     {
-                        "vm": vm.get("name"),
-                        "subscription_id": _subscription_of(vm.get("id")),
-                        "resource_group": vm.get("resource_group"),
-                        "id": vm.get("id"),
-                        "port": entry.get("port"),
-                        "nic": entry.get("nic"),
+                        **where,
                         "public_ip": entry["public_ip"] if "public_ip" in entry else public_ips.get(entry.get("nic")),
                         "private_only": entry.get("private_only", False),
                         "whole_internet": entry.get("internet_allowed", False),
@@ -253,12 +256,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
             if entry.get("jit_bypassed", False):
                 bypasses.append(
                     {
-                        "vm": vm.get("name"),
-                        "subscription_id": _subscription_of(vm.get("id")),
-                        "resource_group": vm.get("resource_group"),
-                        "id": vm.get("id"),
-                        "port": entry.get("port"),
-                        "nic": entry.get("nic"),
+                        **where,
                         "bypass_rules": entry.get("bypass_rules", []),
                         "admitted_prefixes": entry.get("admitted_prefixes", []),
                     }

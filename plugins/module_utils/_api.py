@@ -109,7 +109,7 @@ class ArmApi:
     request end times without trusting the controller's clock.
     """
 
-    def __init__(self, credential, cloud, subscription_id=None, transport=None, logging_enable=False):
+    def __init__(self, credential, cloud, subscription_id=None, transport=None):
         self.notices = []  # what the module should tell the user (e.g. which subscription it picked)
         self.sign_in_hint = None  # a known cause to name when signing in fails
         from azure.core.pipeline.policies import (
@@ -138,7 +138,7 @@ class ArmApi:
             RetryPolicy(**retry),
             ARMChallengeAuthenticationPolicy(credential, *cloud.credential_scopes),
             CustomHookPolicy(),
-            NetworkTraceLoggingPolicy(logging_enable=logging_enable),
+            NetworkTraceLoggingPolicy(),
             ARMHttpLoggingPolicy(),
         ]
         if transport is None:
