@@ -21,7 +21,7 @@ never hit by faults.
 import json
 from typing import Any
 
-from armsim import model
+from armsim import compute, jit, model, network
 from armsim.arm import Request, Response, dumps
 from armsim.clock import iso
 
@@ -84,8 +84,8 @@ def handle(app: Any, req: Request, path: str) -> Response:
         return _ok()
     if route == ("GET", "/state"):
         with app.lock:
-            body = app.state.to_json()
-            body["extra_subscriptions"] = [state.to_json() for state in app.subscriptions.values() if state is not app.state]
+            body = state_json(app.state)
+            body["extra_subscriptions"] = [state_json(state) for state in app.subscriptions.values() if state is not app.state]
             return _ok(body)
     if route == ("GET", "/gates"):
         return _ok(app.gates.describe() if app.gates else {})
@@ -106,6 +106,25 @@ def handle(app: Any, req: Request, path: str) -> Response:
     if route == ("POST", "/vm/power"):
         return _vm_power(app, body)
     return _bad(f"no admin endpoint {method} {path}", 404)
+
+
+def state_json(state: model.State) -> dict:
+    """Every resource of one subscription, for GET /state.
+
+    Lives here, not on model.State: the renderers are in the route modules, which import model,
+    so model stays a leaf and every armsim import points one way.
+    """
+    return {
+        "subscription_id": state.subscription_id,
+        "tenant_id": state.tenant_id,
+        "resource_groups": [{"id": r.id, "name": r.name, "location": r.location, "tags": r.tags} for r in state.resource_groups.values()],
+        "virtual_machines": [compute.vm_json(state, vm, instance_view=True) for vm in state.vms.values()],
+        "network_interfaces": [network.nic_json(nic) for nic in state.nics.values()],
+        "network_security_groups": [network.nsg_json(state, nsg) for nsg in state.nsgs.values()],
+        "virtual_networks": [network.vnet_json(v) for v in state.vnets.values()],
+        "public_ip_addresses": [network.public_ip_json(p) for p in state.public_ips.values()],
+        "jit_policies": [jit.policy_json(p) for p in state.policies.values()],
+    }
 
 
 def _config(app: Any) -> dict:

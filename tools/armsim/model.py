@@ -324,19 +324,3 @@ class State:
             for prefix in vnet.address_space if vnet else []:
                 nets.append(ipaddress.ip_network(prefix, strict=False))
         return nets
-
-    def to_json(self) -> dict:
-        """Every resource, for GET /state (rendering lives in the resource modules)."""
-        from armsim import compute, jit, network  # local import: avoids an import cycle
-
-        return {
-            "subscription_id": self.subscription_id,
-            "tenant_id": self.tenant_id,
-            "resource_groups": [{"id": r.id, "name": r.name, "location": r.location, "tags": r.tags} for r in self.resource_groups.values()],
-            "virtual_machines": [compute.vm_json(self, vm, instance_view=True) for vm in self.vms.values()],
-            "network_interfaces": [network.nic_json(nic) for nic in self.nics.values()],
-            "network_security_groups": [network.nsg_json(self, nsg) for nsg in self.nsgs.values()],
-            "virtual_networks": [network.vnet_json(v) for v in self.vnets.values()],
-            "public_ip_addresses": [network.public_ip_json(p) for p in self.public_ips.values()],
-            "jit_policies": [jit.policy_json(p) for p in self.policies.values()],
-        }
