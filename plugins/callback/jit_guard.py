@@ -176,7 +176,6 @@ options:
 """
 
 import atexit  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -189,98 +188,30 @@ from ansible import context  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _auth  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (  # noqa: E402
+    as_list,  # noqa: E402
+    describe_error,  # noqa: E402
+    normalize_id,
+    parse_resource_id,
+)
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import delete_rules, plan_close, read_close_state  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normalize_id, parse_resource_id  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import (  # noqa: E402
+    MASKED,
+    RECORD_VARIABLE,
+    accesses_from_opened,
+    first_of,
+    parse_record,
+    sources_of,
+)
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays, wait_until  # noqa: E402
 
 JIT_REQUEST_ACTIONS = ("jitaccess.azure.jit_request", "jit_request")
 AUTH_KEYS = _auth.NON_SECRET_AUTH_KEYS
 """Non-secret authentication settings reused from the jit_request invocation."""
 
-MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
-RECORD_VARIABLE = "JITACCESS_GUARD_RECORD"
-"""Exported to the modules: the file jit_request appends what it initiated to (before waiting)."""
 ORIGIN_RECORD = "record"
 ORIGIN_RESULT = "result"
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _first(data, *names):
-    for name in names:
-        value = data.get(name)
-        if value not in (None, "", []):
-            return value
-    return None
-
-
-def _sources_of(data):
-    value = _first(
-        data,
-        "sources",
-        "source_address_prefixes",
-        "allowed_source_address_prefixes",
-        "source",
-        "source_address_prefix",
-        "allowed_source_address_prefix",
-    )
-    if value is None:
-        return None
-    return tuple(sorted({str(item) for item in _as_list(value)}))
-
-
-def accesses_from_opened(opened):
-    """Flatten a jit_request ``opened`` list into ``(vm_id, port, sources)`` tuples.
-
-    Tolerates the shapes the module may return: one entry per VM with ``ports`` (numbers or dicts
-    with their own source), or one entry per VM and port.
-    """
-    accesses = []
-    for entry in _as_list(opened):
-        if not isinstance(entry, dict):
-            continue
-        vm_id = _first(entry, "vm_id", "id", "virtual_machine_id", "virtual_machine")
-        if isinstance(vm_id, dict):
-            vm_id = vm_id.get("id")
-        if not vm_id:
-            continue
-        entry_sources = _sources_of(entry)
-        ports = entry.get("ports")
-        if ports is None and _first(entry, "port", "number") is not None:
-            ports = [entry]
-        for port in _as_list(ports):
-            if isinstance(port, dict):
-                number = _first(port, "number", "port")
-                sources = _sources_of(port) or entry_sources
-            else:
-                number, sources = port, entry_sources
-            if number is None:
-                continue
-            accesses.append((str(vm_id), int(number), sources))
-    return accesses
-
-
-def parse_record(data):
-    """Complete JSON lines of the record ``data`` (bytes) -> ``(entries, bytes consumed)``.
-
-    A last line without its newline is not consumed (the module may be writing it); a line that is
-    not a JSON object is skipped.
-    """
-    end = data.rfind(b"\n") + 1
-    entries = []
-    for line in data[:end].splitlines():
-        try:
-            entry = json.loads(line.decode("utf-8"))
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    return entries, end
 
 
 def merge_record(open_accesses, entries):
@@ -330,7 +261,7 @@ def missing_sites(record, access, seen):
 def vm_keys_from_args(args):
     """``(subscription or None, resource group, name)`` lower-cased for each VM a task named."""
     keys = []
-    for reference in _as_list(args.get("virtual_machines")):
+    for reference in as_list(args.get("virtual_machines")):
         entry = reference
         if isinstance(entry, str):
             entry = {"id": entry} if entry.startswith("/") else {"name": entry}
@@ -493,7 +424,7 @@ class CallbackModule(CallbackBase):
             auth = {key: invocation.get(key) for key in AUTH_KEYS if invocation.get(key) not in (None, MASKED)}
             with self._lock:
                 reported = []
-                for entry in _as_list(data["opened"]):
+                for entry in as_list(data["opened"]):
                     # the allow rules were seen when the module waited for them; else they may come later
                     pending = not (isinstance(entry, dict) and entry.get("nsg_rules"))
                     reported.extend((vm_id, port, sources, pending) for vm_id, port, sources in accesses_from_opened([entry]))
@@ -511,11 +442,11 @@ class CallbackModule(CallbackBase):
         if data.get("failed"):
             return
         named = vm_keys_from_args(args)
-        for entry in _as_list(data.get("closed")):
-            if isinstance(entry, dict) and _first(entry, "vm_id", "id"):
-                named.append(_vm_key(_first(entry, "vm_id", "id")))
-        ports = {int(port["number"] if isinstance(port, dict) else port) for port in _as_list(args.get("ports"))} or None
-        sources = _sources_of(args)
+        for entry in as_list(data.get("closed")):
+            if isinstance(entry, dict) and first_of(entry, "vm_id", "id"):
+                named.append(_vm_key(first_of(entry, "vm_id", "id")))
+        ports = {int(port["number"] if isinstance(port, dict) else port) for port in as_list(args.get("ports"))} or None
+        sources = sources_of(args)
         with self._lock:
             for key, access in list(self._open.items()):
                 if not any(_key_matches(item, access["vm_id"]) for item in named):
@@ -692,10 +623,9 @@ class CallbackModule(CallbackBase):
             color="bright purple",
         )
         all_planned, all_deleted = [], []
-        delay = 0.5
-        while waiting and deadline is not None and time.monotonic() < deadline:
-            time.sleep(max(min(delay, deadline - time.monotonic()), 0))
-            delay = min(delay * 1.5, 4.0)
+
+        def all_closed():
+            nonlocal waiting
             missing = set()
             for access, record, seen in waiting:
                 missing |= missing_sites(record, access, seen)
@@ -720,4 +650,9 @@ class CallbackModule(CallbackBase):
                 if missing_sites(record, access, now_seen):
                     still.append((access, record, now_seen))
             waiting = still
+            return not waiting
+
+        if deadline is not None:
+            # time looked up here, not bound at import: tests drive the clock
+            wait_until(all_closed, remaining, sleep=time.sleep, clock=time.monotonic, delays=backoff_delays(steady_rounds=1, maximum=4.0), check_first=False)
         return all_planned, all_deleted, [access for access, _record, _seen in waiting]

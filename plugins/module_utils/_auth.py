@@ -20,45 +20,45 @@ from ansible.module_utils.basic import env_fallback
 
 AUTH_SOURCES = ("auto", "env", "cli", "credential_file", "msi", "default")
 
-AUTH_ARGUMENT_SPEC = {
-    "auth_source": {
-        "type": "str",
-        "default": "auto",
-        "choices": list(AUTH_SOURCES),
-        "fallback": (env_fallback, ["ANSIBLE_AZURE_AUTH_SOURCE"]),
-    },
-    "profile": {"type": "str", "fallback": (env_fallback, ["AZURE_PROFILE"])},
-    "subscription_id": {"type": "str", "fallback": (env_fallback, ["AZURE_SUBSCRIPTION_ID"])},
-    "client_id": {"type": "str", "fallback": (env_fallback, ["AZURE_CLIENT_ID"])},
+AUTH_ARGUMENT_SPEC = dict(
+    auth_source=dict(
+        type="str",
+        default="auto",
+        choices=list(AUTH_SOURCES),
+        fallback=(env_fallback, ["ANSIBLE_AZURE_AUTH_SOURCE"]),
+    ),
+    profile=dict(type="str", fallback=(env_fallback, ["AZURE_PROFILE"])),
+    subscription_id=dict(type="str", fallback=(env_fallback, ["AZURE_SUBSCRIPTION_ID"])),
+    client_id=dict(type="str", fallback=(env_fallback, ["AZURE_CLIENT_ID"])),
     # No env_fallback here on purpose: see SECRET_ENVIRONMENT_VARIABLES.
-    "secret": {"type": "str", "no_log": True},
-    "tenant": {"type": "str", "fallback": (env_fallback, ["AZURE_TENANT", "AZURE_TENANT_ID"])},
-    "x509_certificate_path": {
-        "type": "path",
-        "fallback": (env_fallback, ["AZURE_X509_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PATH"]),
-    },
-    "cloud_environment": {
-        "type": "str",
-        "default": "AzureCloud",
-        "fallback": (env_fallback, ["AZURE_CLOUD_ENVIRONMENT"]),
-    },
-    "disable_instance_discovery": {
-        "type": "bool",
-        "default": False,
-        "fallback": (env_fallback, ["AZURE_DISABLE_INSTANCE_DISCOVERY"]),
-    },
+    secret=dict(type="str", no_log=True),
+    tenant=dict(type="str", fallback=(env_fallback, ["AZURE_TENANT", "AZURE_TENANT_ID"])),
+    x509_certificate_path=dict(
+        type="path",
+        fallback=(env_fallback, ["AZURE_X509_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PATH"]),
+    ),
+    cloud_environment=dict(
+        type="str",
+        default="AzureCloud",
+        fallback=(env_fallback, ["AZURE_CLOUD_ENVIRONMENT"]),
+    ),
+    disable_instance_discovery=dict(
+        type="bool",
+        default=False,
+        fallback=(env_fallback, ["AZURE_DISABLE_INSTANCE_DISCOVERY"]),
+    ),
     # The rest of azure.azcollection's authentication options, so that one module_defaults block
     # or AWX credential serves both collections (same names, same variables).
-    "ad_user": {"type": "str", "fallback": (env_fallback, ["AZURE_AD_USER"])},
+    ad_user=dict(type="str", fallback=(env_fallback, ["AZURE_AD_USER"])),
     # No env_fallback on purpose: see SECRET_ENVIRONMENT_VARIABLES.
-    "password": {"type": "str", "no_log": True},
-    "adfs_authority_url": {"type": "str", "fallback": (env_fallback, ["AZURE_ADFS_AUTHORITY_URL"])},
-    "thumbprint": {"type": "str", "fallback": (env_fallback, ["AZURE_THUMBPRINT"])},
-    "cert_validation_mode": {"type": "str", "choices": ["validate", "ignore"], "fallback": (env_fallback, ["AZURE_CERT_VALIDATION_MODE"])},
-    "api_profile": {"type": "str", "default": "latest"},
-    "log_mode": {"type": "str"},
-    "log_path": {"type": "path"},
-}
+    password=dict(type="str", no_log=True),
+    adfs_authority_url=dict(type="str", fallback=(env_fallback, ["AZURE_ADFS_AUTHORITY_URL"])),
+    thumbprint=dict(type="str", fallback=(env_fallback, ["AZURE_THUMBPRINT"])),
+    cert_validation_mode=dict(type="str", choices=["validate", "ignore"], fallback=(env_fallback, ["AZURE_CERT_VALIDATION_MODE"])),
+    api_profile=dict(type="str", default="latest"),
+    log_mode=dict(type="str"),
+    log_path=dict(type="path"),
+)
 
 # The secret and the password are read from these variables when the option is unset, instead of
 # through an env_fallback: a no_log option's value makes Ansible scan the whole module result for it

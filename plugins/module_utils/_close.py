@@ -16,11 +16,18 @@ rules and every other rule are never touched.
 
 from __future__ import annotations
 
-import ipaddress
-
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import NETWORK_API_VERSION
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import normalize_id, parse_resource_id
-from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import JIT_KIND_ALLOW, classify_jit_rule, rules_from_nsg
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import normalize_id, parse_resource_id
+from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import (
+    JIT_KIND_ALLOW,
+    classify_jit_rule,
+    prefix_contains,
+    rules_from_nsg,
+    source_set,
+    source_token,
+    vm_paths,
+)
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, nsgs_by_id, read_inventory
 
 CLOSE_INVENTORY_KINDS = ("virtual_machines", "network_interfaces", "network_security_groups", "virtual_networks")
 
@@ -29,25 +36,6 @@ def _port_number(value):
     if isinstance(value, dict):
         value = value.get("number", value.get("port"))
     return int(value)
-
-
-def source_token(prefix):
-    """Comparable form of a source prefix: ``10.0.0.1`` == ``10.0.0.1/32``; "anywhere" -> ``*``."""
-    text = str(prefix).strip()
-    if text.lower() in ("*", "any", "0.0.0.0/0", "internet"):
-        return "*"
-    try:
-        return str(ipaddress.ip_network(text, strict=False))
-    except ValueError:
-        return text.lower()
-
-
-def _contains(token, address):
-    """True when the IPv4 address or CIDR ``token`` contains ``address`` (tags and ``*`` never do)."""
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(token.strip(), strict=False)
-    except ValueError:
-        return False
 
 
 def _rule_ports(rule, limit=64):
@@ -81,21 +69,6 @@ def normalize_target(target):
     }
 
 
-def _vm_paths(record):
-    """``{nsg id lower: (nsg id, [private ips behind it])}`` for every NSG on the VM's path."""
-    paths = {}
-    for nic in record.get("nics") or []:
-        address = nic.get("private_ip")
-        if not address:
-            continue
-        for nsg_id in (nic.get("subnet_nsg_id"), nic.get("nic_nsg_id")):
-            if nsg_id:
-                paths.setdefault(normalize_id(nsg_id), (nsg_id, []))[1].append(address)
-    for nsg_id in record.get("nsg_ids") or []:  # records without per-NIC NSG ids
-        paths.setdefault(normalize_id(nsg_id), (nsg_id, [nic.get("private_ip") for nic in record.get("nics") or [] if nic.get("private_ip")]))
-    return paths
-
-
 def _why_not(rule, addresses, ports, sources):
     """``None`` when deleting ``rule`` closes exactly what was asked, else the reason to keep it.
 
@@ -108,7 +81,7 @@ def _why_not(rule, addresses, ports, sources):
         return "not a JIT allow rule"
     vm_tokens = {source_token(address) for address in addresses}
     destinations = {source_token(token) for token in rule.destination_address_prefixes}
-    if not any(_contains(token, address) for token in rule.destination_address_prefixes for address in addresses):
+    if not any(prefix_contains(token, address) for token in rule.destination_address_prefixes for address in addresses):
         return "not for this VM"
     if destinations - vm_tokens:
         return "it also admits other destinations (%s)" % ", ".join(rule.destination_address_prefixes)
@@ -120,7 +93,7 @@ def _why_not(rule, addresses, ports, sources):
             return "it also admits ports not asked for (%s)" % ", ".join(rule.destination_port_ranges)
     elif covered is None:
         return "it admits a port range; name the ports to close"
-    if sources is not None and not {source_token(token) for token in rule.source_address_prefixes} <= {source_token(token) for token in sources}:
+    if sources is not None and not source_set(rule.source_address_prefixes) <= source_set(sources):
         return "not for these sources"
     return None
 
@@ -144,7 +117,7 @@ def plan_close(topology, nsgs, targets):
         if record is None:
             unknown.append(target["vm_id"])
             continue
-        for nsg_key, (nsg_id, addresses) in _vm_paths(record).items():
+        for nsg_key, (nsg_id, addresses) in vm_paths(record).items():
             nsg = nsgs.get(nsg_key)
             if nsg is None:
                 continue
@@ -175,6 +148,18 @@ def plan_close(topology, nsgs, targets):
     return [planned[key] for key in sorted(planned)], unknown, [kept[key] for key in sorted(kept)]
 
 
+def describe_planned_rule(rule):
+    """A rule planned by :func:`plan_close` in jit_request's ``access`` shape (see ``_nsg.describe_rule``)."""
+    return {
+        "id": "%s/securityRules/%s" % (rule["nsg_id"], rule["rule_name"]),
+        "nsg_id": rule["nsg_id"],
+        "name": rule["rule_name"],
+        "priority": rule["priority"],
+        "source_address_prefixes": list(rule["sources"]),
+        "destination_address_prefixes": list(rule["destination"]),
+    }
+
+
 def delete_rules(api, call, rules):
     """Delete ``rules`` (from :func:`plan_close`): start every deletion, then wait for each.
 
@@ -197,7 +182,5 @@ def delete_rules(api, call, rules):
 
 def read_close_state(api, call):
     """Topology and NSGs for :func:`plan_close`: four paged list calls (VMs, NICs, NSGs, VNets)."""
-    from ansible_collections.jitaccess.azure.plugins.module_utils._topology import build_topology, nsgs_by_id, read_inventory
-
     inventory = read_inventory(api, call, kinds=CLOSE_INVENTORY_KINDS)
     return build_topology(inventory), nsgs_by_id(inventory)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg, _topology
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit, _nsg, _request, _topology
 
 MANAGEMENT_PORTS = (22, 3389, 5985, 5986)
 
@@ -57,11 +57,11 @@ def check_tags(tags):
     if tags is None:
         return {}
     if not isinstance(tags, dict):
-        raise _jit.JitValidationError(f"tags {tags!r} is not valid: expected a dictionary of tag name to value")
+        raise _arm.JitValidationError(f"tags {tags!r} is not valid: expected a dictionary of tag name to value")
     result = {}
     for key, value in tags.items():
         if value is None or isinstance(value, (list, dict)):
-            raise _jit.JitValidationError(f"tag {key!r} has value {value!r}: expected a string (the VM must carry this tag with this value)")
+            raise _arm.JitValidationError(f"tag {key!r} has value {value!r}: expected a string (the VM must carry this tag with this value)")
         result[str(key)] = _tag_text(value)
     return result
 
@@ -95,7 +95,7 @@ def select_vms(topology, subscription, resource_groups=None, virtual_machines=No
         records = [record for record in records if str(record["resource_group"]).lower() in groups]
     if wanted_tags:
         records = [record for record in records if _has_tags(record, wanted_tags)]
-    return sorted(records, key=lambda record: (str(record["resource_group"]).lower(), str(record["name"]).lower(), _jit.normalize_id(record["id"])))
+    return sorted(records, key=lambda record: (str(record["resource_group"]).lower(), str(record["name"]).lower(), _arm.normalize_id(record["id"])))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -106,26 +106,17 @@ def policy_summary(policy):
     """``{id, name, resource_group, location}`` of a policy REST dict."""
     policy_id = policy.get("id")
     try:
-        key = _jit.parse_jit_policy_id(policy_id)
+        key = _arm.parse_jit_policy_id(policy_id)
         group, location, name = key.resource_group, key.location, key.policy_name
-    except _jit.JitValidationError:
-        group, location, name = None, _jit.normalize_location(policy.get("location") or ""), policy.get("name")
+    except _arm.JitValidationError:
+        group, location, name = None, _arm.normalize_location(policy.get("location") or ""), policy.get("name")
     return {"id": policy_id, "name": name or policy.get("name"), "resource_group": group, "location": location}
-
-
-def index_policies(policies):
-    """``{vm id lower: [(policy, entry), ...]}`` over every policy's VM entries (sorted by policy id)."""
-    index = {}
-    for policy in sorted(policies, key=lambda item: _jit.normalize_id(item.get("id") or "")):
-        for entry in _jit.policy_vm_entries(policy):
-            index.setdefault(_jit.normalize_id(_jit._get(entry, "id", "")), []).append((policy, entry))
-    return index
 
 
 def port_facts(entry):
     """Policy ports of a VM entry in user (snake_case) form, sorted by number."""
     result = []
-    for port in _jit._as_list(_jit._get(entry, "ports")):
+    for port in _arm.as_list(_arm.rest_field(entry, "ports")):
         canonical = _jit.canonical_port(port)
         result.append(
             {
@@ -135,17 +126,17 @@ def port_facts(entry):
                 "max_request_access_duration": canonical["maxRequestAccessDuration"],
             }
         )
-    return sorted(result, key=_jit._port_sort_key)
+    return sorted(result, key=_jit.port_sort_key)
 
 
 def request_facts(requests):
-    """Active requests (``_jit.ActiveRequest`` values) as dicts, sorted by port."""
+    """Active requests (``_request.ActiveRequest`` values) as dicts, sorted by port."""
     return [
         {
             "port": request.port,
             "sources": list(request.sources),
-            "start_time_utc": _jit.format_azure_datetime(request.start_time),
-            "end_time_utc": _jit.format_azure_datetime(request.end_time),
+            "start_time_utc": _arm.format_azure_datetime(request.start_time),
+            "end_time_utc": _arm.format_azure_datetime(request.end_time),
             "status": request.status,
             "requestor": request.requestor,
             "justification": request.justification,
@@ -261,15 +252,15 @@ def _is_address(value):
 
 class _Builder:
     def __init__(self, inventory, policies, now, subscription_id):
-        self.now = _jit.parse_azure_datetime(now)
+        self.now = _arm.parse_azure_datetime(now)
         self.subscription_id = subscription_id
         self.topology = _topology.build_topology(inventory)
-        self.nsgs = {_jit.normalize_id(nsg.get("id")): PreparedNsg(nsg) for nsg in inventory.network_security_groups}
+        self.nsgs = {_arm.normalize_id(nsg.get("id")): PreparedNsg(nsg) for nsg in inventory.network_security_groups}
         self.policies = list(policies)
-        self.by_vm = index_policies(self.policies)
+        self.by_vm = _jit.index_policies(self.policies)
         self.active = {}
         for policy in self.policies:
-            for key, request in _jit.active_requests(policy, self.now).items():
+            for key, request in _request.active_requests(policy, self.now).items():
                 current = self.active.get(key)
                 if current is None or current.start_time <= request.start_time:
                     self.active[key] = request
@@ -282,17 +273,17 @@ class _Builder:
         if key not in self._contexts:
             try:
                 self._contexts[key] = _nsg.AddressContext(virtual_network=key)
-            except _jit.JitValidationError:
+            except _arm.JitValidationError:
                 self._contexts[key] = _nsg.AddressContext()
         return self._contexts[key]
 
     def nsg(self, nsg_id):
-        return self.nsgs.get(_jit.normalize_id(nsg_id)) if nsg_id else None
+        return self.nsgs.get(_arm.normalize_id(nsg_id)) if nsg_id else None
 
     # -- per VM -----------------------------------------------------------------------------------
 
     def vm_facts(self, record):
-        vm_key = _jit.normalize_id(record["id"])
+        vm_key = _arm.normalize_id(record["id"])
         memberships = self.by_vm.get(vm_key, [])
         policy, entry = memberships[0] if memberships else (None, None)
         ports = port_facts(entry) if entry is not None else []
@@ -335,7 +326,7 @@ class _Builder:
                 for rule, info in nsg.jit_rules_for(nic["private_ip"], context):
                     if info.kind == _nsg.JIT_KIND_DENY:
                         denies.append((level, nsg, rule))
-                    key = (_jit.normalize_id(nsg.id), rule.name.lower())
+                    key = (_arm.normalize_id(nsg.id), rule.name.lower())
                     if key not in seen_rules:
                         fact = self.jit_rule_fact(
                             record, nsg, level, rule, info, active_ports=active_ports, policy_ports=policy_port_numbers, in_policy=bool(memberships)
@@ -343,7 +334,7 @@ class _Builder:
                         jit_rules.append(fact)
                         seen_rules[key] = fact
                     if info.kind == _nsg.JIT_KIND_ALLOW and not seen_rules[key]["stale"]:
-                        active_allow.setdefault(_jit.normalize_id(nsg.id), set()).add(rule.name)
+                        active_allow.setdefault(_arm.normalize_id(nsg.id), set()).add(rule.name)
             if memberships:
                 self.check_drift(record, nic, levels, denies=denies, ports=ports)
             memo = {}
@@ -459,7 +450,7 @@ class _Builder:
         (subnet_level, subnet_nsg), (nic_level, nic_nsg) = levels
 
         def leave_out(nsg, mode):
-            return ALL_JIT_ALLOW if mode is ALL_JIT_ALLOW else (active_allow.get(_jit.normalize_id(nsg.id)) if mode else None)
+            return ALL_JIT_ALLOW if mode is ALL_JIT_ALLOW else (active_allow.get(_arm.normalize_id(nsg.id)) if mode else None)
 
         # Ports matched by the same rules at both levels get the same verdicts: evaluate once.
         port_class = (protocol, _covering(subnet_nsg, address, port, protocol), _covering(nic_nsg, address, port, protocol))
@@ -547,7 +538,7 @@ class _Builder:
             for nic in record["nics"]:
                 for nsg_id in (nic["subnet_nsg_id"], nic["nic_nsg_id"]):
                     if nsg_id and _is_address(nic["private_ip"]):
-                        behind.setdefault(_jit.normalize_id(nsg_id), set()).add(nic["private_ip"])
+                        behind.setdefault(_arm.normalize_id(nsg_id), set()).add(nic["private_ip"])
         context = _nsg.AddressContext()
         for key in sorted(self.nsgs):
             nsg = self.nsgs[key]
@@ -666,8 +657,8 @@ def summary_entry(vm):
 
 def _subscription_of(resource_id):
     try:
-        return _jit.parse_resource_id(resource_id).subscription.lower()
-    except _jit.JitValidationError:
+        return _arm.parse_resource_id(resource_id).subscription.lower()
+    except _arm.JitValidationError:
         return ""
 
 
@@ -684,7 +675,7 @@ def build_facts(inventory, policies, now, subscription_id, *, resource_groups=No
     Raises :class:`~._jit.JitValidationError` for a bad scope (unknown VM, bad tags or detail).
     """
     if detail not in DETAILS:
-        raise _jit.JitValidationError(f"detail {detail!r} is not valid: expected one of {', '.join(DETAILS)}")
+        raise _arm.JitValidationError(f"detail {detail!r} is not valid: expected one of {', '.join(DETAILS)}")
     builder = _Builder(inventory, policies, now, subscription_id)
     selected = select_vms(builder.topology, subscription_id, resource_groups, virtual_machines, tags)
     subscriptions = list(subscriptions or [subscription_id])
@@ -699,10 +690,10 @@ def build_facts(inventory, policies, now, subscription_id, *, resource_groups=No
     whole_subscription = not (resource_groups or virtual_machines or tags)
     if whole_subscription:
         builder.orphan_rules()
-    in_scope = {_jit.normalize_id(vm["policy"]["id"]) for vm in vms if vm["policy"]}
-    listed = builder.policies if whole_subscription else [policy for policy in builder.policies if _jit.normalize_id(policy.get("id") or "") in in_scope]
+    in_scope = {_arm.normalize_id(vm["policy"]["id"]) for vm in vms if vm["policy"]}
+    listed = builder.policies if whole_subscription else [policy for policy in builder.policies if _arm.normalize_id(policy.get("id") or "") in in_scope]
     policy_facts = []
-    for policy in sorted(listed, key=lambda item: _jit.normalize_id(item.get("id") or "")):
+    for policy in sorted(listed, key=lambda item: _arm.normalize_id(item.get("id") or "")):
         fact = policy_summary(policy)
         fact["virtual_machines"] = len(_jit.policy_vm_entries(policy))
         policy_facts.append(fact)
@@ -718,10 +709,10 @@ def build_facts(inventory, policies, now, subscription_id, *, resource_groups=No
     return {
         "subscription_id": subscription_id,
         "subscription_ids": [sub for sub, _counts in per_subscription.values()],
-        "generated_at": _jit.format_azure_datetime(builder.now.replace(microsecond=0)),
+        "generated_at": _arm.format_azure_datetime(builder.now.replace(microsecond=0)),
         "scope": {
             "resource_groups": list(resource_groups or []),
-            "virtual_machines": [_jit.vm_id_from_reference(item, subscription_id) for item in virtual_machines or []],
+            "virtual_machines": [_arm.vm_id_from_reference(item, subscription_id) for item in virtual_machines or []],
             "tags": check_tags(tags),
             "whole_subscription": whole_subscription,
         },

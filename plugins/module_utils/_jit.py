@@ -29,27 +29,27 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import OrderedDict, namedtuple
-from datetime import datetime, timedelta, timezone
 
-_UTC = timezone.utc  # noqa: UP017 - datetime.UTC needs Python 3.11; module_utils may run on older targets
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
+    DEFAULT_POLICY_NAME,
+    JitValidationError,
+    PolicyKey,
+    as_list,
+    normalize_id,
+    normalize_location,
+    parse_vm_id,
+    properties_of,
+    rest_field,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Errors and constants
-
-
-class JitValidationError(ValueError):
-    """A user input (or a value read back from Azure) is not valid.
-
-    The message names the offending value and the allowed range or choices.
-    """
 
 
 MIN_MAX_REQUEST_ACCESS_SECONDS = 5 * 60
 """Smallest ``maxRequestAccessDuration`` the service accepts (5 minutes)."""
 MAX_MAX_REQUEST_ACCESS_SECONDS = 24 * 3600
 """Largest ``maxRequestAccessDuration`` the service accepts (1 day)."""
-MIN_REQUEST_SECONDS = 60
-"""Smallest access request duration this collection sends (1 minute)."""
 
 PORT_MIN = 0
 PORT_MAX = 65535
@@ -57,51 +57,11 @@ PROTOCOLS = ("TCP", "UDP", "*")
 DEFAULT_PROTOCOL = "TCP"
 DEFAULT_SOURCE_PREFIX = "*"
 DEFAULT_MAX_REQUEST_ACCESS_DURATION = "PT3H"
-DEFAULT_REQUEST_DURATION = "PT1H"
-DEFAULT_POLICY_NAME = "default"
 DEFAULT_PORTS_BY_OS = {"linux": (22,), "windows": (3389, 5985, 5986)}
 """Ports JIT protects when the user names none, by ``os_type`` (lower-case)."""
 
-ANY_SOURCE_VALUES = ("*", "0.0.0.0/0", "internet", "any")
-"""Request sources meaning "from anywhere" (compared case-insensitively)."""
-
-REQUEST_STATUS_INITIATED = "Initiated"
 
 _USER_PORT_KEYS = ("number", "protocol", "allowed_source_address_prefix", "allowed_source_address_prefixes", "max_request_access_duration")
-
-
-# --------------------------------------------------------------------------------------------------
-# Small helpers
-
-
-def _snake(name):
-    """``allowedSourceAddressPrefix`` -> ``allowed_source_address_prefix``."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _get(data, camel, default=None):
-    """Read ``camel`` (REST spelling) or its snake_case twin (SDK ``as_dict()``) from a dict.
-
-    ``None`` values count as absent.
-    """
-    value = data.get(camel)
-    if value is None:
-        value = data.get(_snake(camel))
-    return default if value is None else value
-
-
-def _props(resource):
-    """The ``properties`` of a REST resource, or the resource itself when already flattened (SDK)."""
-    props = resource.get("properties")
-    return props if isinstance(props, dict) else resource
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -288,8 +248,8 @@ def _prefix_fields(prefixes):
 
 def port_prefixes(port_entry):
     """The source prefixes of a REST/SDK port entry as a list (singular and plural keys merged)."""
-    prefixes = _as_list(_get(port_entry, "allowedSourceAddressPrefixes"))
-    single = _get(port_entry, "allowedSourceAddressPrefix")
+    prefixes = as_list(rest_field(port_entry, "allowedSourceAddressPrefixes"))
+    single = rest_field(port_entry, "allowedSourceAddressPrefix")
     if single is not None:
         prefixes.append(single)
     return prefixes
@@ -321,7 +281,7 @@ def normalize_port_rule(rule, name="ports"):
     if single is not None:
         raw = [single]
     elif several is not None:
-        raw = _as_list(several)
+        raw = as_list(several)
         if not raw:
             raise JitValidationError(f"allowed_source_address_prefixes of {where} is empty: give at least one prefix, or omit it to allow '*'")
     else:
@@ -342,7 +302,7 @@ def normalize_port_rule(rule, name="ports"):
 
 def normalize_port_rules(rules, name="ports"):
     """Normalise a list of user port rules; refuse duplicate numbers; return them sorted by number."""
-    result = [normalize_port_rule(rule, name=name) for rule in _as_list(rules)]
+    result = [normalize_port_rule(rule, name=name) for rule in as_list(rules)]
     seen = set()
     for port in result:
         if port["number"] in seen:
@@ -375,19 +335,19 @@ def default_port_rules(os_type, allowed_source_address_prefixes=None, max_reques
 def canonical_port(port_entry):
     """Canonical form of a port entry read from Azure (REST or SDK keys). Lenient: never raises
     for odd values; they are kept as they are so a comparison sees them."""
-    number = _get(port_entry, "number")
+    number = rest_field(port_entry, "number")
     if isinstance(number, str) and number.strip().isdigit():
         number = int(number.strip())
-    protocol = _get(port_entry, "protocol", DEFAULT_PROTOCOL)
+    protocol = rest_field(port_entry, "protocol", DEFAULT_PROTOCOL)
     if isinstance(protocol, str) and protocol.strip().upper() in PROTOCOLS:
         protocol = protocol.strip().upper()
     result = {"number": number, "protocol": protocol}
     result.update(_prefix_fields(port_prefixes(port_entry) or [DEFAULT_SOURCE_PREFIX]))
-    result["maxRequestAccessDuration"] = canonical_duration(_get(port_entry, "maxRequestAccessDuration", DEFAULT_MAX_REQUEST_ACCESS_DURATION))
+    result["maxRequestAccessDuration"] = canonical_duration(rest_field(port_entry, "maxRequestAccessDuration", DEFAULT_MAX_REQUEST_ACCESS_DURATION))
     return result
 
 
-def _port_sort_key(port):
+def port_sort_key(port):
     number = port["number"]
     return (0, number, "") if isinstance(number, int) else (1, 0, str(number))
 
@@ -398,8 +358,8 @@ def normalize_policy_vm(entry):
     The id is lower-cased, ports are canonical and sorted by number, read-only fields dropped.
     Idempotent: ``normalize_policy_vm(normalize_policy_vm(x)) == normalize_policy_vm(x)``.
     """
-    ports = [canonical_port(port) for port in _as_list(_get(entry, "ports"))]
-    return {"id": normalize_id(_get(entry, "id", "")), "ports": sorted(ports, key=_port_sort_key)}
+    ports = [canonical_port(port) for port in as_list(rest_field(entry, "ports"))]
+    return {"id": normalize_id(rest_field(entry, "id", "")), "ports": sorted(ports, key=port_sort_key)}
 
 
 def build_policy_vm(vm_id, ports):
@@ -408,162 +368,7 @@ def build_policy_vm(vm_id, ports):
 
 
 # --------------------------------------------------------------------------------------------------
-# Resource ids
-
-
-class ResourceId(namedtuple("ResourceId", "subscription resource_group provider type name children")):
-    """A parsed ARM resource id. ``children`` is a tuple of ``(type, name)`` pairs below the
-    top-level resource, e.g. ``(("jitNetworkAccessPolicies", "default"),)`` under
-    ``Microsoft.Security/locations/westeurope``. ``resource_group`` is ``None`` for
-    subscription-level resources."""
-
-    __slots__ = ()
-
-    @property
-    def full_type(self):
-        """``Microsoft.Compute/virtualMachines``, with child types appended."""
-        return "/".join([self.provider, self.type] + [child[0] for child in self.children])
-
-    @property
-    def leaf_name(self):
-        """Name of the deepest resource (the child's name when there are children)."""
-        return self.children[-1][1] if self.children else self.name
-
-    def is_type(self, full_type):
-        """Case-insensitive check of :attr:`full_type`."""
-        return self.full_type.lower() == full_type.lower()
-
-    def to_id(self):
-        """The id string rebuilt from the parts (original case kept)."""
-        parts = ["", "subscriptions", self.subscription]
-        if self.resource_group is not None:
-            parts += ["resourceGroups", self.resource_group]
-        parts += ["providers", self.provider, self.type, self.name]
-        for child_type, child_name in self.children:
-            parts += [child_type, child_name]
-        return "/".join(parts)
-
-
-_RESOURCE_ID_FORM = "/subscriptions/<subscription>/resourceGroups/<group>/providers/<Namespace>/<type>/<name>[/<child type>/<child name>...]"
-
-
-def parse_resource_id(value):
-    """Parse an ARM resource id (keywords matched case-insensitively; names keep their case).
-
-    Raises :class:`JitValidationError` for anything that is not a full resource id.
-    """
-    if not isinstance(value, str) or not value.strip():
-        raise JitValidationError(f"resource id {value!r} is malformed: expected {_RESOURCE_ID_FORM}")
-    segments = value.strip().strip("/").split("/")
-    if any(not segment for segment in segments) or len(segments) < 2 or segments[0].lower() != "subscriptions":
-        raise JitValidationError(f"resource id {value!r} is malformed: expected {_RESOURCE_ID_FORM}")
-    subscription = segments[1]
-    rest = segments[2:]
-    resource_group = None
-    if rest and rest[0].lower() == "resourcegroups":
-        if len(rest) < 2:
-            raise JitValidationError(f"resource id {value!r} is malformed: expected {_RESOURCE_ID_FORM}")
-        resource_group = rest[1]
-        rest = rest[2:]
-    if len(rest) < 4 or rest[0].lower() != "providers" or len(rest) % 2:
-        raise JitValidationError(f"resource id {value!r} is malformed: expected {_RESOURCE_ID_FORM}")
-    provider, type_, name = rest[1], rest[2], rest[3]
-    children = tuple((rest[index], rest[index + 1]) for index in range(4, len(rest), 2))
-    return ResourceId(subscription, resource_group, provider, type_, name, children)
-
-
-def normalize_id(value):
-    """Id for case-insensitive comparison: lower-cased, surrounding slashes and spaces trimmed to
-    a single leading slash."""
-    text = str(value).strip().strip("/").lower()
-    return "/" + text if text else ""
-
-
-def same_id(first, second):
-    """True when two resource ids name the same resource (ARM ids are case-insensitive)."""
-    return normalize_id(first) == normalize_id(second)
-
-
-def vm_id(subscription, resource_group, name):
-    """``/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}``."""
-    for label, part in (("subscription", subscription), ("resource_group", resource_group), ("name", name)):
-        if not isinstance(part, str) or not part.strip() or "/" in part:
-            raise JitValidationError(f"virtual machine {label} {part!r} is not valid: expected a non-empty name without '/'")
-    return f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/virtualMachines/{name}"
-
-
-def jit_policy_id(subscription, resource_group, location, name=DEFAULT_POLICY_NAME):
-    """Id of a JIT policy: ``.../resourceGroups/{rg}/providers/Microsoft.Security/locations/{loc}/jitNetworkAccessPolicies/{name}``."""
-    for label, part in (("subscription", subscription), ("resource_group", resource_group), ("location", location), ("policy name", name)):
-        if not isinstance(part, str) or not part.strip() or "/" in part:
-            raise JitValidationError(f"JIT policy {label} {part!r} is not valid: expected a non-empty name without '/'")
-    return (
-        f"/subscriptions/{subscription}/resourceGroups/{resource_group}"
-        f"/providers/Microsoft.Security/locations/{normalize_location(location)}/jitNetworkAccessPolicies/{name}"
-    )
-
-
-def parse_vm_id(value):
-    """Parse and check that ``value`` is a virtual machine id; return the :class:`ResourceId`."""
-    parsed = parse_resource_id(value)
-    if parsed.resource_group is None or not parsed.is_type("Microsoft.Compute/virtualMachines"):
-        raise JitValidationError(
-            f"resource id {value!r} is not a virtual machine id:"
-            " expected /subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name>"
-        )
-    return parsed
-
-
-def parse_jit_policy_id(value):
-    """Parse a JIT policy id and return a :class:`PolicyKey`."""
-    parsed = parse_resource_id(value)
-    if parsed.resource_group is None or not parsed.is_type("Microsoft.Security/locations/jitNetworkAccessPolicies"):
-        raise JitValidationError(
-            f"resource id {value!r} is not a JIT policy id: expected /subscriptions/<subscription>/resourceGroups/<group>"
-            "/providers/Microsoft.Security/locations/<region>/jitNetworkAccessPolicies/<name>"
-        )
-    return PolicyKey(parsed.subscription, parsed.resource_group, normalize_location(parsed.name), parsed.children[0][1])
-
-
-def vm_id_from_reference(reference, subscription=None):
-    """Resolve a module ``virtual_machines`` entry (``{id}`` or ``{name, resource_group}``) to an id.
-
-    ``subscription`` is used with ``name``/``resource_group``; ``None`` values count as unset.
-    """
-    if not isinstance(reference, dict):
-        raise JitValidationError(f"virtual_machines entry {reference!r} is not valid: expected {{id}} or {{name, resource_group}}")
-    given_id = reference.get("id")
-    name = reference.get("name")
-    group = reference.get("resource_group")
-    if given_id is not None:
-        if name is not None or group is not None:
-            raise JitValidationError(
-                f"virtual_machines entry {reference!r} sets id together with name/resource_group: set either id, or name and resource_group"
-            )
-        parse_vm_id(given_id)
-        return given_id.strip()
-    if name is None or group is None:
-        raise JitValidationError(f"virtual_machines entry {reference!r} is incomplete: set id, or both name and resource_group")
-    if not subscription:
-        raise JitValidationError(f"virtual_machines entry {reference!r} needs a subscription: set subscription_id, or give the VM's id")
-    return vm_id(subscription, group, name)
-
-
-def normalize_location(value):
-    """``West Europe`` -> ``westeurope`` (ARM region names are lower-case without spaces)."""
-    return str(value).replace(" ", "").lower()
-
-
-# --------------------------------------------------------------------------------------------------
 # Grouping VMs into policies
-
-PolicyKey = namedtuple("PolicyKey", "subscription resource_group location policy_name")
-PolicyKey.__doc__ = """Identifies one JIT policy: it lives in the VM's resource group and region."""
-
-
-def policy_key_id(key):
-    """The JIT policy id of a :class:`PolicyKey`."""
-    return jit_policy_id(key.subscription, key.resource_group, key.location, key.policy_name)
 
 
 def group_vms_by_policy(vms, policy_name=DEFAULT_POLICY_NAME):
@@ -592,7 +397,7 @@ def group_vms_by_policy(vms, policy_name=DEFAULT_POLICY_NAME):
 
 
 def _entry_id(entry):
-    return normalize_id(_get(entry, "id", ""))
+    return normalize_id(rest_field(entry, "id", ""))
 
 
 def merge_policy_vms(existing, desired, purge=False):
@@ -608,7 +413,7 @@ def merge_policy_vms(existing, desired, purge=False):
     for entry in desired:
         key = _entry_id(entry)
         if key in wanted:
-            raise JitValidationError(f"virtual machine {_get(entry, 'id')!r} is listed more than once: each VM may appear once per policy")
+            raise JitValidationError(f"virtual machine {rest_field(entry, 'id')!r} is listed more than once: each VM may appear once per policy")
         wanted[key] = entry
     merged = []
     placed = set()
@@ -683,12 +488,21 @@ def verify_policy(read_back, desired, preserved_ids=(), removed_ids=()):
     return VerifyResult(sorted(set(not_as_asked)), sorted(set(lost)))
 
 
+def index_policies(policies):
+    """``{vm id lower: [(policy, entry), ...]}`` over every policy's VM entries (policies sorted by id)."""
+    index = {}
+    for policy in sorted(policies, key=lambda item: normalize_id(item.get("id") or "")):
+        for entry in policy_vm_entries(policy):
+            index.setdefault(normalize_id(rest_field(entry, "id", "")), []).append((policy, entry))
+    return index
+
+
 def policy_vm_entries(policy):
     """The VM entries of a policy resource (REST ``properties.virtualMachines`` or SDK
     ``virtual_machines``); ``[]`` for ``None`` (policy absent)."""
     if not policy:
         return []
-    return list(_as_list(_get(_props(policy), "virtualMachines")))
+    return list(as_list(rest_field(properties_of(policy), "virtualMachines")))
 
 
 def find_policy_vm(policy_or_entries, vm_id_value):
@@ -699,240 +513,3 @@ def find_policy_vm(policy_or_entries, vm_id_value):
         if _entry_id(entry) == key:
             return entry
     return None
-
-
-# --------------------------------------------------------------------------------------------------
-# Timestamps
-
-_TIMESTAMP_RE = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d+))?\s*(?P<zone>Z|[+-]\d{2}:?\d{2})?$",
-    re.IGNORECASE,
-)
-
-
-def parse_azure_datetime(value):
-    """Parse an Azure timestamp into an aware UTC ``datetime``.
-
-    Accepts ``datetime`` objects (naive ones are taken as UTC) and strings such as
-    ``2026-11-21T10:00:00Z``, ``2026-11-21T10:00:00.1234567Z`` (any number of fractional digits,
-    truncated to microseconds), ``+01:00``/``+0100`` offsets, or no zone (UTC).
-    """
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-    match = _TIMESTAMP_RE.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        raise JitValidationError(f"timestamp {value!r} is not valid: expected ISO 8601 such as 2026-11-21T10:00:00Z")
-    clock = match.group("time")
-    if len(clock) == 5:
-        clock += ":00"
-    fraction = (match.group("fraction") or "0")[:6].ljust(6, "0")
-    try:
-        parsed = datetime.strptime(f"{match.group('date')}T{clock}.{fraction}", "%Y-%m-%dT%H:%M:%S.%f")
-    except ValueError:
-        raise JitValidationError(f"timestamp {value!r} is not valid: expected ISO 8601 such as 2026-11-21T10:00:00Z") from None
-    zone = (match.group("zone") or "Z").upper()
-    offset = timedelta(0)
-    if zone != "Z":
-        digits = zone[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        if zone[0] == "-":
-            offset = -offset
-    return (parsed - offset).replace(tzinfo=_UTC)
-
-
-def format_azure_datetime(value):
-    """``2026-11-21T10:00:00Z`` (UTC, whole seconds; microseconds kept when present)."""
-    value = parse_azure_datetime(value)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}"
-    return text + "Z"
-
-
-# --------------------------------------------------------------------------------------------------
-# Access requests (jit_request)
-
-ActiveRequest = namedtuple("ActiveRequest", "vm_id port sources start_time end_time status requestor justification")
-ActiveRequest.__doc__ = """The request currently effective for one VM port. ``vm_id`` is lower-case,
-``sources`` a sorted tuple of prefixes (empty when the service recorded none), times aware UTC."""
-
-
-def active_requests(policy, now):
-    """Currently effective requests of a policy, keyed by ``(vm id lower-case, port number)``.
-
-    A port request is effective when its status is ``Initiated`` and its ``endTimeUtc`` is after
-    ``now`` (an aware datetime). When several qualify, the latest ``startTimeUtc`` wins (later in
-    the list on a tie). Requests with unparseable times are ignored.
-    """
-    now = parse_azure_datetime(now)
-    found = {}
-    for request in _as_list(_get(_props(policy), "requests")):
-        try:
-            start = parse_azure_datetime(_get(request, "startTimeUtc"))
-        except JitValidationError:
-            continue
-        for vm in _as_list(_get(request, "virtualMachines")):
-            vm_key = _entry_id(vm)
-            for port in _as_list(_get(vm, "ports")):
-                status = str(_get(port, "status", ""))
-                try:
-                    end = parse_azure_datetime(_get(port, "endTimeUtc"))
-                    number = validate_port_number(_get(port, "number"))
-                except JitValidationError:
-                    continue
-                if status.lower() != REQUEST_STATUS_INITIATED.lower() or end <= now:
-                    continue
-                key = (vm_key, number)
-                if key in found and found[key].start_time > start:
-                    continue
-                found[key] = ActiveRequest(
-                    vm_id=vm_key,
-                    port=number,
-                    sources=tuple(sorted(set(port_prefixes(port)), key=prefix_sort_key)),
-                    start_time=start,
-                    end_time=end,
-                    status=REQUEST_STATUS_INITIATED,
-                    requestor=_get(request, "requestor"),
-                    justification=_get(request, "justification"),
-                )
-    return found
-
-
-def default_renew_margin(duration_seconds):
-    """Renewal margin: the smaller of 10 minutes and half the duration."""
-    return min(600, duration_seconds // 2)
-
-
-def needed_end_time(now, duration_seconds, renew_margin_seconds=None):
-    """Latest acceptable end of an existing request: ``now + duration - margin``."""
-    margin = default_renew_margin(duration_seconds) if renew_margin_seconds is None else renew_margin_seconds
-    return parse_azure_datetime(now) + timedelta(seconds=duration_seconds - margin)
-
-
-def request_covers(active, sources, needed_end, requestor=None):
-    """Whether an active request makes a new initiate unnecessary (idempotency).
-
-    True when ``active`` (an :class:`ActiveRequest` or ``None``) ends at or after ``needed_end``
-    and its source matches: with ``sources`` given (a list of prefixes), the same set of
-    prefixes; with ``sources`` ``None`` (the service will use the caller's address, which is not
-    known here), the request must come from the same ``requestor`` (case-insensitive) - without
-    a ``requestor`` nothing can be proven and the answer is False.
-    """
-    if active is None or active.status != REQUEST_STATUS_INITIATED:
-        return False
-    if active.end_time < parse_azure_datetime(needed_end):
-        return False
-    if sources is None:
-        return requestor is not None and active.requestor is not None and str(active.requestor).lower() == str(requestor).lower()
-    return set(active.sources) == set(sources)
-
-
-def is_any_source(value):
-    """True for sources meaning "anywhere": ``*``, ``0.0.0.0/0``, ``Internet``, ``Any``."""
-    return isinstance(value, str) and value.strip().lower() in ANY_SOURCE_VALUES
-
-
-def normalize_request_sources(sources, allow_any_source=False, name="source_address_prefixes"):
-    """Validate request sources; return a sorted tuple, or ``None`` when none are given.
-
-    IPv6 is refused (the service rejects it); any-source values are refused unless
-    ``allow_any_source`` and then become ``*``.
-    """
-    items = _as_list(sources)
-    if not items:
-        return None
-    result = set()
-    for item in items:
-        if is_any_source(item):
-            if not allow_any_source:
-                raise JitValidationError(
-                    f"{name} entry {item!r} opens the port to any source: give specific IPv4 addresses or CIDRs, or set allow_any_source: true"
-                )
-            result.add("*")
-            continue
-        result.add(normalize_source_prefix(item, name=name))
-    if "*" in result:
-        return ("*",)
-    return tuple(sorted(result, key=prefix_sort_key))
-
-
-def _prefix_within(source, allowed):
-    """True when ``source`` (canonical) lies inside one of ``allowed`` (policy prefixes)."""
-    if "*" in allowed:
-        return True
-    if source == "*":
-        return False
-    network = ipaddress.ip_network(source, strict=False)
-    for prefix in allowed:
-        try:
-            container = ipaddress.ip_network(prefix, strict=False)
-        except ValueError:  # a service tag or other text: a concrete source cannot be shown inside it
-            continue
-        if container.version == network.version and network.subnet_of(container):
-            return True
-    return False
-
-
-def build_initiate_ports(policy_vm, duration=DEFAULT_REQUEST_DURATION, *, ports=None, sources=None, allow_any_source=False, vm_label=None, now=None):
-    """Validate a request against a VM's policy entry and return the initiate ``ports`` list.
-
-    * ``ports``: port numbers to open (default every port of the VM's policy entry); each must be
-      in the entry (the message lists the allowed ports).
-    * ``duration``: any :func:`parse_duration` form, at least 1 minute and at most the port's
-      ``maxRequestAccessDuration`` (the message says the maximum).
-    * ``sources``: prefixes (see :func:`normalize_request_sources`); each must lie within the
-      port's allowed prefixes (policy ``*`` allows anything). ``None`` omits the prefix so the
-      service uses the caller's address.
-    * ``now``: the time ``endTimeUtc`` (now + duration) counts from; default the current UTC time.
-
-    Returns ``[{"number", "endTimeUtc", ["allowedSourceAddressPrefix"]}]``: exactly the fields of
-    the 2020-01-01 ``JitNetworkAccessPolicyInitiatePort`` (which has no duration and a single
-    source prefix per port; more than one source is refused here, before any write).
-    """
-    label = vm_label or _get(policy_vm, "id", "?")
-    seconds = parse_duration(duration, name="duration")
-    policy_ports = OrderedDict()
-    for port in sorted((canonical_port(item) for item in _as_list(_get(policy_vm, "ports"))), key=_port_sort_key):
-        policy_ports[port["number"]] = port
-    allowed_text = ", ".join(str(number) for number in policy_ports) or "none"
-    wanted = list(policy_ports) if ports is None else [validate_port_number(item, name="port") for item in _as_list(ports)]
-    if not wanted:
-        raise JitValidationError(f"no ports to open on VM {label!r}: its JIT policy allows ports {allowed_text}")
-    request_sources = normalize_request_sources(sources, allow_any_source=allow_any_source)
-    if request_sources and len(request_sources) > 1:
-        raise JitValidationError(
-            f"source_address_prefixes {', '.join(request_sources)}: a JIT request admits one source prefix per port;"
-            " give one (a CIDR that covers them), or open once per source"
-        )
-    start = parse_azure_datetime(now) if now is not None else datetime.now(_UTC)
-    result = []
-    for number in OrderedDict.fromkeys(wanted):
-        if number not in policy_ports:
-            raise JitValidationError(f"port {number} is not in the JIT policy of VM {label!r}: allowed ports {allowed_text}")
-        policy_port = policy_ports[number]
-        maximum = parse_duration(policy_port["maxRequestAccessDuration"], name="maxRequestAccessDuration")
-        check_duration_bounds(seconds, name=f"duration for port {number} on VM {label!r}", minimum=MIN_REQUEST_SECONDS, maximum=maximum, shown=duration)
-        allowed = port_prefixes(policy_port)
-        for source in request_sources or ():
-            if not _prefix_within(source, allowed):
-                raise JitValidationError(
-                    f"source {source!r} is not within the allowed source prefixes of port {number} on VM {label!r}: allowed {', '.join(allowed)}"
-                )
-        entry = {"number": number, "endTimeUtc": format_azure_datetime(start + timedelta(seconds=seconds))}
-        if request_sources:
-            entry["allowedSourceAddressPrefix"] = request_sources[0]
-        result.append(entry)
-    return result
-
-
-def build_initiate_body(vm_ports, justification=None):
-    """The ``initiate`` request body.
-
-    ``vm_ports`` is an ordered mapping (or list of pairs) ``vm id -> ports`` from
-    :func:`build_initiate_ports`. ``justification`` is omitted when ``None``.
-    """
-    pairs = vm_ports.items() if isinstance(vm_ports, dict) else vm_ports
-    body = {"virtualMachines": [{"id": vm, "ports": list(ports)} for vm, ports in pairs]}
-    if justification is not None:
-        body["justification"] = justification
-    return body

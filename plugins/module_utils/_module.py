@@ -22,6 +22,28 @@ except ImportError:  # reported by AzureJitModule via missing_required_lib
         """Stand-in so ``except AzureError`` stays valid when the SDK is missing."""
 
 
+VM_REFERENCE_OPTIONS = dict(id=dict(type="str"), name=dict(type="str"), resource_group=dict(type="str"))
+
+
+def vm_references(required=True, **extra_options):
+    """The ``virtual_machines`` option every module shares: a list of ``{id}`` or ``{name,
+    resource_group}`` (plus ``extra_options``, such as per-VM ``ports``), with its constraints
+    declared rather than checked by hand."""
+    options = copy.deepcopy(VM_REFERENCE_OPTIONS)
+    options.update(extra_options)
+    spec = dict(
+        type="list",
+        elements="dict",
+        options=options,
+        mutually_exclusive=[["id", "name"], ["id", "resource_group"]],
+        required_one_of=[["id", "name"]],
+        required_together=[["name", "resource_group"]],
+    )
+    if required:
+        spec["required"] = True
+    return spec
+
+
 GC_THRESHOLDS = (100000, 50, 100)
 """Cyclic garbage collector thresholds for module runs (Python's default is 700, 10, 10)."""
 

@@ -50,7 +50,7 @@ import re
 from collections import namedtuple
 from dataclasses import dataclass, field
 
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, normalize_id, properties_of, rest_field
 
 INBOUND = "Inbound"
 OUTBOUND = "Outbound"
@@ -142,27 +142,16 @@ def ranges_overlap(first, second):
 # Rule model
 
 
-def _snake(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _get(data, camel, default=None):
-    value = data.get(camel)
-    if value is None:
-        value = data.get(_snake(camel))
-    return default if value is None else value
-
-
 def _strings(data, single, plural):
-    values = list(_get(data, plural) or [])
-    one = _get(data, single)
+    values = list(rest_field(data, plural) or [])
+    one = rest_field(data, single)
     if one is not None and one != "":
         values.append(one)
     return tuple(str(value) for value in values)
 
 
 def _asg_ids(data, camel):
-    return tuple(str(item.get("id", "")).lower() if isinstance(item, dict) else str(item).lower() for item in _get(data, camel) or [])
+    return tuple(str(item.get("id", "")).lower() if isinstance(item, dict) else str(item).lower() for item in rest_field(data, camel) or [])
 
 
 @dataclass(frozen=True)
@@ -203,7 +192,7 @@ class SecurityRule:
         if isinstance(data, cls):
             return data
         props = data.get("properties") if isinstance(data.get("properties"), dict) else data
-        priority = _get(props, "priority")
+        priority = rest_field(props, "priority")
         try:
             priority = int(priority)
         except (TypeError, ValueError):
@@ -211,14 +200,14 @@ class SecurityRule:
         return cls(
             name=str(data.get("name") or props.get("name") or ""),
             priority=priority,
-            direction=str(_get(props, "direction", INBOUND)),
-            access=str(_get(props, "access", "Allow")),
-            protocol=str(_get(props, "protocol", "*")),
+            direction=str(rest_field(props, "direction", INBOUND)),
+            access=str(rest_field(props, "access", "Allow")),
+            protocol=str(rest_field(props, "protocol", "*")),
             source_address_prefixes=_strings(props, "sourceAddressPrefix", "sourceAddressPrefixes"),
             source_port_ranges=_strings(props, "sourcePortRange", "sourcePortRanges") or ("*",),
             destination_address_prefixes=_strings(props, "destinationAddressPrefix", "destinationAddressPrefixes"),
             destination_port_ranges=_strings(props, "destinationPortRange", "destinationPortRanges") or ("*",),
-            description=str(_get(props, "description", "")),
+            description=str(rest_field(props, "description", "")),
             source_application_security_groups=_asg_ids(props, "sourceApplicationSecurityGroups"),
             destination_application_security_groups=_asg_ids(props, "destinationApplicationSecurityGroups"),
             is_default=is_default,
@@ -303,9 +292,9 @@ DEFAULT_OUTBOUND_RULES = (
 def rules_from_nsg(nsg):
     """All rules of an NSG resource (REST or SDK shape): its custom ``securityRules`` plus its
     ``defaultSecurityRules`` (Azure's constants when the resource does not list them)."""
-    props = nsg.get("properties") if isinstance(nsg.get("properties"), dict) else nsg
-    custom = [SecurityRule.from_azure(item) for item in _get(props, "securityRules") or []]
-    defaults = [SecurityRule.from_azure(item, is_default=True) for item in _get(props, "defaultSecurityRules") or []]
+    props = properties_of(nsg)
+    custom = [SecurityRule.from_azure(item) for item in rest_field(props, "securityRules") or []]
+    defaults = [SecurityRule.from_azure(item, is_default=True) for item in rest_field(props, "defaultSecurityRules") or []]
     return tuple(custom + (defaults or list(DEFAULT_INBOUND_RULES + DEFAULT_OUTBOUND_RULES)))
 
 
@@ -433,8 +422,21 @@ def is_internet_source(value):
 # Evaluation
 
 
+class _Exposure:
+    """``partial`` and ``exposed`` of a verdict with ``allowed`` and ``admitted_prefixes``."""
+
+    @property
+    def partial(self):
+        """True when not allowed in general but some Internet prefixes are admitted."""
+        return not self.allowed and bool(self.admitted_prefixes)
+
+    @property
+    def exposed(self):
+        return self.allowed or self.partial
+
+
 @dataclass(frozen=True)
-class NsgDecision:
+class NsgDecision(_Exposure):
     """The verdict of one NSG (one level of the path).
 
     ``allowed``: whether the source gets in (for :data:`INTERNET_SOURCE`, an arbitrary Internet
@@ -453,15 +455,6 @@ class NsgDecision:
     present: bool = True
     admitted_prefixes: tuple = ()
     admitting_rules: tuple = ()
-
-    @property
-    def partial(self):
-        """True when not allowed in general but some Internet prefixes are admitted."""
-        return not self.allowed and bool(self.admitted_prefixes)
-
-    @property
-    def exposed(self):
-        return self.allowed or self.partial
 
     def as_dict(self):
         return {
@@ -547,7 +540,7 @@ def evaluate_inbound(rules, source, destination, port, protocol="Tcp", *, contex
 
 
 @dataclass(frozen=True)
-class PathDecision:
+class PathDecision(_Exposure):
     """Verdict across the path subnet NSG then NIC NSG: ``allowed`` only if both allow.
 
     ``admitted_prefixes``: for the symbolic Internet source when not ``allowed``, the Internet
@@ -557,14 +550,6 @@ class PathDecision:
     allowed: bool
     levels: tuple
     admitted_prefixes: tuple = ()
-
-    @property
-    def partial(self):
-        return not self.allowed and bool(self.admitted_prefixes)
-
-    @property
-    def exposed(self):
-        return self.allowed or self.partial
 
     @property
     def deciding(self):
@@ -713,10 +698,10 @@ def _default_context():
 def find_jit_rules(rules, kind=None, destination=None, ports=None, sources=None):
     """JIT rules (inbound) filtered by ``kind`` (deny/allow), ``destination`` (an IPv4 address the
     rule's destination must include), ``ports`` (any of them covered) and ``sources`` (the rule's
-    source prefixes equal this set, compared case-insensitively). Sorted by priority."""
+    source prefixes equal this set, compared by :func:`source_token`). Sorted by priority."""
     target = _parse_address(destination, "destination") if destination is not None else None
     context = _default_context()
-    wanted_sources = {str(item).strip().lower() for item in sources} if sources is not None else None
+    wanted_sources = source_set(sources) if sources is not None else None
     found = []
     for rule in _as_rules(rules):
         info = classify_jit_rule(rule)
@@ -726,7 +711,7 @@ def find_jit_rules(rules, kind=None, destination=None, ports=None, sources=None)
             continue
         if ports is not None and not any(rule.covers_port(port) for port in ports):
             continue
-        if wanted_sources is not None and {token.strip().lower() for token in rule.source_address_prefixes} != wanted_sources:
+        if wanted_sources is not None and source_set(rule.source_address_prefixes) != wanted_sources:
             continue
         found.append(rule)
     return sorted(found, key=lambda rule: (rule.priority, rule.name))
@@ -796,3 +781,132 @@ def highest_free_priority(rules, direction=INBOUND, start=PRIORITY_MAX, stop=PRI
         if priority not in used:
             return priority
     raise JitValidationError(f"no free {direction} priority between {stop} and {start}: every number in that range is used")
+
+
+# --------------------------------------------------------------------------------------------------
+# A VM's path and the JIT allow rules on it (jit_request, the close planner, jit_guard)
+
+
+def source_token(prefix):
+    """Comparable form of a source prefix: ``10.0.0.1`` == ``10.0.0.1/32``; "anywhere" -> ``*``."""
+    text = str(prefix).strip()
+    if text.lower() in ("*", "any", "0.0.0.0/0", "internet"):
+        return "*"
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return text.lower()
+
+
+def prefix_contains(token, address):
+    """True when the IPv4 address or CIDR ``token`` contains ``address`` (tags and ``*`` never do)."""
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(token.strip(), strict=False)
+    except ValueError:
+        return False
+
+
+def vm_paths(record):
+    """``{nsg id lower: (nsg id, [private ips behind it])}`` for every NSG on the VM's path."""
+    paths = {}
+    for nic in record.get("nics") or []:
+        address = nic.get("private_ip")
+        if not address:
+            continue
+        for nsg_id in (nic.get("subnet_nsg_id"), nic.get("nic_nsg_id")):
+            addresses = paths.setdefault(normalize_id(nsg_id), (nsg_id, []))[1] if nsg_id else None
+            if addresses is not None and address not in addresses:  # subnet and NIC may share one NSG
+                addresses.append(address)
+    for nsg_id in record.get("nsg_ids") or []:  # records without per-NIC NSG ids
+        paths.setdefault(normalize_id(nsg_id), (nsg_id, [nic.get("private_ip") for nic in record.get("nics") or [] if nic.get("private_ip")]))
+    return paths
+
+
+def path_pairs(record):
+    """``[(nsg id, private ip), ...]``: each NSG on the VM's path with each IP it must admit to."""
+    return [(nsg_id, address) for nsg_id, addresses in vm_paths(record).values() for address in addresses]
+
+
+def source_set(prefixes):
+    """The set of :func:`source_token` of ``prefixes``: how two lists of sources are compared."""
+    return frozenset(source_token(item) for item in prefixes or ())
+
+
+def nsg_rule_entries(nsg):
+    """``[(SecurityRule, raw dict)]`` for an NSG resource's custom rules (REST shape)."""
+    entries = []
+    for raw in rest_field(properties_of(nsg), "securityRules") or []:
+        try:
+            entries.append((SecurityRule.from_azure(raw), raw))
+        except JitValidationError:
+            continue
+    return entries
+
+
+def rule_fingerprint(raw):
+    """(lower-case name, etag): changes when the service creates or rewrites the rule."""
+    return (str(raw.get("name", "")).lower(), raw.get("etag"))
+
+
+_PARSED_NSGS = {}
+"""id(NSG dict) -> (the dict, rules by lower-case name, JIT allow rules): each NSG read is parsed once
+(the dict is kept, so its id cannot be reused)."""
+
+
+def allow_rules(nsg, ip, port, sources=None):
+    """JIT allow rules in ``nsg`` admitting ``port`` to ``ip``; with ``sources``, only those whose
+    sources are exactly that set. Returns ``[(SecurityRule, raw)]`` sorted by priority."""
+    cached = _PARSED_NSGS.get(id(nsg))
+    if cached is None or cached[0] is not nsg:
+        entries = nsg_rule_entries(nsg)
+        jit_allow = [rule for rule, _raw in entries if is_jit_allow_rule(rule)]
+        cached = _PARSED_NSGS[id(nsg)] = (nsg, {rule.name.lower(): raw for rule, raw in entries}, jit_allow)
+    _nsg_object, by_name, jit_allow = cached
+    found = find_jit_rules(jit_allow, kind=JIT_KIND_ALLOW, destination=ip, ports=[port], sources=sources or None)
+    return [(rule, by_name[rule.name.lower()]) for rule in found if rule.is_allow]
+
+
+def rule_id(nsg_id, name):
+    return "%s/securityRules/%s" % (nsg_id, name)
+
+
+def describe_rule(nsg_id, rule):
+    return {
+        "id": rule_id(nsg_id, rule.name),
+        "nsg_id": nsg_id,
+        "name": rule.name,
+        "priority": rule.priority,
+        "source_address_prefixes": list(rule.source_address_prefixes),
+        "destination_address_prefixes": list(rule.destination_address_prefixes),
+    }
+
+
+def access_on_path(paths, nsgs, port, sources=None, exclude=None):
+    """Look for the allow rule of ``port`` on every (NSG, IP) pair of a VM.
+
+    ``nsgs`` maps lower-case NSG id -> NSG resource; ``exclude`` is a set of rule fingerprints
+    that do not count (rules that existed before an initiate). Returns ``(access, missing)``:
+    ``access`` the best rule per pair found (dicts from :func:`describe_rule`), ``missing`` the
+    ``(nsg id, ip)`` pairs without one.
+    """
+    access, missing = [], []
+    for nsg_id, ip in paths:
+        nsg = nsgs.get(normalize_id(nsg_id))
+        found = []
+        if nsg is not None:
+            found = [(rule, raw) for rule, raw in allow_rules(nsg, ip, port, sources) if not exclude or rule_fingerprint(raw) not in exclude]
+        if found:
+            access.append(describe_rule(nsg_id, found[0][0]))
+        else:
+            missing.append((nsg_id, ip))
+    return access, missing
+
+
+def baseline_fingerprints(paths, nsgs, port):
+    """Fingerprints of the allow rules for ``port`` already on a VM's path (any source)."""
+    result = set()
+    for nsg_id, ip in paths:
+        nsg = nsgs.get(normalize_id(nsg_id))
+        if nsg is not None:
+            result.update(rule_fingerprint(entry[1]) for entry in allow_rules(nsg, ip, port))
+    return result

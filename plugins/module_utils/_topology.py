@@ -11,20 +11,17 @@ REST-shaped lists into one record per VM describing every NSG on its network pat
 from __future__ import annotations
 
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import COMPUTE_API_VERSION, NETWORK_API_VERSION, resource_path
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import (
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     JitValidationError,
     normalize_id,
     normalize_location,
     parse_resource_id,
+    properties_of,
     vm_id_from_reference,
 )
 
 UNSUPPORTED_NO_NSG = "no network security group on any NIC or subnet of the VM"
 UNSUPPORTED_NO_NIC = "the VM has no network interface"
-
-
-def _props(resource):
-    return resource.get("properties") or {}
 
 
 def _ref_id(value):
@@ -115,7 +112,7 @@ def not_found_message(vm_ids):
 
 
 def power_state_of(vm):
-    statuses = (_props(vm).get("instanceView") or {}).get("statuses") or []
+    statuses = (properties_of(vm).get("instanceView") or {}).get("statuses") or []
     for status in statuses:
         code = status.get("code") or ""
         if code.lower().startswith("powerstate/"):
@@ -124,7 +121,7 @@ def power_state_of(vm):
 
 
 def os_type_of(vm):
-    os_disk = (_props(vm).get("storageProfile") or {}).get("osDisk") or {}
+    os_disk = (properties_of(vm).get("storageProfile") or {}).get("osDisk") or {}
     return os_disk.get("osType")
 
 
@@ -132,17 +129,17 @@ def _subnet_index(virtual_networks):
     """subnet id -> (subnet NSG id, VNet address prefixes)."""
     index = {}
     for vnet in virtual_networks:
-        spaces = list((_props(vnet).get("addressSpace") or {}).get("addressPrefixes") or [])
-        for subnet in _props(vnet).get("subnets") or []:
-            index[normalize_id(subnet.get("id"))] = (_ref_id(_props(subnet).get("networkSecurityGroup")), spaces)
+        spaces = list((properties_of(vnet).get("addressSpace") or {}).get("addressPrefixes") or [])
+        for subnet in properties_of(vnet).get("subnets") or []:
+            index[normalize_id(subnet.get("id"))] = (_ref_id(properties_of(subnet).get("networkSecurityGroup")), spaces)
     return index
 
 
 def _nic_record(nic, subnets, public_ips):
-    props = _props(nic)
+    props = properties_of(nic)
     configs = props.get("ipConfigurations") or []
-    primary = next((c for c in configs if _props(c).get("primary")), configs[0] if configs else {})
-    config_props = _props(primary)
+    primary = next((c for c in configs if properties_of(c).get("primary")), configs[0] if configs else {})
+    config_props = properties_of(primary)
     subnet_id = _ref_id(config_props.get("subnet"))
     subnet_nsg, spaces = subnets.get(normalize_id(subnet_id), (None, []))
     public_ip_id = _ref_id(config_props.get("publicIPAddress"))
@@ -155,7 +152,7 @@ def _nic_record(nic, subnets, public_ips):
         "nic_nsg_id": _ref_id(props.get("networkSecurityGroup")),
         "subnet_nsg_id": subnet_nsg,
         "public_ip_id": public_ip_id,
-        "public_ip": _props(public_ip).get("ipAddress") if public_ip else None,
+        "public_ip": properties_of(public_ip).get("ipAddress") if public_ip else None,
         "vnet_address_prefixes": spaces,
     }
 
@@ -173,7 +170,7 @@ def build_topology(inventory):
     nics = {normalize_id(nic.get("id")): nic for nic in inventory.network_interfaces}
     topology = {}
     for vm in inventory.virtual_machines:
-        props = _props(vm)
+        props = properties_of(vm)
         nic_refs = (props.get("networkProfile") or {}).get("networkInterfaces") or []
         records = [_nic_record(nics[normalize_id(ref.get("id"))], subnets, public_ips) for ref in nic_refs if normalize_id(ref.get("id")) in nics]
         nsg_ids = []

@@ -1,10 +1,18 @@
 # Copyright (c) 2026 jitaccess.azure contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Polling rhythm shared by everything that waits for Azure to apply a change (allow rules after an
-initiate, deny rules after a policy write)."""
+"""The one waiter: everything that waits for Azure to apply a change (allow rules after an
+initiate in jit_request and jit_guard, deny rules after a policy write in jit_policy) polls here.
+
+``sleep`` and ``clock`` are parameters so that tests drive the wait without real time.
+"""
 
 from __future__ import annotations
+
+import time
+
+DEFAULT_WAIT_TIMEOUT = 300
+"""Seconds jit_request and jit_policy wait for Azure to apply a change, unless told otherwise."""
 
 
 def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=10.0):
@@ -17,3 +25,21 @@ def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=10.0):
         rounds += 1
         if rounds >= steady_rounds:
             delay = min(maximum, delay * factor)
+
+
+def wait_until(check, timeout, *, sleep=time.sleep, clock=time.monotonic, delays=None, check_first=True):
+    """Call ``check()`` until it returns true or ``timeout`` seconds have passed; return whether it
+    succeeded. Rounds are spaced by ``delays`` (default :func:`backoff_delays`), never sleeping past
+    the deadline by more than 0.1 s. With ``check_first=False`` the first round comes after a sleep
+    (the caller has just looked)."""
+    deadline = clock() + max(timeout, 0)
+    delays = iter(delays if delays is not None else backoff_delays())
+    if check_first and check():
+        return True
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return False
+        sleep(min(next(delays), max(remaining, 0.1)))
+        if check():
+            return True

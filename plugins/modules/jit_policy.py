@@ -470,11 +470,12 @@ diff:
 
 
 import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit, _nsg  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import SECURITY_API_VERSION, transient_delay  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     build_topology,
     not_found_message,
@@ -483,41 +484,36 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     read_nsg,
     subscriptions_of,
 )
-from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAULT_WAIT_TIMEOUT, backoff_delays, wait_until  # noqa: E402
 
 MAX_WRITE_ATTEMPTS = 3
 """Writes per policy before giving up on a concurrent writer."""
 
-_PORT_OPTIONS = dict(
-    number=dict(type="int", required=True),
-    protocol=dict(type="str", choices=["TCP", "UDP", "*"], default="TCP"),
-    allowed_source_address_prefixes=dict(type="list", elements="str"),
-    allowed_source_address_prefix=dict(type="str"),
-    max_request_access_duration=dict(type="str", default="PT3H"),
+_PORT_RULES = dict(
+    type="list",
+    elements="dict",
+    options=dict(
+        number=dict(type="int", required=True),
+        protocol=dict(type="str", choices=list(_jit.PROTOCOLS), default=_jit.DEFAULT_PROTOCOL),
+        allowed_source_address_prefixes=dict(type="list", elements="str"),
+        allowed_source_address_prefix=dict(type="str"),
+        max_request_access_duration=dict(type="str", default=_jit.DEFAULT_MAX_REQUEST_ACCESS_DURATION),
+    ),
+    mutually_exclusive=[["allowed_source_address_prefix", "allowed_source_address_prefixes"]],
 )
 
 ARGUMENT_SPEC = dict(
-    virtual_machines=dict(
-        type="list",
-        elements="dict",
-        required=True,
-        options=dict(
-            id=dict(type="str"),
-            name=dict(type="str"),
-            resource_group=dict(type="str"),
-            ports=dict(type="list", elements="dict", options=_PORT_OPTIONS),
-        ),
-    ),
-    ports=dict(type="list", elements="dict", options=_PORT_OPTIONS),
+    virtual_machines=vm_references(ports=_PORT_RULES),
+    ports=_PORT_RULES,
     ports_by_os_type=dict(type="dict"),
     detail=dict(type="str", choices=["full", "summary"], default="full"),
-    policy_name=dict(type="str", default=_jit.DEFAULT_POLICY_NAME),
+    policy_name=dict(type="str", default=_arm.DEFAULT_POLICY_NAME),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     purge_virtual_machines=dict(type="bool", default=False),
     skip_unsupported=dict(type="bool", default=False),
     drift=dict(type="str", choices=["repair", "report", "ignore"], default="repair"),
     update_existing=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=300),
+    wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
 )
 
 
@@ -545,7 +541,7 @@ MAX_TRANSIENT_RETRIES = 5
 
 def _validate_policy_name(name):
     if not isinstance(name, str) or not name.strip() or "/" in name:
-        raise _jit.JitValidationError(f"policy_name {name!r} is not valid: expected a non-empty name without '/'")
+        raise _arm.JitValidationError(f"policy_name {name!r} is not valid: expected a non-empty name without '/'")
     return name.strip()
 
 
@@ -555,17 +551,17 @@ def validate_options(params, subscription):
     Returns ``(refs, default_ports)``: ``refs`` is a list of ``{"id", "ports"}`` (``ports`` the
     canonical per-VM override or ``None``); ``default_ports`` maps a lower-case OS type (from
     ``ports_by_os_type``) or ``None`` (from ``ports``) to canonical port rules.
-    Raises :class:`_jit.JitValidationError` naming the bad value.
+    Raises :class:`_arm.JitValidationError` naming the bad value.
     """
     _validate_policy_name(params.get("policy_name"))
     vms = params.get("virtual_machines") or []
     if not vms:
-        raise _jit.JitValidationError("virtual_machines is empty: name at least one VM (by id, or by name and resource_group)")
+        raise _arm.JitValidationError("virtual_machines is empty: name at least one VM (by id, or by name and resource_group)")
     present = params.get("state", "present") == "present"
     default_ports = {}
     if present and params.get("ports") is not None:
         if not params["ports"]:
-            raise _jit.JitValidationError("ports is empty: give at least one port rule, or omit ports for the OS defaults")
+            raise _arm.JitValidationError("ports is empty: give at least one port rule, or omit ports for the OS defaults")
         default_ports[None] = _jit.normalize_port_rules(params["ports"], name="ports")
     if present and params.get("ports_by_os_type") is not None:
         default_ports.update(_ports_by_os_type(params["ports_by_os_type"]))
@@ -573,19 +569,59 @@ def validate_options(params, subscription):
     seen = {}
     for reference in vms:
         given = {key: reference.get(key) for key in ("id", "name", "resource_group")}
-        vm_id = _jit.vm_id_from_reference(given, subscription)
-        key = _jit.normalize_id(vm_id)
+        vm_id = _arm.vm_id_from_reference(given, subscription)
+        key = _arm.normalize_id(vm_id)
         if key in seen:
-            raise _jit.JitValidationError(f"virtual machine {vm_id} is listed more than once in virtual_machines (also as {seen[key]}): list each VM once")
+            raise _arm.JitValidationError(f"virtual machine {vm_id} is listed more than once in virtual_machines (also as {seen[key]}): list each VM once")
         seen[key] = vm_id
         ports = None
         if present and reference.get("ports") is not None:
             label = reference.get("name") or vm_id
             if not reference["ports"]:
-                raise _jit.JitValidationError(f"ports of virtual machine {label} is empty: give at least one port rule, or omit it")
+                raise _arm.JitValidationError(f"ports of virtual machine {label} is empty: give at least one port rule, or omit it")
             ports = _jit.normalize_port_rules(reference["ports"], name=f"ports of virtual machine {label}")
         refs.append({"id": vm_id, "ports": ports})
     return refs, default_ports
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """jit_policy's options, parsed and checked once; everything after reads only this."""
+
+    present: bool
+    policy_name: str
+    refs: tuple
+    """``({"id", "ports"}, ...)``: each VM's id and its own canonical port rules (or ``None``)."""
+    default_ports: dict
+    """Lower-case OS type (``ports_by_os_type``) or ``None`` (``ports``) -> canonical port rules."""
+    purge: bool = False
+    skip_unsupported: bool = False
+    drift: str = "repair"
+    update_existing: bool = True
+    wait_timeout: int = DEFAULT_WAIT_TIMEOUT
+    full_detail: bool = True
+
+
+def parse_options(params, subscription):
+    """:class:`PolicyOptions` from the module's ``params``; raises :class:`_arm.JitValidationError`
+    naming the first bad value (nothing has been read or written yet)."""
+    policy_name = _validate_policy_name(params["policy_name"])
+    refs, default_ports = validate_options(params, subscription)
+    if params["wait_timeout"] < 0:
+        raise _arm.JitValidationError(f"wait_timeout {params['wait_timeout']} is negative: allowed 0 or more seconds")
+    present = params["state"] == "present"
+    return PolicyOptions(
+        present=present,
+        policy_name=policy_name,
+        refs=tuple(refs),
+        default_ports=default_ports,
+        purge=present and params["purge_virtual_machines"],
+        skip_unsupported=params["skip_unsupported"],
+        drift=params["drift"],
+        update_existing=params["update_existing"],
+        wait_timeout=params["wait_timeout"],
+        full_detail=params["detail"] == "full",
+    )
 
 
 def _ports_by_os_type(value):
@@ -596,11 +632,11 @@ def _ports_by_os_type(value):
         key = os_type.strip().lower() if isinstance(os_type, str) else None
         name = f"ports_by_os_type[{os_type!r}]"
         if key not in _jit.DEFAULT_PORTS_BY_OS:
-            raise _jit.JitValidationError(f"ports_by_os_type has an unknown OS type {os_type!r}: allowed {', '.join(item.capitalize() for item in allowed)}")
+            raise _arm.JitValidationError(f"ports_by_os_type has an unknown OS type {os_type!r}: allowed {', '.join(item.capitalize() for item in allowed)}")
         if key in result:
-            raise _jit.JitValidationError(f"ports_by_os_type lists OS type {key.capitalize()} more than once: give it once")
+            raise _arm.JitValidationError(f"ports_by_os_type lists OS type {key.capitalize()} more than once: give it once")
         if not isinstance(rules, list) or not rules:
-            raise _jit.JitValidationError(f"{name} must be a non-empty list of port rules, got {rules!r}")
+            raise _arm.JitValidationError(f"{name} must be a non-empty list of port rules, got {rules!r}")
         result[key] = _jit.normalize_port_rules(rules, name=name)
     return result
 
@@ -612,12 +648,12 @@ def resolve_targets(refs, topology, present=True, skip_unsupported=False):
     record's id spelling, as Azure has it), skipped ``{"id", "name", "resource_group", "reason"}``.
     Unknown VMs, and (with ``present`` and not ``skip_unsupported``) unsupported VMs, raise.
     """
-    unknown = [ref["id"] for ref in refs if _jit.normalize_id(ref["id"]) not in topology]
+    unknown = [ref["id"] for ref in refs if _arm.normalize_id(ref["id"]) not in topology]
     if unknown:
-        raise _jit.JitValidationError(not_found_message(unknown))
+        raise _arm.JitValidationError(not_found_message(unknown))
     targets, skipped, unsupported = [], [], []
     for ref in refs:
-        record = topology[_jit.normalize_id(ref["id"])]
+        record = topology[_arm.normalize_id(ref["id"])]
         if present and record.get("unsupported_reason"):
             if skip_unsupported:
                 skipped.append({"id": record["id"], "name": record["name"], "resource_group": record["resource_group"], "reason": record["unsupported_reason"]})
@@ -626,7 +662,7 @@ def resolve_targets(refs, topology, present=True, skip_unsupported=False):
             continue
         targets.append({"id": record["id"], "location": record["location"], "record": record, "ports": ref["ports"]})
     if unsupported:
-        raise _jit.JitValidationError(
+        raise _arm.JitValidationError(
             f"JIT cannot protect virtual machine(s): {'; '.join(unsupported)}. Add a network security group to a NIC or subnet, or set skip_unsupported: true"
         )
     return targets, skipped
@@ -641,8 +677,8 @@ def desired_entry(target, default_ports):
     if ports is None:
         try:
             ports = _jit.default_port_rules(os_type)
-        except _jit.JitValidationError:
-            raise _jit.JitValidationError(
+        except _arm.JitValidationError:
+            raise _arm.JitValidationError(
                 f"virtual machine {target['id']} has OS type {os_type!r}, which has no default JIT ports (Linux 22; Windows 3389, 5985, 5986): set ports"
             ) from None
     return _jit.build_policy_vm(target["id"], ports)
@@ -667,7 +703,7 @@ def find_drift(entries, topology, nsgs):
     them are not judged."""
     drift = []
     for entry in entries:
-        record = topology.get(_jit.normalize_id(entry.get("id") or ""))
+        record = topology.get(_arm.normalize_id(entry.get("id") or ""))
         if record is None:
             continue
         ports = sorted({_jit.canonical_port(port)["number"] for port in entry.get("ports") or []})
@@ -675,7 +711,7 @@ def find_drift(entries, topology, nsgs):
             if not nic.get("private_ip"):
                 continue
             for nsg_id in dict.fromkeys(nsg_id for nsg_id in (nic.get("subnet_nsg_id"), nic.get("nic_nsg_id")) if nsg_id):
-                nsg = nsgs.get(_jit.normalize_id(nsg_id))
+                nsg = nsgs.get(_arm.normalize_id(nsg_id))
                 missing = _nsg.missing_deny_ports(nsg, nic["private_ip"], ports) if nsg is not None else []
                 if missing:
                     drift.append(
@@ -753,11 +789,11 @@ def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O a
         action = ("updated" if existed else "created") if after else "deleted"
     if check_mode:
         return _outcome(before, after, action, bool(after), changed=True, drift=found)
-    desired_ids = {_jit.normalize_id(entry["id"]) for entry in desired}
+    desired_ids = {_arm.normalize_id(entry["id"]) for entry in desired}
     concurrent = []
     attempts = transient = 0
     while True:
-        preserved = [entry["id"] for entry in after if _jit.normalize_id(entry["id"]) not in desired_ids]
+        preserved = [entry["id"] for entry in after if _arm.normalize_id(entry["id"]) not in desired_ids]
         removed = [entry["id"] for entry in baseline if not _jit.find_policy_vm(after, entry["id"])]
         try:
             if after:
@@ -794,7 +830,7 @@ def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O a
             break
         if attempts >= max_attempts:
             raise PolicyConvergenceError(
-                f"JIT policy {_jit.policy_key_id(key)} did not converge after {attempts} writes: another writer kept replacing it"
+                f"JIT policy {_arm.policy_key_id(key)} did not converge after {attempts} writes: another writer kept replacing it"
                 f" (VM entries not as asked: {', '.join(result.not_as_asked) or 'none'}; entries removed by the other writer:"
                 f" {', '.join(result.lost) or 'none'}). Retry when the other writer is done"
             )
@@ -840,14 +876,14 @@ class PolicyApi:
         self.module.fail_azure(exc, action, changed=self.writes > 0, policies=self.done)
 
     def get(self, key):
-        policy_id = _jit.policy_key_id(key)
+        policy_id = _arm.policy_key_id(key)
         try:
             return self.api.get(policy_id, SECURITY_API_VERSION)
         except AzureError as exc:
             self.fail(exc, f"read JIT policy {policy_id}")
 
     def put(self, key, body):
-        policy_id = _jit.policy_key_id(key)
+        policy_id = _arm.policy_key_id(key)
         try:
             # No transparent retry: a resent body is stale (see reconcile_policy).
             written = self.api.put(policy_id, SECURITY_API_VERSION, body, retry=False)
@@ -858,9 +894,9 @@ class PolicyApi:
 
     def delete(self, key):
         try:
-            self.api.delete(_jit.policy_key_id(key), SECURITY_API_VERSION, retry=False)
+            self.api.delete(_arm.policy_key_id(key), SECURITY_API_VERSION, retry=False)
         except AzureError as exc:
-            self._transient_or_fail(exc, f"delete JIT policy {_jit.policy_key_id(key)}")
+            self._transient_or_fail(exc, f"delete JIT policy {_arm.policy_key_id(key)}")
         self.writes += 1
 
     def _transient_or_fail(self, exc, action):
@@ -871,67 +907,59 @@ class PolicyApi:
         raise TransientWriteError(exc, delay)
 
 
-def wait_for_deny_rules(module, repaired, topology, nsgs, policies, *, sleep=time.sleep, clock=time.monotonic):
+def wait_for_deny_rules(module, repaired, topology, nsgs, policies, *, timeout, sleep=time.sleep, clock=time.monotonic):
     """After writing drifted policies again: poll the NSGs that missed deny rules until every one
     is back, for up to ``wait_timeout`` seconds (Defender applies a policy write asynchronously)."""
     api = module.api
-    deadline = clock() + module.params["wait_timeout"]
-    delays = backoff_delays()
     pending = [item for _policy_id, items in repaired for item in items]
-    while True:
+
+    def deny_rules_back():
+        nonlocal pending
         for nsg_id in dict.fromkeys(item["nsg_id"] for item in pending):
-            nsgs[_jit.normalize_id(nsg_id)] = module.azure_call(f"read network security group {nsg_id}", read_nsg, api, nsg_id)
+            nsgs[_arm.normalize_id(nsg_id)] = module.azure_call(f"read network security group {nsg_id}", read_nsg, api, nsg_id)
         entries = [{"id": item["vm_id"], "ports": [{"number": port} for port in item["missing_ports"]]} for item in pending]
-        still = find_drift(entries, topology, nsgs)
-        if not still:
-            return
-        remaining = deadline - clock()
-        if remaining <= 0:
-            module.fail_json(
-                msg=f"the JIT policies were written again, but after {module.params['wait_timeout']} s {describe_drift(still)}"
-                " (Defender for Cloud may still apply them; run again, or check that Defender for Servers Plan 2 is on)",
-                changed=True,
-                policies=policies,
-                missing_deny_rules=still,
-            )
-        pending = still
-        sleep(min(next(delays), max(remaining, 0.1)))
+        pending = find_drift(entries, topology, nsgs)
+        return not pending
+
+    if not wait_until(deny_rules_back, timeout, sleep=sleep, clock=clock):
+        module.fail_json(
+            msg=f"the JIT policies were written again, but after {timeout} s {describe_drift(pending)}"
+            " (Defender for Cloud may still apply them; run again, or check that Defender for Servers Plan 2 is on)",
+            changed=True,
+            policies=policies,
+            missing_deny_rules=pending,
+        )
 
 
 def main():
     module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
-    params = module.params
-    present = params["state"] == "present"
-    policy_name = params["policy_name"]
-    try:
-        _validate_policy_name(policy_name)
-        subscription = module.default_subscription_id  # VMs given by id carry their own
-        refs, default_ports = validate_options(params, subscription)
-    except _jit.JitValidationError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-
-    if params["wait_timeout"] < 0:
-        module.fail_json(msg=f"wait_timeout {params['wait_timeout']} is negative: allowed 0 or more seconds", changed=False)
-    check_drift = present and params["drift"] != "ignore"
+    error = None
+    try:  # VMs given by id carry their own subscription
+        options = parse_options(module.params, module.default_subscription_id)
+    except _arm.JitValidationError as exc:
+        error = str(exc)
+    if error:  # failed outside the except block: no traceback attached to the result
+        module.fail_json(msg=error, changed=False)
+    present = options.present
+    check_drift = present and options.drift != "ignore"
     kinds = ("virtual_machines", "network_interfaces", "virtual_networks") if present else ("virtual_machines",)
     if check_drift:
         kinds += ("network_security_groups",)
-    subscriptions = subscriptions_of([ref["id"] for ref in refs])
+    subscriptions = subscriptions_of([ref["id"] for ref in options.refs])
     inventory = read_inventory(module.api, module.azure_call, kinds=kinds, subscriptions=subscriptions)
     topology = build_topology(inventory)
     nsgs = nsgs_by_id(inventory)
     try:
-        targets, skipped = resolve_targets(refs, topology, present=present, skip_unsupported=params["skip_unsupported"])
-        groups = _jit.group_vms_by_policy(targets, policy_name=policy_name)
+        targets, skipped = resolve_targets(options.refs, topology, present=present, skip_unsupported=options.skip_unsupported)
+        groups = _jit.group_vms_by_policy(targets, policy_name=options.policy_name)
         plans = []
         for key, members in groups.items():
-            desired = [desired_entry(member, default_ports) for member in members] if present else []
+            desired = [desired_entry(member, options.default_ports) for member in members] if present else []
             remove_ids = [member["id"] for member in members] if not present else []
             plans.append((key, desired, remove_ids))
-    except _jit.JitValidationError as exc:
+    except _arm.JitValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
 
-    purge = present and params["purge_virtual_machines"]
     policies, diffs = [], []
     api = PolicyApi(module, done=policies)
     changed = False
@@ -943,18 +971,18 @@ def main():
                 key,
                 desired,
                 remove_ids,
-                purge,
+                options.purge,
                 api,
                 check_mode=module.check_mode,
                 drift=drift,
-                repair=params["drift"] == "repair",
-                update_existing=params["update_existing"],
+                repair=options.drift == "repair",
+                update_existing=options.update_existing,
             )
         except PolicyConvergenceError as exc:
             module.fail_json(msg=str(exc), changed=True, policies=policies, skipped_virtual_machines=skipped)
         except TransientWriteError as exc:
-            api.fail(exc.error, f"write JIT policy {_jit.policy_key_id(key)} ({MAX_TRANSIENT_RETRIES} retries)")
-        policy_id = _jit.policy_key_id(key)
+            api.fail(exc.error, f"write JIT policy {_arm.policy_key_id(key)} ({MAX_TRANSIENT_RETRIES} retries)")
+        policy_id = _arm.policy_key_id(key)
         changed = changed or outcome["changed"]
         policies.append(
             {
@@ -973,8 +1001,8 @@ def main():
         if outcome["drift"] and outcome["changed"] and outcome["after"]:
             repaired.append((policy_id, outcome["drift"]))
         elif outcome["drift"]:
-            module.warn(f"JIT policy {policy_id}: {describe_drift(outcome['drift'])} (drift={params['drift']}: not repaired)")
-        if params["detail"] == "full":
+            module.warn(f"JIT policy {policy_id}: {describe_drift(outcome['drift'])} (drift={options.drift}: not repaired)")
+        if options.full_detail:
             policies[-1]["virtual_machines"] = returned_entries(outcome["after"])
         if outcome["attempts"] > 1:
             lost = ", ".join(outcome["concurrent"]) or "none"
@@ -986,7 +1014,7 @@ def main():
                 before["missing_deny_rules"], after["missing_deny_rules"] = drift_lines(outcome["drift"]), []
             diffs.append({"before_header": policy_id, "after_header": policy_id, "before": before, "after": after})
     if repaired and not module.check_mode:
-        wait_for_deny_rules(module, repaired, topology, nsgs, policies)
+        wait_for_deny_rules(module, repaired, topology, nsgs, policies, timeout=options.wait_timeout)
     result = {
         "changed": changed,
         "policies": policies,

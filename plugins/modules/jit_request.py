@@ -488,22 +488,17 @@ initiated:
       justification: Ansible jitaccess.azure.jit_request by deploy@ctl-01
 """  # noqa: E501
 
-import base64  # noqa: E402
-import getpass  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
-import socket  # noqa: E402
-import time  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
-from email.utils import parsedate_to_datetime  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _close, _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _close, _jit, _nsg, _request  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._close import source_token  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import RECORD_VARIABLE, write_guard_record  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._request import PortResult  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     build_topology,
     list_kind,
@@ -513,7 +508,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     resolve_vms,
     subscriptions_of,
 )
-from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAULT_WAIT_TIMEOUT, wait_until  # noqa: E402
 
 _UTC = timezone.utc  # noqa: UP017 - keep the module importable on older Pythons
 
@@ -526,155 +521,32 @@ ACTION_NOT_OPEN = "not_open"
 
 POLICY_HINT = "put it under JIT with jitaccess.azure.jit_policy first"
 
-# --------------------------------------------------------------------------------------------------
-# Pure helpers (unit-tested in tests/unit/plugins/modules/test_jit_request.py)
+NSG_GET_LIMIT = 10
+"""While waiting, up to this many NSGs are read with one GET each per polling round; more are read
+with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
+
+ARGUMENT_SPEC = dict(
+    virtual_machines=vm_references(ports=dict(type="list", elements="int")),
+    ports=dict(type="list", elements="int"),
+    source_address_prefixes=dict(type="list", elements="str"),
+    allow_any_source=dict(type="bool", default=False),
+    duration=dict(type="str", default=_request.DEFAULT_REQUEST_DURATION),
+    justification=dict(type="str"),
+    renew_margin=dict(type="str"),
+    force=dict(type="bool", default=False),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    stale_only=dict(type="bool", default=False),
+)
 
 
-def default_justification(user=None, host=None):
-    """``Ansible jitaccess.azure.jit_request by <user>@<host>`` (the machine running the module)."""
-    if user is None:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError, ImportError):
-            user = "unknown"
-    if host is None:
-        host = socket.gethostname() or "unknown"
-    return "Ansible jitaccess.azure.jit_request by %s@%s" % (user, host)
-
-
-def validate_request_sources(sources, allow_any_source):
-    """Request sources for ``initiate``: ``None`` (the service uses the caller's address) or one prefix.
-
-    The initiate API takes a single ``allowedSourceAddressPrefix`` per port.
-    """
-    normalized = _jit.normalize_request_sources(sources, allow_any_source=allow_any_source)
-    if normalized is not None and len(normalized) > 1:
-        raise _jit.JitValidationError(
-            "source_address_prefixes %s has %d entries: the JIT initiate API takes one source per port; give one address or one CIDR that covers them"
-            % (", ".join(normalized), len(normalized))
-        )
-    return normalized
-
-
-def parse_request_duration(value):
-    """Seconds of the requested duration: 1 minute to 24 hours (each port's maximum is checked later)."""
-    seconds = _jit.parse_duration(value, name="duration")
-    _jit.check_duration_bounds(seconds, name="duration", minimum=_jit.MIN_REQUEST_SECONDS, maximum=_jit.MAX_MAX_REQUEST_ACCESS_SECONDS, shown=value)
-    return seconds
-
-
-def parse_renew_margin(value, duration_seconds):
-    """Seconds of the renewal margin; default ``min(10 min, duration / 2)``; must be below the duration."""
-    if value is None:
-        return _jit.default_renew_margin(duration_seconds)
-    seconds = _jit.parse_duration(value, name="renew_margin")
-    if seconds >= duration_seconds:
-        raise _jit.JitValidationError(
-            "renew_margin %r (%s) is not less than duration (%s): allowed 0 to %s"
-            % (value, _jit.format_duration(seconds), _jit.format_duration(duration_seconds), _jit.format_duration(duration_seconds - 1))
-        )
-    return seconds
-
-
-def source_set(prefixes):
-    return frozenset(source_token(item) for item in prefixes or ())
-
-
-def index_policies(policies):
-    """``{vm id lower: [(policy, entry), ...]}`` over every policy's VM entries."""
-    index = {}
-    for policy in policies:
-        for entry in _jit.policy_vm_entries(policy):
-            key = _jit.normalize_id(entry.get("id", ""))
-            index.setdefault(key, []).append((policy, entry))
-    return index
-
-
-def choose_policy(candidates, vm_record):
-    """The policy entry to request on when a VM is in several policies.
-
-    Prefer the policy in the VM's resource group and region, then the one named ``default``, then
-    the first by id: deterministic, and what jit_policy creates by default.
-    """
-
-    def rank(item):
-        policy = item[0]
-        key = _jit.parse_jit_policy_id(policy["id"])
-        same_place = key.resource_group.lower() == str(vm_record.get("resource_group", "")).lower() and key.location == vm_record.get("location")
-        return (0 if same_place else 1, 0 if key.policy_name == _jit.DEFAULT_POLICY_NAME else 1, policy["id"].lower())
-
-    return sorted(candidates, key=rank)[0] if candidates else None
-
-
-def vm_paths(record):
-    """``[(nsg id, private ip), ...]``: every NSG on each NIC's path with the IP it must admit to."""
-    pairs = []
-    for nic in record.get("nics") or []:
-        ip = nic.get("private_ip")
-        if not ip:
-            continue
-        for nsg_id in (nic.get("subnet_nsg_id"), nic.get("nic_nsg_id")):
-            if nsg_id and (_jit.normalize_id(nsg_id), ip) not in {(_jit.normalize_id(n), i) for n, i in pairs}:
-                pairs.append((nsg_id, ip))
-    return pairs
-
-
-def nsg_rule_entries(nsg):
-    """``[(SecurityRule, raw dict)]`` for an NSG resource's custom rules (REST shape)."""
-    props = nsg.get("properties") if isinstance(nsg.get("properties"), dict) else nsg
-    entries = []
-    for raw in props.get("securityRules") or props.get("security_rules") or []:
-        try:
-            entries.append((_nsg.SecurityRule.from_azure(raw), raw))
-        except _jit.JitValidationError:
-            continue
-    return entries
-
-
-def rule_fingerprint(raw):
-    """(lower-case name, etag): changes when the service creates or rewrites the rule."""
-    return (str(raw.get("name", "")).lower(), raw.get("etag"))
-
-
-_PARSED_NSGS = {}
-"""id(NSG dict) -> (the dict, rules by lower-case name, JIT allow rules): each NSG read is parsed once
-(the dict is kept, so its id cannot be reused)."""
-
-
-def allow_rules(nsg, ip, port, sources=None):
-    """JIT allow rules in ``nsg`` admitting ``port`` to ``ip``; with ``sources``, only those whose
-    sources are exactly that set. Returns ``[(SecurityRule, raw)]`` sorted by priority."""
-    cached = _PARSED_NSGS.get(id(nsg))
-    if cached is None or cached[0] is not nsg:
-        entries = nsg_rule_entries(nsg)
-        jit_allow = [rule for rule, _raw in entries if _nsg.is_jit_allow_rule(rule)]
-        cached = _PARSED_NSGS[id(nsg)] = (nsg, {rule.name.lower(): raw for rule, raw in entries}, jit_allow)
-    _nsg_object, by_name, jit_allow = cached
-    found = _nsg.find_jit_rules(jit_allow, kind=_nsg.JIT_KIND_ALLOW, destination=ip, ports=[port])
-    wanted = source_set(sources) if sources else None
-    result = []
-    for rule in found:
-        if not rule.is_allow:
-            continue
-        if wanted is not None and source_set(rule.source_address_prefixes) != wanted:
-            continue
-        result.append((rule, by_name[rule.name.lower()]))
-    return result
-
-
-def rule_id(nsg_id, name):
-    return "%s/securityRules/%s" % (nsg_id, name)
-
-
-def describe_rule(nsg_id, rule):
-    return {
-        "id": rule_id(nsg_id, rule.name),
-        "nsg_id": nsg_id,
-        "name": rule.name,
-        "priority": rule.priority,
-        "source_address_prefixes": list(rule.source_address_prefixes),
-        "destination_address_prefixes": list(rule.destination_address_prefixes),
-    }
+def format_missing(missing, names):
+    """``VM web-1 port 22 on NSG nsg-web (10.1.0.4)``, joined; ``names`` maps lower NSG id -> name."""
+    parts = []
+    for vm_name, port, nsg_id, ip in missing:
+        parts.append("VM %s port %s on NSG %s (destination %s)" % (vm_name, port, names.get(_arm.normalize_id(nsg_id), nsg_id), ip))
+    return "; ".join(parts)
 
 
 def rule_ref(rule):
@@ -682,121 +554,9 @@ def rule_ref(rule):
     return {"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]}
 
 
-def describe_planned_rule(rule):
-    """:func:`describe_rule` for a rule planned by :func:`_close.plan_close`."""
-    return {
-        "id": rule_id(rule["nsg_id"], rule["rule_name"]),
-        "nsg_id": rule["nsg_id"],
-        "name": rule["rule_name"],
-        "priority": rule["priority"],
-        "source_address_prefixes": list(rule["sources"]),
-        "destination_address_prefixes": list(rule["destination"]),
-    }
-
-
-def access_on_path(paths, nsgs, port, sources=None, exclude=None):
-    """Look for the allow rule of ``port`` on every (NSG, IP) pair of a VM.
-
-    ``nsgs`` maps lower-case NSG id -> NSG resource; ``exclude`` is a set of rule fingerprints
-    that do not count (rules that existed before an initiate). Returns ``(access, missing)``:
-    ``access`` the best rule per pair found (dicts from :func:`describe_rule`), ``missing`` the
-    ``(nsg id, ip)`` pairs without one.
-    """
-    access, missing = [], []
-    for nsg_id, ip in paths:
-        nsg = nsgs.get(_jit.normalize_id(nsg_id))
-        found = []
-        if nsg is not None:
-            found = [(rule, raw) for rule, raw in allow_rules(nsg, ip, port, sources) if not exclude or rule_fingerprint(raw) not in exclude]
-        if found:
-            access.append(describe_rule(nsg_id, found[0][0]))
-        else:
-            missing.append((nsg_id, ip))
-    return access, missing
-
-
-def baseline_fingerprints(paths, nsgs, port):
-    """Fingerprints of the allow rules for ``port`` already on a VM's path (any source)."""
-    result = set()
-    for nsg_id, ip in paths:
-        nsg = nsgs.get(_jit.normalize_id(nsg_id))
-        if nsg is not None:
-            result.update(rule_fingerprint(entry[1]) for entry in allow_rules(nsg, ip, port))
-    return result
-
-
-NSG_GET_LIMIT = 10
-"""While waiting, up to this many NSGs are read with one GET each per polling round; more are read
-with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
-
-
-def token_identities(token):
-    """Principal names in a JWT access token (``upn``, ``unique_name``, ``oid``, ``appid``...).
-
-    The JIT request's ``requestor`` is one of these; used to recognise our own requests when the
-    source is left to the service. The token is not verified: it only names ourselves.
-    """
-    try:
-        payload = token.split(".")[1]
-        payload += "=" * (-len(payload) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8"))
-    except (IndexError, ValueError, UnicodeError, AttributeError):
-        return []
-    names = []
-    for claim in ("upn", "unique_name", "preferred_username", "email", "name", "oid", "appid", "azp", "sub"):
-        value = claims.get(claim)
-        if isinstance(value, str) and value and value not in names:
-            names.append(value)
-    return names
-
-
-def server_time(date_header, fallback):
-    """Aware UTC time from an HTTP ``Date`` header (Azure's clock), else ``fallback``."""
-    if date_header:
-        try:
-            parsed = parsedate_to_datetime(date_header)
-        except (TypeError, ValueError, IndexError):
-            parsed = None
-        if parsed is not None:
-            return parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
-    return fallback
-
-
-def format_missing(missing, names):
-    """``VM web-1 port 22 on NSG nsg-web (10.1.0.4)``, joined; ``names`` maps lower NSG id -> name."""
-    parts = []
-    for vm_name, port, nsg_id, ip in missing:
-        parts.append("VM %s port %s on NSG %s (destination %s)" % (vm_name, port, names.get(_jit.normalize_id(nsg_id), nsg_id), ip))
-    return "; ".join(parts)
-
-
-def earliest(times):
-    values = [_jit.parse_azure_datetime(value) for value in times if value]
-    return _jit.format_azure_datetime(min(values)) if values else None
-
-
-GUARD_RECORD_VARIABLE = "JITACCESS_GUARD_RECORD"
-"""Set by the jitaccess.azure.jit_guard callback in the controller: the file to record opened access in."""
-
-
-def guard_record_lines(items, auth, now=None):
-    """The JSON lines recorded for jit_guard: one per ``opened`` item, with non-secret ``auth``."""
-    stamp = time.time() if now is None else now
-    return "".join(json.dumps(dict(item, auth=auth, recorded_at=stamp), sort_keys=True) + "\n" for item in items)
-
-
-def write_guard_record(path, items, auth):
-    """Append the record lines to ``path`` in one write (O_APPEND); returns an error text or ``None``."""
-    try:
-        data = guard_record_lines(items, auth).encode("utf-8")
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(descriptor, data)
-        finally:
-            os.close(descriptor)
-    except (OSError, TypeError, ValueError) as exc:
-        return str(exc)
-    return None
+def nsg_rule_refs(access):
+    """``[{id, nsg_id, name}]`` of the allow rules in an ``access`` list."""
+    return [{"id": rule["id"], "nsg_id": rule["nsg_id"], "name": rule["name"]} for rule in access]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -806,48 +566,20 @@ def write_guard_record(path, items, auth):
 class JitRequest:
     def __init__(self, module):
         self.module = module
-        self.params = module.params
         self.changed = False
         self.results = []
         self.opened = []
         self.closed = []
         self.initiated = []
         self.diff = {"before": {}, "after": {}}
-
-    # -- input -------------------------------------------------------------------------------
-    def validate_options(self):
-        params = self.params
         try:
-            self.duration = parse_request_duration(params["duration"])
-            self.margin = parse_renew_margin(params["renew_margin"], self.duration)
-            if params["state"] == "present":
-                self.sources = validate_request_sources(params["source_address_prefixes"], params["allow_any_source"])
-            else:
-                self.sources = _jit.normalize_request_sources(params["source_address_prefixes"], allow_any_source=True)
-            self.ports = self._ports(params["ports"], "ports")
-            for reference in params["virtual_machines"]:
-                _jit.vm_id_from_reference({key: reference.get(key) for key in ("id", "name", "resource_group")}, "placeholder")
-                self._ports(reference.get("ports"), "ports of virtual_machines entry %s" % (reference.get("id") or reference.get("name")))
-        except _jit.JitValidationError as exc:
+            self.options = _request.parse_request_options(module.params)
+        except _arm.JitValidationError as exc:
             error = str(exc)
         else:
             error = None
         if error:  # failed outside the except block: no traceback attached to the result
-            self.module.fail_json(msg=error)
-        if params["wait_timeout"] < 0:
-            self.module.fail_json(msg="wait_timeout %s is negative: allowed 0 or more seconds" % params["wait_timeout"])
-        if not params["virtual_machines"]:
-            self.module.fail_json(msg="virtual_machines is empty: name at least one VM")
-        self.justification = params["justification"] or default_justification()
-
-    @staticmethod
-    def _ports(values, name):
-        if values is None:
-            return None
-        if not values:
-            raise _jit.JitValidationError("%s is empty: give at least one port, or omit it for every port of the policy" % name)
-        ports = [_jit.validate_port_number(value, name="port in %s" % name) for value in values]
-        return list(OrderedDict.fromkeys(ports))
+            module.fail_json(msg=error)
 
     # -- reads -------------------------------------------------------------------------------
     def call(self, action, function, *args, **kwargs):
@@ -856,62 +588,59 @@ class JitRequest:
     def read_state(self):
         api = self.module.api
         self.subscription_id = self.module.default_subscription_id
-        references = [{key: ref.get(key) for key in ("id", "name", "resource_group")} for ref in self.params["virtual_machines"]]
+        references = [target.reference for target in self.options.targets]
+        error = None
         try:  # every VM's subscription, from its id (or the configured one), before any read
-            subscriptions = subscriptions_of([_jit.vm_id_from_reference(ref, self.subscription_id) for ref in references])
-        except _jit.JitValidationError as exc:
-            self.module.fail_json(msg=str(exc))
-        self.inventory = read_inventory(api, self.call, subscriptions=subscriptions)
-        self.topology = build_topology(self.inventory)
-        self.nsgs = nsgs_by_id(self.inventory)
-        resolved, error = None, None
-        try:
-            resolved = resolve_vms(references, self.topology, self.subscription_id)
-        except _jit.JitValidationError as exc:
+            subscriptions = subscriptions_of([_arm.vm_id_from_reference(ref, self.subscription_id) for ref in references])
+        except _arm.JitValidationError as exc:
             error = str(exc)
         if error:
             self.module.fail_json(msg=error)
-        self.vms = [(original, record) for original, (_reference, record) in zip(self.params["virtual_machines"], resolved, strict=True)]
+        self.inventory = read_inventory(api, self.call, subscriptions=subscriptions)
+        self.topology = build_topology(self.inventory)
+        self.nsgs = nsgs_by_id(self.inventory)
+        resolved = None
+        try:
+            resolved = resolve_vms(references, self.topology, self.subscription_id)
+        except _arm.JitValidationError as exc:
+            error = str(exc)
+        if error:
+            self.module.fail_json(msg=error)
+        self.vms = [(target, record) for target, (_reference, record) in zip(self.options.targets, resolved, strict=True)]
         self.policies = self.call("list JIT policies", lambda: list_jit_policies(api, subscriptions))
-        self.policy_index = index_policies(self.policies)
+        self.policy_index = _jit.index_policies(self.policies)
         # ARM's clock (the Date of its latest answer) judges request end times, not the controller's.
-        self.now = server_time(api.server_date, datetime.now(_UTC))
+        self.now = _request.server_time(api.server_date, datetime.now(_UTC))
 
     def nsg_name(self, nsg_id):
         try:
-            return _jit.parse_resource_id(nsg_id).name
-        except _jit.JitValidationError:
+            return _arm.parse_resource_id(nsg_id).name
+        except _arm.JitValidationError:
             return nsg_id
 
     # -- present -----------------------------------------------------------------------------
     def plan_open(self):
         """Validate every VM and port against its policy; return the per-VM plans (no writes)."""
+        options = self.options
         plans, errors = [], []
-        for original, record in self.vms:
+        for target, record in self.vms:
             label = record["name"]
-            candidates = self.policy_index.get(_jit.normalize_id(record["id"]), [])
+            candidates = self.policy_index.get(_arm.normalize_id(record["id"]), [])
             if not candidates:
                 errors.append("VM %s (%s) is in no JIT policy: %s" % (label, record["id"], POLICY_HINT))
                 continue
             if record.get("unsupported_reason"):
                 errors.append("VM %s cannot get JIT access: %s" % (label, record["unsupported_reason"]))
                 continue
-            policy, entry = choose_policy(candidates, record)
-            ports = self._ports(original.get("ports"), "ports") if original.get("ports") is not None else self.ports
+            policy, entry = _request.choose_policy(candidates, record)
             try:
-                initiate_ports = _jit.build_initiate_ports(
-                    entry,
-                    self.params["duration"],
-                    ports=ports,
-                    sources=list(self.sources) if self.sources else None,
-                    allow_any_source=self.params["allow_any_source"],
-                    vm_label=label,
-                    now=self.now,
+                initiate_ports = _request.build_initiate_ports(
+                    entry, options.duration, ports=options.ports_for(target), sources=options.sources, vm_label=label, now=self.now, shown=options.duration_text
                 )
-            except _jit.JitValidationError as exc:
+            except _arm.JitValidationError as exc:
                 errors.append(str(exc))
                 continue
-            plans.append({"record": record, "policy": policy, "entry": entry, "ports": initiate_ports, "paths": vm_paths(record)})
+            plans.append({"record": record, "policy": policy, "entry": entry, "ports": initiate_ports, "paths": _nsg.path_pairs(record)})
         if errors:
             self.module.fail_json(msg="; ".join(errors), errors=errors)
         return plans
@@ -922,104 +651,89 @@ class JitRequest:
             api = self.module.api
             try:
                 token = api.credential.get_token(*api.cloud.credential_scopes).token
-                self._identities = token_identities(token)
+                self._identities = _request.token_identities(token)
             except Exception:  # pylint: disable=broad-except  # identity is a best effort: no match means re-initiate
                 self._identities = []
         return self._identities
 
     def covered(self, plan, port, active):
-        """(covered, sources known) for one VM port: an active request long enough whose rules are on every NSG."""
-        needed = _jit.needed_end_time(self.now, self.duration, self.margin)
-        if self.sources is not None:
-            ok = _jit.request_covers(active, list(self.sources), needed)
+        """(covered, access) for one VM port: an active request long enough whose rules are on every NSG."""
+        options = self.options
+        needed = _request.needed_end_time(self.now, options.duration, options.renew_margin)
+        if options.sources is not None:
+            ok = _request.request_covers(active, options.sources, needed)
         else:
-            ok = any(_jit.request_covers(active, None, needed, requestor=name) for name in self.my_identities())
+            ok = any(_request.request_covers(active, None, needed, requestor=name) for name in self.my_identities())
         if not ok:
             return False, None
-        sources = list(active.sources) if active.sources else (list(self.sources) if self.sources else None)
-        access, missing = access_on_path(plan["paths"], self.nsgs, port, sources)
+        sources = active.sources or options.sources
+        access, missing = _nsg.access_on_path(plan["paths"], self.nsgs, port, sources)
         return not missing, access
 
     def run_present(self):
+        options = self.options
         plans = self.plan_open()
         by_policy = OrderedDict()
         port_results = {}
         for plan in plans:
             record = plan["record"]
-            active_map = _jit.active_requests(plan["policy"], self.now)
+            active_map = _request.active_requests(plan["policy"], self.now)
             to_open = []
             for port in plan["ports"]:
                 number = port["number"]
-                active = active_map.get((_jit.normalize_id(record["id"]), number))
-                covered, access = (False, None) if self.params["force"] else self.covered(plan, number, active)
+                active = active_map.get((_arm.normalize_id(record["id"]), number))
+                covered, access = (False, None) if options.force else self.covered(plan, number, active)
                 if covered:
                     port_results[(record["id"], number)] = self._port_result(number, active, ACTION_ALREADY_OPEN, access, open_=True)
                 else:
                     to_open.append(port)
-                    port_results[(record["id"], number)] = None
                 self.diff["before"]["%s:%s" % (record["name"], number)] = self._diff_line(active, covered)
             if to_open:
                 by_policy.setdefault(plan["policy"]["id"], []).append((plan, to_open))
 
         for policy_id, items in by_policy.items():
-            self.initiated.append({"policy_id": policy_id, "virtual_machines": len(items), "justification": self.justification})
+            self.initiated.append({"policy_id": policy_id, "virtual_machines": len(items), "justification": options.justification})
         self.changed = bool(by_policy)
 
         if self.module.check_mode or not by_policy:
             for items in by_policy.values():
                 for plan, ports in items:
                     for port in ports:
-                        source = self.sources[0] if self.sources else None
-                        port_results[(plan["record"]["id"], port["number"])] = {
-                            "number": port["number"],
-                            "source": source,
-                            "end_time_utc": port.get("endTimeUtc"),
-                            "status": None,
-                            "open": False,
-                            "action": ACTION_WOULD_OPEN,
-                            "access": [],
-                        }
-                        self.opened.append(self._opened_item(plan, port, source, []))
+                        port_results[(plan["record"]["id"], port["number"])] = PortResult(
+                            port["number"], ACTION_WOULD_OPEN, source=options.source, end_time_utc=port.get("endTimeUtc")
+                        )
+                        self.opened.append(self._opened_item(plan, port, options.source, []))
             return self._finish_present(plans, port_results)
 
         # Rules for these ports already on the path (older requests) do not prove the new one applied.
-        baselines = {}
-        for items in by_policy.values():
-            for plan, ports in items:
-                for port in ports:
-                    baselines[(plan["record"]["id"], port["number"])] = baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
-
-        recorded = {}
-        for policy_id, items in by_policy.items():
-            body = _jit.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], self.justification)
-            action = "initiate JIT request on policy %s" % policy_id
-            try:
-                response = initiate_jit_request(self.module.api, policy_id, body)
-            except AzureError as exc:
-                error = exc
-            else:
-                error = None
-                recorded.update(self._recorded_sources(response))
-                fresh = []
-                for plan, ports in items:
-                    for port in ports:
-                        source = self.sources[0] if self.sources else recorded.get((_jit.normalize_id(plan["record"]["id"]), port["number"]))
-                        fresh.append(self._opened_item(plan, port, source, []))
-                self.opened.extend(fresh)
-                # Before waiting: if the run is interrupted now, jit_guard still knows what to close.
-                self.record_for_guard(fresh)
-            if error is not None:
-                # What earlier policies opened is live: report it so that it can be closed (jit_guard).
-                self.module.fail_azure(error, action, changed=bool(self.opened), opened=self.opened, initiated=self.initiated)
-
         waits = []
         for items in by_policy.values():
             for plan, ports in items:
                 for port in ports:
-                    vm_key = _jit.normalize_id(plan["record"]["id"])
-                    source = self.sources[0] if self.sources else recorded.get((vm_key, port["number"]))
-                    waits.append({"plan": plan, "port": port, "source": source, "exclude": baselines[(plan["record"]["id"], port["number"])]})
-        if self.params["wait"]:
+                    exclude = _nsg.baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
+                    waits.append({"plan": plan, "port": port, "source": options.source, "exclude": exclude})
+
+        for policy_id, items in by_policy.items():
+            body = _request.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], options.justification)
+            try:
+                response = initiate_jit_request(self.module.api, policy_id, body)
+            except AzureError as exc:
+                # What earlier policies opened is live: report it so that it can be closed (jit_guard).
+                self.module.fail_azure(
+                    exc, "initiate JIT request on policy %s" % policy_id, changed=bool(self.opened), opened=self.opened, initiated=self.initiated
+                )
+            recorded = self._recorded_sources(response)
+            fresh = []
+            for item in waits:
+                if item["plan"]["policy"]["id"] == policy_id:
+                    if item["source"] is None:
+                        item["source"] = recorded.get((_arm.normalize_id(item["plan"]["record"]["id"]), item["port"]["number"]))
+                    fresh.append(self._opened_item(item["plan"], item["port"], item["source"], []))
+            self.opened.extend(fresh)
+            # Before waiting: if the run is interrupted now, jit_guard still knows what to close.
+            self.record_for_guard(fresh)
+
+        if options.wait:
             self.wait_for_rules(waits)
         self.opened = []
         for item in waits:
@@ -1028,24 +742,25 @@ class JitRequest:
             source = item["source"]
             if source is None and access:
                 source = ",".join(access[0]["source_address_prefixes"])
-            port_results[(plan["record"]["id"], port["number"])] = {
-                "number": port["number"],
-                "source": source,
-                "end_time_utc": port.get("endTimeUtc"),
-                "status": _jit.REQUEST_STATUS_INITIATED,
-                "open": bool(access),
-                "action": ACTION_OPENED,
-                "access": access,
-            }
+            port_results[(plan["record"]["id"], port["number"])] = PortResult(
+                port["number"],
+                ACTION_OPENED,
+                source=source,
+                end_time_utc=port.get("endTimeUtc"),
+                status=_request.REQUEST_STATUS_INITIATED,
+                open=bool(access),
+                access=access,
+            )
             self.opened.append(self._opened_item(plan, port, source, access))
         return self._finish_present(plans, port_results)
 
     def record_for_guard(self, items):
         """Append ``items`` (``opened`` entries) to the jit_guard record file, when there is one."""
-        path = os.environ.get(GUARD_RECORD_VARIABLE)
+        path = os.environ.get(RECORD_VARIABLE)
         if not path or not items:
             return
-        auth = {key: self.params.get(key) for key in NON_SECRET_AUTH_KEYS if self.params.get(key) not in (None, "")}
+        params = self.module.params
+        auth = {key: params.get(key) for key in NON_SECRET_AUTH_KEYS if params.get(key) not in (None, "")}
         error = write_guard_record(path, items, auth)
         if error:
             self.module.warn("could not record the opened access for jit_guard in %s: %s" % (path, error))
@@ -1059,88 +774,89 @@ class JitRequest:
             for port in vm.get("ports") or []:
                 prefixes = _jit.port_prefixes(port)
                 if prefixes and port.get("number") is not None:
-                    result[(_jit.normalize_id(vm.get("id", "")), int(port["number"]))] = ",".join(prefixes)
+                    result[(_arm.normalize_id(vm.get("id", "")), int(port["number"]))] = ",".join(prefixes)
         return result
+
+    def read_nsgs(self, nsg_ids):
+        """``{lower id: NSG}`` for ``nsg_ids`` (lower id -> id): one GET each, or one paged list per
+        subscription when there are many. On an error the module fails reporting what it opened."""
+        api = self.module.api
+        if len(nsg_ids) <= NSG_GET_LIMIT:
+            action, reads = "read network security group %s", [(nsg_id, lambda nsg_id=nsg_id: [read_nsg(api, nsg_id)]) for nsg_id in nsg_ids.values()]
+        else:  # many NSGs: one paged list of the subscription's NSGs costs fewer calls
+            action = "list network security groups in %s"
+            reads = [(sub, lambda sub=sub: list_kind(api, "network_security_groups", sub)) for sub in subscriptions_of(nsg_ids.values())]
+        found = {}
+        for what, read in reads:
+            try:
+                listed = read()
+            except AzureError as exc:
+                # The requests are initiated: report them so that they can be closed (jit_guard).
+                self.module.fail_azure(exc, action % what, changed=True, opened=self.opened, initiated=self.initiated)
+            for nsg in listed:
+                key = _arm.normalize_id(nsg.get("id") or "")
+                if key in nsg_ids:
+                    found[key] = nsg
+        return found
 
     def wait_for_rules(self, waits):
         """Poll the NSGs on the path until each initiated VM port has its allow rule on all of them."""
-        api = self.module.api
-        deadline = time.monotonic() + self.params["wait_timeout"]
-        delays = backoff_delays()
         pending = list(waits)
-        nsgs = {}
-        while True:
-            nsg_ids = OrderedDict()
-            for item in pending:
-                for nsg_id, _ip in item["plan"]["paths"]:
-                    nsg_ids.setdefault(_jit.normalize_id(nsg_id), nsg_id)
-            if len(nsg_ids) > NSG_GET_LIMIT:
-                # Many NSGs: one paged list of the subscription's NSGs per round costs fewer calls.
-                try:
-                    listed = [nsg for sub in subscriptions_of(nsg_ids.values()) for nsg in list_kind(api, "network_security_groups", sub)]
-                except AzureError as exc:
-                    # The requests are initiated: report them so that they can be closed (jit_guard).
-                    self.module.fail_azure(exc, "list network security groups", changed=True, opened=self.opened, initiated=self.initiated)
-                for nsg in listed:
-                    key = _jit.normalize_id(nsg.get("id") or "")
-                    if key in nsg_ids:
-                        nsgs[key] = nsg
-            else:
-                for key, nsg_id in nsg_ids.items():
-                    try:
-                        nsgs[key] = read_nsg(api, nsg_id)
-                    except AzureError as exc:
-                        # The requests are initiated: report them so that they can be closed (jit_guard).
-                        self.module.fail_azure(exc, "read network security group %s" % nsg_id, changed=True, opened=self.opened, initiated=self.initiated)
+
+        def all_applied():
+            nonlocal pending
+            nsg_ids = OrderedDict((_arm.normalize_id(nsg_id), nsg_id) for item in pending for nsg_id, _ip in item["plan"]["paths"])
+            nsgs = self.read_nsgs(nsg_ids)
             still = []
             for item in pending:
                 sources = [item["source"]] if item["source"] and "," not in item["source"] else None
-                access, missing = access_on_path(item["plan"]["paths"], nsgs, item["port"]["number"], sources, exclude=item["exclude"])
+                access, missing = _nsg.access_on_path(item["plan"]["paths"], nsgs, item["port"]["number"], sources, exclude=item["exclude"])
                 if missing:
                     item["missing"] = missing
                     still.append(item)
                 else:
                     item["access"] = access
             pending = still
-            if not pending:
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                missing = [(item["plan"]["record"]["name"], item["port"]["number"], nsg_id, ip) for item in pending for nsg_id, ip in item["missing"]]
-                names = {_jit.normalize_id(item[2]): self.nsg_name(item[2]) for item in missing}
-                self.module.fail_json(
-                    msg="timed out after %s s waiting for the JIT allow rules (the request was initiated; Defender for Cloud may still apply it): missing %s"
-                    % (self.params["wait_timeout"], format_missing(missing, names)),
-                    changed=True,
-                    initiated=self.initiated,
-                    opened=self.opened,
-                    missing=[{"vm_name": vm, "port": port, "nsg_id": nsg_id, "private_ip": ip} for vm, port, nsg_id, ip in missing],
-                )
-            time.sleep(min(next(delays), max(remaining, 0.1)))
+            return not pending
 
-    def _port_result(self, number, active, action, access, open_):
+        if wait_until(all_applied, self.options.wait_timeout):
+            return
+        missing = [(item["plan"]["record"]["name"], item["port"]["number"], nsg_id, ip) for item in pending for nsg_id, ip in item["missing"]]
+        names = {_arm.normalize_id(item[2]): self.nsg_name(item[2]) for item in missing}
+        self.module.fail_json(
+            msg="timed out after %s s waiting for the JIT allow rules (the request was initiated; Defender for Cloud may still apply it): missing %s"
+            % (self.options.wait_timeout, format_missing(missing, names)),
+            changed=True,
+            initiated=self.initiated,
+            opened=self.opened,
+            missing=[{"vm_name": vm, "port": port, "nsg_id": nsg_id, "private_ip": ip} for vm, port, nsg_id, ip in missing],
+        )
+
+    @staticmethod
+    def _port_result(number, active, action, access, open_):
         source = None
         if active is not None and active.sources:
             source = ",".join(active.sources)
         elif access:
             source = ",".join(access[0]["source_address_prefixes"])
-        return {
-            "number": number,
-            "source": source,
-            "end_time_utc": _jit.format_azure_datetime(active.end_time) if active is not None else None,
-            "status": active.status if active is not None else None,
-            "open": open_,
-            "action": action,
-            "access": access or [],
-        }
+        return PortResult(
+            number,
+            action,
+            source=source,
+            end_time_utc=_arm.format_azure_datetime(active.end_time) if active is not None else None,
+            status=active.status if active is not None else None,
+            open=open_,
+            access=access or [],
+        )
 
     @staticmethod
     def _diff_line(active, is_open):
         if active is None or not is_open:
             return "closed"
-        return "open from %s until %s" % (",".join(active.sources) or "caller", _jit.format_azure_datetime(active.end_time))
+        return "open from %s until %s" % (",".join(active.sources) or "caller", _arm.format_azure_datetime(active.end_time))
 
-    def _opened_item(self, plan, port, source, access):
+    @staticmethod
+    def _opened_item(plan, port, source, access):
         record = plan["record"]
         return {
             "vm_id": record["id"],
@@ -1151,7 +867,7 @@ class JitRequest:
             "end_time_utc": port.get("endTimeUtc"),
             "private_ips": sorted(OrderedDict.fromkeys(pair[1] for pair in plan["paths"])),
             "nsg_ids": list(OrderedDict.fromkeys(pair[0] for pair in plan["paths"])),
-            "nsg_rules": [{"id": rule["id"], "nsg_id": rule["nsg_id"], "name": rule["name"]} for rule in access],
+            "nsg_rules": nsg_rule_refs(access),
         }
 
     def _finish_present(self, plans, port_results):
@@ -1160,13 +876,12 @@ class JitRequest:
             ports = [port_results[(record["id"], port["number"])] for port in plan["ports"]]
             self.results.append(self._vm_result(record, plan["policy"]["id"], ports))
             for port in ports:
-                key = "%s:%s" % (record["name"], port["number"])
-                if port["action"] == ACTION_ALREADY_OPEN:
+                key = "%s:%s" % (record["name"], port.number)
+                if port.action == ACTION_ALREADY_OPEN:
                     self.diff["after"][key] = self.diff["before"][key]
                 else:
-                    self.diff["after"][key] = "open from %s until %s" % (port["source"] or "caller", port["end_time_utc"])
-        ends = [port["end_time_utc"] for vm in self.results for port in vm["ports"]]
-        return earliest(ends)
+                    self.diff["after"][key] = "open from %s until %s" % (port.source or "caller", port.end_time_utc)
+        return _request.earliest(port["end_time_utc"] for vm in self.results for port in vm["ports"])
 
     @staticmethod
     def _vm_result(record, policy_id, ports):
@@ -1177,25 +892,26 @@ class JitRequest:
             "policy_id": policy_id,
             "private_ips": [nic["private_ip"] for nic in record.get("nics") or [] if nic.get("private_ip")],
             "public_ips": [nic["public_ip"] for nic in record.get("nics") or [] if nic.get("public_ip")],
-            "ports": ports,
+            "ports": [port.as_dict() for port in ports],
         }
 
     # -- absent ------------------------------------------------------------------------------
     def run_absent(self):
-        targets, plans = [], []
-        for original, record in self.vms:
-            candidates = self.policy_index.get(_jit.normalize_id(record["id"]), [])
-            chosen = choose_policy(candidates, record)
+        options = self.options
+        close_targets, plans = [], []
+        for target, record in self.vms:
+            candidates = self.policy_index.get(_arm.normalize_id(record["id"]), [])
+            chosen = _request.choose_policy(candidates, record)
             policy, entry = chosen if chosen else (None, None)
-            ports = self._ports(original.get("ports"), "ports") if original.get("ports") is not None else self.ports
-            targets.append({"vm_id": record["id"], "ports": ports, "sources": list(self.sources) if self.sources else None})
+            ports = options.ports_for(target)
+            close_targets.append({"vm_id": record["id"], "ports": ports, "sources": list(options.sources) if options.sources else None})
             # Ports to report on: those asked for, else the policy's (open or not) plus any found open.
             reported = set(ports) if ports is not None else {_jit.canonical_port(port)["number"] for port in (entry or {}).get("ports") or []}
             plans.append((record, policy, reported))
 
         # One selection for every way of closing (this module and the jit_guard callback).
-        planned, _unknown, kept = _close.plan_close(self.topology, self.nsgs, targets)
-        if self.params["stale_only"]:
+        planned, _unknown, kept = _close.plan_close(self.topology, self.nsgs, close_targets)
+        if options.stale_only:
             planned = [rule for rule in planned if not self._kept_by_a_request(rule)]
         for rule in kept:
             self.module.warn("left JIT allow rule %s on NSG %s untouched: %s" % (rule["rule_name"], self.nsg_name(rule["nsg_id"]), rule["reason"]))
@@ -1206,33 +922,33 @@ class JitRequest:
         for record, policy, reported in plans:
             rules_by_port = OrderedDict()
             for rule in planned:
-                if _jit.same_id(rule["vm_id"], record["id"]):
+                if _arm.same_id(rule["vm_id"], record["id"]):
                     for number in rule["port_numbers"]:
                         rules_by_port.setdefault(number, []).append(rule)
-            active_map = _jit.active_requests(policy, self.now) if policy else {}
+            active_map = _request.active_requests(policy, self.now) if policy else {}
             ports = []
             for number in sorted(reported | set(rules_by_port)):
                 rules = rules_by_port.get(number, [])
-                active = active_map.get((_jit.normalize_id(record["id"]), number))
+                active = active_map.get((_arm.normalize_id(record["id"]), number))
                 key = "%s:%s" % (record["name"], number)
                 if rules:
-                    described = [describe_planned_rule(rule) for rule in rules]
-                    sources = sorted({token for rule in rules for token in rule["sources"]})
+                    described = [_close.describe_planned_rule(rule) for rule in rules]
+                    sources = ",".join(sorted({token for rule in rules for token in rule["sources"]}))
                     action = ACTION_WOULD_CLOSE if self.module.check_mode else ACTION_CLOSED
                     self.closed.append(
                         {
                             "vm_id": record["id"],
                             "vm_name": record["name"],
                             "port": number,
-                            "source": ",".join(sources),
+                            "source": sources,
                             "policy_id": policy["id"] if policy else None,
-                            "nsg_rules": [{"id": rule["id"], "nsg_id": rule["nsg_id"], "name": rule["name"]} for rule in described],
+                            "nsg_rules": nsg_rule_refs(described),
                         }
                     )
-                    self.diff["before"][key] = "open from %s" % ",".join(sources)
+                    self.diff["before"][key] = "open from %s" % sources
                     self.diff["after"][key] = "closed"
                     result = self._port_result(number, active, action, described, open_=bool(self.module.check_mode))
-                    result["source"] = ",".join(sources)
+                    result.source = sources
                 else:
                     self.diff["before"][key] = self.diff["after"][key] = "closed"
                     result = self._port_result(number, active, ACTION_NOT_OPEN, [], open_=False)
@@ -1241,9 +957,9 @@ class JitRequest:
 
     def _kept_by_a_request(self, rule):
         """Whether an active request (of any policy of the VM) covers a port of this allow rule."""
-        vm_key = _jit.normalize_id(rule["vm_id"])
+        vm_key = _arm.normalize_id(rule["vm_id"])
         for policy, _entry in self.policy_index.get(vm_key, []):
-            active = _jit.active_requests(policy, self.now)
+            active = _request.active_requests(policy, self.now)
             if any((vm_key, port) in active for port in rule["port_numbers"]):
                 return True
         return False
@@ -1277,9 +993,8 @@ class JitRequest:
 
     # -- entry -------------------------------------------------------------------------------
     def run(self):
-        self.validate_options()
         self.read_state()
-        expires_at = self.run_present() if self.params["state"] == "present" else self.run_absent()
+        expires_at = self.run_present() if self.options.state == "present" else self.run_absent()
         result = {
             "changed": self.changed,
             "virtual_machines": self.results,
@@ -1297,34 +1012,7 @@ class JitRequest:
 
 
 def main():
-    argument_spec = {
-        "virtual_machines": {
-            "type": "list",
-            "elements": "dict",
-            "required": True,
-            "options": {
-                "id": {"type": "str"},
-                "name": {"type": "str"},
-                "resource_group": {"type": "str"},
-                "ports": {"type": "list", "elements": "int"},
-            },
-            "mutually_exclusive": [["id", "name"], ["id", "resource_group"]],
-            "required_one_of": [["id", "name"]],
-            "required_together": [["name", "resource_group"]],
-        },
-        "ports": {"type": "list", "elements": "int"},
-        "source_address_prefixes": {"type": "list", "elements": "str"},
-        "allow_any_source": {"type": "bool", "default": False},
-        "duration": {"type": "str", "default": "PT1H"},
-        "justification": {"type": "str"},
-        "renew_margin": {"type": "str"},
-        "force": {"type": "bool", "default": False},
-        "wait": {"type": "bool", "default": True},
-        "wait_timeout": {"type": "int", "default": 300},
-        "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "stale_only": {"type": "bool", "default": False},
-    }
-    module = AzureJitModule(argument_spec, supports_check_mode=True)
+    module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
     JitRequest(module).run()
 
 

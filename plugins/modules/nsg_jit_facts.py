@@ -697,19 +697,13 @@ ansible_facts:
 
 import datetime  # noqa: E402 - imports follow the documentation in Ansible modules
 import re  # noqa: E402 - imports follow the documentation in Ansible modules
+from dataclasses import dataclass  # noqa: E402 - imports follow the documentation in Ansible modules
 
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import list_jit_policies, subscription_ids  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._facts import build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError, vm_id_from_reference  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, vm_id_from_reference  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._facts import DETAIL_FULL, DETAILS, build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule, vm_references  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, subscriptions_of  # noqa: E402 - imports follow the documentation in Ansible modules
-
-VM_SPEC = {
-    "id": {"type": "str"},
-    "name": {"type": "str"},
-    "resource_group": {"type": "str"},
-}
-
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -731,31 +725,58 @@ def check_subscriptions(values):
     return list(result.values())
 
 
-def main():
-    module = AzureJitModule(
-        argument_spec={
-            "subscriptions": {"type": "list", "elements": "str"},
-            "resource_groups": {"type": "list", "elements": "str"},
-            "virtual_machines": {"type": "list", "elements": "dict", "options": VM_SPEC},
-            "tags": {"type": "dict"},
-            "detail": {"type": "str", "choices": ["full", "summary"], "default": "full"},
-        },
-        supports_check_mode=True,
+ARGUMENT_SPEC = dict(
+    subscriptions=dict(type="list", elements="str"),
+    resource_groups=dict(type="list", elements="str"),
+    virtual_machines=vm_references(required=False),
+    tags=dict(type="dict"),
+    detail=dict(type="str", choices=list(DETAILS), default=DETAIL_FULL),
+)
+
+
+@dataclass(frozen=True)
+class FactsOptions:
+    """nsg_jit_facts' options, parsed and checked once."""
+
+    subscriptions: list
+    """Subscription ids, ``["all"]``, or ``[]`` (those of the VMs named, else the configured one)."""
+    vm_ids: list
+    resource_groups: list | None = None
+    virtual_machines: list | None = None
+    tags: dict | None = None
+    detail: str = DETAIL_FULL
+
+
+def parse_options(params, subscription):
+    """:class:`FactsOptions` from the module's ``params``; raises :class:`JitValidationError`."""
+    check_tags(params["tags"])
+    return FactsOptions(
+        subscriptions=check_subscriptions(params["subscriptions"]),
+        vm_ids=[vm_id_from_reference(reference, subscription) for reference in params["virtual_machines"] or []],
+        resource_groups=params["resource_groups"],
+        virtual_machines=params["virtual_machines"],
+        tags=params["tags"],
+        detail=params["detail"],
     )
-    params = module.params
+
+
+def main():
+    module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
     api = module.api
     subscription = module.default_subscription_id
+    error = None
     try:  # bad input fails before any call to Azure
-        vm_ids = [vm_id_from_reference(reference, subscription) for reference in params["virtual_machines"] or []]
-        check_tags(params["tags"])
-        subscriptions = check_subscriptions(params["subscriptions"])
+        options = parse_options(module.params, subscription)
     except JitValidationError as exc:
-        module.fail_json(msg=str(exc))
+        error = str(exc)
+    if error:  # failed outside the except block: no traceback attached to the result
+        module.fail_json(msg=error)
+    subscriptions = options.subscriptions
     if subscriptions == ["all"]:
         subscriptions = module.azure_call("list subscriptions", lambda: subscription_ids(api))
         if not subscriptions:
             module.fail_json(msg="subscriptions=all: the identity cannot see any subscription")
-    subscriptions = subscriptions or subscriptions_of(vm_ids) or [module.subscription_id]
+    subscriptions = subscriptions or subscriptions_of(options.vm_ids) or [module.subscription_id]
     subscription = subscription or subscriptions[0]
     inventory = read_inventory(api, module.azure_call, subscriptions=subscriptions)
     policies = module.azure_call("list JIT network access policies", lambda: list_jit_policies(api, subscriptions))
@@ -766,16 +787,16 @@ def main():
             policies,
             now,
             subscription,
-            resource_groups=params["resource_groups"],
-            virtual_machines=params["virtual_machines"],
-            tags=params["tags"],
-            detail=params["detail"],
+            resource_groups=options.resource_groups,
+            virtual_machines=options.virtual_machines,
+            tags=options.tags,
+            detail=options.detail,
             subscriptions=subscriptions,
         )
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
-    for group in params["resource_groups"] or []:
-        if not any(vm["resource_group"].lower() == group.lower() for vm in facts["virtual_machines"]) and not (params["virtual_machines"] or params["tags"]):
+    for group in options.resource_groups or []:
+        if not any(vm["resource_group"].lower() == group.lower() for vm in facts["virtual_machines"]) and not (options.virtual_machines or options.tags):
             module.warn(f"resource group {group!r} has no virtual machines in subscription(s) {', '.join(subscriptions)}")
     module.exit_json(changed=False, ansible_facts={"azure_jit": facts})
 

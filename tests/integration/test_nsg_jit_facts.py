@@ -296,7 +296,7 @@ def test_scope_filters_and_bad_input(armsim):
     bad = run.result("bad tag value")
     assert bad["failed"] and "tag 'env' has value ['prod']" in bad["msg"]
     both = run.result("id and name")
-    assert both["failed"] and "either id, or name and resource_group" in both["msg"] and "Traceback" not in both["msg"]
+    assert both["failed"] and "mutually exclusive: id|name found in virtual_machines" in both["msg"] and "Traceback" not in both["msg"]
     # Three reports plus the unknown VM (found missing after the bulk reads); the two bad inputs fail before any call.
     stats = armsim.stats()
     assert stats["writes"] == 0

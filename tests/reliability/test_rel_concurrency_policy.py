@@ -19,7 +19,7 @@ import threading
 
 from reltools import Background, assert_no_secret, jit_rules, policies, vm_id
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _jit
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit
 from ansible_collections.jitaccess.azure.plugins.modules.jit_policy import PolicyApi, reconcile_policy
 
 ROUNDS = 20
@@ -72,7 +72,7 @@ def force_race(armsim):
         armsim.fault(method=method, path_contains=POLICY_PATH, kind="barrier", parties=2, timeout_ms=120000, times=2)
 
 
-KEY = _jit.PolicyKey(SUBSCRIPTION, "rg-c", "westeurope", "default")
+KEY = _arm.PolicyKey(SUBSCRIPTION, "rg-c", "westeurope", "default")
 
 
 class _SdkModule:

@@ -1,16 +1,20 @@
-"""jit_guard callback: what it records from jit_request results, what it forgets after an explicit
-close, and how it closes (with the SDK calls replaced by a recorder)."""
+"""jit_guard callback: what it records from jit_request results and from the record file jit_request
+appends to before waiting, what it forgets after an explicit close, and how it closes (with the SDK
+calls replaced by a recorder), including rules initiated but not applied yet."""
 
+import os
 import signal
+import stat
 from types import SimpleNamespace
 
 import pytest
+from fakes import APP_NIC_NSG, APP_NSG, APP_VM, DB_VM, SUB, opened
 
 from ansible_collections.jitaccess.azure.plugins.callback import jit_guard
+from ansible_collections.jitaccess.azure.plugins.module_utils import _guard_record
+from ansible_collections.jitaccess.azure.plugins.modules import jit_request
 
-SUB = "00000000-0000-0000-0000-000000000001"
-VM1 = "/subscriptions/%s/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/app-1" % SUB
-VM2 = "/subscriptions/%s/resourceGroups/rg-db/providers/Microsoft.Compute/virtualMachines/db-1" % SUB
+JIT_REQUEST = "jitaccess.azure.jit_request"
 
 
 class Display:
@@ -26,82 +30,103 @@ class Display:
         self.lines.append("WARNING " + message)
 
 
-def result(action, data, args=None, check_mode=False):
+def result(data, args=None, action=JIT_REQUEST, check_mode=False):
     task = SimpleNamespace(action=action, resolved_action=None, args=args or {}, check_mode=check_mode)
     return SimpleNamespace(_task=task, _result=data)
 
 
-def opened(vm_id, port=22, source="127.0.0.1"):
-    return {"vm_id": vm_id, "vm_name": vm_id.rsplit("/", 1)[1], "port": port, "source": source, "policy_id": "p", "nsg_ids": [], "private_ips": []}
+def new_guard(monkeypatch):
+    """The callback as Ansible creates it (no atexit hook left behind)."""
+    monkeypatch.setattr(jit_guard.atexit, "register", lambda function: None)
+    return jit_guard.CallbackModule(display=Display())
+
+
+def record_closes(plugin, monkeypatch, *fields):
+    """Replace ``_close``: ``plugin.closed`` gets ``(reason, sorted (field values) of each access)``."""
+    plugin.closed = []
+
+    def fake_close(accesses, reason):
+        plugin.closed.append((reason, sorted(tuple(access[name] for name in fields) for access in accesses)))
+
+    monkeypatch.setattr(plugin, "_close", fake_close)
 
 
 @pytest.fixture
 def guard(monkeypatch):
-    monkeypatch.setattr(jit_guard.atexit, "register", lambda function: None)
-    plugin = jit_guard.CallbackModule(display=Display())
-    plugin.closed = []
-    monkeypatch.setattr(plugin, "_close", lambda accesses, reason: plugin.closed.append((reason, sorted((a["vm_id"], a["port"]) for a in accesses))))
+    """The callback without a record file; ``closed`` lists (vm_id, port) closed."""
+    plugin = new_guard(monkeypatch)
+    record_closes(plugin, monkeypatch, "vm_id", "port")
     return plugin
 
 
-def test_accesses_from_opened_shapes():
-    per_port = [opened(VM1, 22), opened(VM1, 2222, None)]
-    assert jit_guard.accesses_from_opened(per_port) == [(VM1, 22, ("127.0.0.1",)), (VM1, 2222, None)]
-    per_vm = [{"id": VM2, "ports": [22, {"number": 3389, "sources": ["10.0.0.1", "10.0.0.0/28"]}], "source": "198.51.100.1"}]
-    assert jit_guard.accesses_from_opened(per_vm) == [(VM2, 22, ("198.51.100.1",)), (VM2, 3389, ("10.0.0.0/28", "10.0.0.1"))]
-    assert jit_guard.accesses_from_opened([{"no": "vm"}, "junk", None]) == []
+@pytest.fixture
+def recording_guard(monkeypatch, tmp_path):
+    """The callback with its record file started; ``closed`` lists (vm_id, port, pending) closed."""
+    monkeypatch.setattr(jit_guard.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "guard"))
+    os.mkdir(str(tmp_path / "guard"), 0o700)
+    monkeypatch.delenv(_guard_record.RECORD_VARIABLE, raising=False)
+    plugin = new_guard(monkeypatch)
+    monkeypatch.setattr(plugin, "_install_signal_handlers", lambda: None)
+    plugin._start_record()
+    record_closes(plugin, monkeypatch, "vm_id", "port", "pending")
+    yield plugin
+    os.environ.pop(_guard_record.RECORD_VARIABLE, None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Task results
 
 
 def test_records_only_what_jit_request_opened_in_a_real_run(guard):
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM1)]}))
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": False, "opened": [opened(VM2)]}))  # was open already
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM2)]}, check_mode=True))
-    guard.v2_runner_on_ok(result("ansible.builtin.debug", {"changed": True, "opened": [opened(VM2)]}))
-    guard.v2_runner_on_failed(result("jit_request", {"failed": True, "opened": [opened(VM2, 3389)]}))  # wait timed out after initiating
-    assert sorted((a["vm_id"], a["port"]) for a in guard._open.values()) == [(VM1, 22), (VM2, 3389)]
+    guard.v2_runner_on_ok(result({"changed": True, "opened": [opened(APP_VM)]}))
+    guard.v2_runner_on_ok(result({"changed": False, "opened": [opened(DB_VM)]}))  # was open already
+    guard.v2_runner_on_ok(result({"changed": True, "opened": [opened(DB_VM)]}, check_mode=True))
+    guard.v2_runner_on_ok(result({"changed": True, "opened": [opened(DB_VM)]}, action="ansible.builtin.debug"))
+    guard.v2_runner_on_failed(result({"failed": True, "opened": [opened(DB_VM, 3389)]}, action="jit_request"))  # wait timed out after initiating
+    assert sorted((a["vm_id"], a["port"]) for a in guard._open.values()) == [(APP_VM, 22), (DB_VM, 3389)]
 
 
 def test_loop_results_and_auth_settings_from_the_invocation(guard):
     data = {
         "changed": True,
         "results": [
-            {"changed": True, "opened": [opened(VM1)], "invocation": {"module_args": {"tenant": "t", "secret": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}},
+            {"changed": True, "opened": [opened(APP_VM)], "invocation": {"module_args": {"tenant": "t", "secret": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}},
             {"changed": False, "opened": []},
         ],
     }
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", data))
+    guard.v2_runner_on_ok(result(data))
     (access,) = guard._open.values()
     assert access["auth"] == {"tenant": "t"}  # the masked secret is never kept
 
 
 def test_explicit_close_is_forgotten(guard):
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM1), opened(VM1, 80), opened(VM2)]}))
+    guard.v2_runner_on_ok(result({"changed": True, "opened": [opened(APP_VM), opened(APP_VM, 80), opened(DB_VM)]}))
     # closes app-1 port 22 only (named by name + resource group)
     close_args = {"state": "absent", "virtual_machines": [{"name": "app-1", "resource_group": "rg-app"}], "ports": [22]}
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "closed": []}, args=close_args))
-    assert sorted((a["vm_id"], a["port"]) for a in guard._open.values()) == [(VM1, 80), (VM2, 22)]
+    guard.v2_runner_on_ok(result({"changed": True, "closed": []}, args=close_args))
+    assert sorted((a["vm_id"], a["port"]) for a in guard._open.values()) == [(APP_VM, 80), (DB_VM, 22)]
     # a close for another source leaves it alone; a failed close forgets nothing
-    other = {"state": "absent", "virtual_machines": [{"id": VM2}], "source_address_prefixes": ["10.9.9.9"]}
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": False}, args=other))
-    guard.v2_runner_on_failed(result("jitaccess.azure.jit_request", {"failed": True}, args={"state": "absent", "virtual_machines": [{"id": VM2}]}))
+    other = {"state": "absent", "virtual_machines": [{"id": DB_VM}], "source_address_prefixes": ["10.9.9.9"]}
+    guard.v2_runner_on_ok(result({"changed": False}, args=other))
+    guard.v2_runner_on_failed(result({"failed": True}, args={"state": "absent", "virtual_machines": [{"id": DB_VM}]}))
     assert len(guard._open) == 2
     # the module's own `closed` list counts too
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "closed": [{"vm_id": VM2, "port": 22}]}, args={"state": "absent"}))
-    assert [(a["vm_id"], a["port"]) for a in guard._open.values()] == [(VM1, 80)]
+    guard.v2_runner_on_ok(result({"changed": True, "closed": [{"vm_id": DB_VM, "port": 22}]}, args={"state": "absent"}))
+    assert [(a["vm_id"], a["port"]) for a in guard._open.values()] == [(APP_VM, 80)]
 
 
 def test_stats_closes_what_is_left_and_reports_a_clean_run(guard):
     guard.v2_playbook_on_stats(None)
     assert guard.closed == [] and guard._display.lines == []
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM1)]}))
+    guard.v2_runner_on_ok(result({"changed": True, "opened": [opened(APP_VM)]}))
     guard.v2_playbook_on_stats(None)
-    assert guard.closed == [("the run ended", [(VM1, 22)])]
+    assert guard.closed == [("the run ended", [(APP_VM, 22)])]
 
 
 def test_signal_handler_closes_then_hands_over(guard, monkeypatch):
     calls = []
     guard._previous_handlers[signal.SIGTERM] = lambda signum, frame: calls.append(("previous", signum))
-    guard.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM2)]}))
+    guard.v2_runner_on_ok(result({"changed": True, "opened": [opened(DB_VM)]}))
     monkeypatch.setattr(guard, "_close_all", lambda reason: calls.append(("close", reason)))
     guard._on_signal(signal.SIGTERM, None)
     assert calls == [("close", "SIGTERM received"), ("previous", signal.SIGTERM)]
@@ -113,8 +138,7 @@ def test_signal_handler_closes_then_hands_over(guard, monkeypatch):
 
 
 def test_close_group_deletes_through_the_shared_close_logic(monkeypatch):
-    monkeypatch.setattr(jit_guard.atexit, "register", lambda function: None)
-    plugin = jit_guard.CallbackModule(display=Display())
+    plugin = new_guard(monkeypatch)
     monkeypatch.setattr(plugin, "get_option", {"auth_source": "env", "client_id": "c", "secret": "s3cret", "tenant": "t"}.get)
     connected = []
 
@@ -138,12 +162,134 @@ def test_close_group_deletes_through_the_shared_close_logic(monkeypatch):
     monkeypatch.setattr(jit_guard, "read_close_state", lambda api, call: ({}, {}))
     monkeypatch.setattr(jit_guard, "plan_close", fake_plan)
     monkeypatch.setattr(jit_guard, "delete_rules", fake_delete)
-    plugin.v2_runner_on_ok(result("jitaccess.azure.jit_request", {"changed": True, "opened": [opened(VM1), opened(VM1, 80)]}))
+    plugin.v2_runner_on_ok(result({"changed": True, "opened": [opened(APP_VM), opened(APP_VM, 80)]}))
     plugin.v2_playbook_on_stats(None)
     assert seen["subscription"] == SUB
     assert [settings["client_id"] for settings in connected] == ["c"]
-    assert seen["targets"] == [{"vm_id": VM1, "ports": [22, 80], "sources": ["127.0.0.1"]}]
+    assert seen["targets"] == [{"vm_id": APP_VM, "ports": [22, 80], "sources": ["127.0.0.1"]}]
     text = "\n".join(plugin._display.lines)
     assert "closing 2 JIT accesses" in text and "closed app-1 port 22 from 127.0.0.1" in text
     assert "s3cret" not in text
     assert plugin._open == {}
+
+
+# --------------------------------------------------------------------------------------------------
+# The record file
+
+
+def module_records(items, auth=None):
+    """What jit_request appends: the real writer, to the path the callback exported."""
+    assert _guard_record.write_guard_record(os.environ[_guard_record.RECORD_VARIABLE], items, auth or {}) is None
+
+
+def test_the_callback_exports_a_private_record_file(recording_guard):
+    path = os.environ[_guard_record.RECORD_VARIABLE]
+    assert path == recording_guard._record_path and os.path.isfile(path)
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert jit_guard.RECORD_VARIABLE == _guard_record.RECORD_VARIABLE  # the callback exports what jit_request appends to
+    assert jit_request.NON_SECRET_AUTH_KEYS is jit_guard.AUTH_KEYS  # one definition (_auth)
+    assert not {"secret", "password"} & set(jit_guard.AUTH_KEYS)
+    recording_guard._remove_record()
+    assert not os.path.exists(os.path.dirname(path)) and _guard_record.RECORD_VARIABLE not in os.environ
+
+
+def test_merge_record_adds_pending_accesses_and_lets_results_win():
+    accesses = {}
+    entry = dict(opened(APP_VM), auth={"tenant": "t", "secret": "x", "client_id": _guard_record.MASKED})
+    added = jit_guard.merge_record(accesses, [entry, dict(entry), dict(opened(DB_VM, 3389), auth={})])
+    assert added == [(APP_VM.lower(), 22, ("127.0.0.1",)), (DB_VM.lower(), 3389, ("127.0.0.1",))]
+    first = accesses[(APP_VM.lower(), 22, ("127.0.0.1",))]
+    assert first["pending"] and first["origin"] == jit_guard.ORIGIN_RECORD and first["auth"] == {"tenant": "t"}  # never a secret
+    # a VM port already known (from a result) is not duplicated, even with another source; it becomes pending
+    known = {(APP_VM.lower(), 22, None): {"vm_id": APP_VM, "port": 22, "sources": None, "auth": {}, "pending": False, "origin": "result"}}
+    assert jit_guard.merge_record(known, [opened(APP_VM)]) == []
+    assert list(known) == [(APP_VM.lower(), 22, None)] and known[(APP_VM.lower(), 22, None)]["pending"]
+
+
+def test_interrupted_wait_closes_what_was_recorded(recording_guard):
+    module_records([opened(APP_VM), opened(DB_VM)])
+    recording_guard.v2_playbook_on_stats(None)  # the task never returned
+    assert recording_guard.closed == [("the run ended", [(APP_VM, 22, True), (DB_VM, 22, True)])]
+
+
+def test_result_supersedes_the_record_and_an_explicit_close_forgets_both(recording_guard):
+    module_records([opened(APP_VM, source=None), opened(DB_VM)])
+    rule = {"id": APP_NSG + "/securityRules/r", "nsg_id": APP_NSG, "name": "r"}
+    recording_guard.v2_runner_on_ok(result({"changed": True, "opened": [opened(APP_VM, source="127.0.0.1", rules=[rule]), opened(DB_VM, rules=[rule])]}))
+    assert sorted((a["vm_id"], a["sources"], a["pending"], a["origin"]) for a in recording_guard._open.values()) == [
+        (APP_VM, ("127.0.0.1",), False, "result"),
+        (DB_VM, ("127.0.0.1",), False, "result"),
+    ]
+    assert recording_guard._recorded == 2  # one VM port each, however it was learnt
+    recording_guard.v2_runner_on_ok(result({"changed": True, "closed": []}, args={"state": "absent", "virtual_machines": [{"id": DB_VM}]}))
+    assert [a["vm_id"] for a in recording_guard._open.values()] == [APP_VM]
+    # a later initiate of the closed VM port (recorded, task interrupted) is ours again
+    module_records([opened(DB_VM)])
+    recording_guard.v2_playbook_on_stats(None)
+    assert recording_guard.closed == [("the run ended", [(APP_VM, 22, False), (DB_VM, 22, True)])]
+
+
+def test_close_recorded_after_a_task_that_closed_it_is_kept_out(recording_guard):
+    module_records([opened(APP_VM)])
+    recording_guard.v2_runner_on_ok(result({"changed": True, "closed": [{"vm_id": APP_VM, "port": 22}]}, args={"state": "absent"}))
+    recording_guard.v2_playbook_on_stats(None)
+    assert recording_guard.closed == [] and recording_guard._open == {}
+
+
+def test_rule_sites_and_missing_sites():
+    record = {"nsg_ids": [APP_NSG, APP_NIC_NSG]}
+    access = {"vm_id": APP_VM, "port": 22}
+    rules = [
+        {"vm_id": APP_VM, "nsg_id": APP_NSG, "port_numbers": [22]},
+        {"vm_id": APP_VM, "nsg_id": APP_NIC_NSG, "port_numbers": [3389]},  # another port
+        {"vm_id": DB_VM, "nsg_id": APP_NIC_NSG, "port_numbers": [22]},  # another VM
+    ]
+    seen = jit_guard.rule_sites(record, access, rules)
+    assert seen == {APP_NSG.lower()}
+    assert jit_guard.missing_sites(record, access, seen) == {APP_NIC_NSG.lower()}
+    kept = [{"vm_id": APP_VM, "nsg_id": APP_NIC_NSG, "rule_name": "wide", "reason": "it also admits ..."}]  # applied, not ours to delete
+    assert jit_guard.missing_sites(record, access, seen | jit_guard.rule_sites(record, access, kept)) == set()
+
+
+def test_close_pending_deletes_rules_as_they_appear_and_gives_up_at_the_deadline(monkeypatch):
+    monkeypatch.setattr(jit_guard.time, "sleep", lambda seconds: None)
+    plugin = new_guard(monkeypatch)
+    topology = {APP_VM.lower(): {"id": APP_VM, "nsg_ids": [APP_NSG, APP_NIC_NSG]}, DB_VM.lower(): {"id": DB_VM, "nsg_ids": [APP_NIC_NSG]}}
+    reads = []
+
+    def read(method, url, api_version):
+        name = url.rsplit("/", 1)[1]
+        reads.append(name)
+        return {"id": name, "round": len(reads)}
+
+    api = SimpleNamespace(request=read)
+
+    def fake_plan(topology_, nsgs, targets):
+        # the NIC NSG rule of app-1 appears from the third read of that NSG on; db-1's never does
+        nic = nsgs.get(APP_NIC_NSG.lower())
+        if nic and nic["round"] == 3 and any(target["vm_id"] == APP_VM for target in targets):
+            return [{"vm_id": APP_VM, "nsg_id": APP_NIC_NSG, "rule_name": "MicrosoftDefenderForCloud-JITRule-9", "port_numbers": [22]}], [], []
+        return [], [], []
+
+    deleted = []
+    monkeypatch.setattr(jit_guard, "plan_close", fake_plan)
+    monkeypatch.setattr(jit_guard, "delete_rules", lambda api_, call, rules: deleted.extend(rules) or list(rules))
+    clock = iter(range(0, 1000))
+    monkeypatch.setattr(jit_guard.time, "monotonic", lambda: next(clock))
+    found = [{"vm_id": APP_VM, "nsg_id": APP_NSG, "port_numbers": [22]}]  # the first pass deleted the subnet NSG rule
+    accesses = [{"vm_id": APP_VM, "port": 22, "sources": ("127.0.0.1",)}, {"vm_id": DB_VM, "port": 22, "sources": None}]
+
+    def call(action, function):
+        return function()
+
+    planned, done, late = plugin._close_pending(api, call, (topology, {}), accesses, found=found, deadline=20)
+    assert [rule["rule_name"] for rule in done] == ["MicrosoftDefenderForCloud-JITRule-9"] == [rule["rule_name"] for rule in deleted]
+    assert planned == done
+    assert late == [accesses[1]]  # db-1: nothing appeared before the deadline
+    assert reads and set(reads) == {"app-1-nic-nsg"}  # only the NSG still missing a rule is read
+    assert "waiting up to" in plugin._display.lines[0]
+    # nothing pending: no wait, no read
+    reads.clear()
+    assert plugin._close_pending(api, call, (topology, {}), accesses[:1], found=found + [dict(found[0], nsg_id=APP_NIC_NSG)], deadline=20) == ([], [], [])
+    assert reads == []

@@ -1,34 +1,32 @@
 """plan_close / delete_rules (module_utils/_close.py): which JIT allow rules closing deletes."""
 
 import pytest
+from fakes import (
+    ALLOW_DESCRIPTION,
+    ALLOW_NAME,
+    NSG_NIC,
+    NSG_SUBNET,
+    SECOND_ALLOW_NAME,
+    VM_IP,
+    WEB_VM,
+    by_id,
+    jit_allow,
+    jit_deny,
+    nsg_resource,
+    rest_rule,
+    vm_id,
+    vm_record,
+)
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _close
+from ansible_collections.jitaccess.azure.plugins.module_utils import _close, _nsg
 
-SUB = "00000000-0000-0000-0000-000000000001"
-RG = "/subscriptions/%s/resourceGroups/rg-web" % SUB
-NET = RG + "/providers/Microsoft.Network"
-VM_A = RG + "/providers/Microsoft.Compute/virtualMachines/web-1"
-VM_B = RG + "/providers/Microsoft.Compute/virtualMachines/web-2"
-NSG_SUBNET = NET + "/networkSecurityGroups/nsg-subnet"
-NSG_NIC = NET + "/networkSecurityGroups/nsg-nic"
+VM_A = WEB_VM
+VM_B = vm_id("web-2")
 GUID = "0123456789abcdef0123456789abcdef"
 
 
 def rule(name, priority, access, source, dest, ports, description=""):  # noqa: PLR0917
-    return {
-        "name": name,
-        "properties": {
-            "priority": priority,
-            "direction": "Inbound",
-            "access": access,
-            "protocol": "*" if access == "Deny" else "Tcp",
-            "sourceAddressPrefix": source,
-            "sourcePortRange": "*",
-            "destinationAddressPrefix": dest,
-            "destinationPortRanges": [str(port) for port in ports],
-            "description": description,
-        },
-    }
+    return rest_rule(name, priority, access, source, [str(port) for port in ports], dest, "*" if access == "Deny" else "Tcp", description=description)
 
 
 def allow(number, priority, source, dest, port):
@@ -103,7 +101,7 @@ def test_port_dicts_single_port_and_source_string_forms():
 
 
 def test_unknown_vm_is_reported_and_nothing_planned():
-    ghost = RG + "/providers/Microsoft.Compute/virtualMachines/ghost"
+    ghost = vm_id("ghost")
     planned, unknown, _kept = _close.plan_close(topology(), nsgs(), [{"vm_id": ghost, "ports": [22]}])
     assert planned == [] and unknown == [ghost]
 
@@ -132,6 +130,53 @@ def test_rules_admitting_more_than_asked_are_kept_with_the_reason():
     # asked for both ports, the two-port rule goes too
     planned, _unknown, kept = _close.plan_close(topology(), data, [{"vm_id": VM_A, "ports": [22, 2222], "sources": ["203.0.113.7"]}])
     assert ("nsg-nic", "8") in names(planned) and [item["rule_name"].split("-")[2] for item in kept] == ["9"]
+
+
+def close_plan(record, nsgs, ports=None, sources=None):
+    """What ``state=absent`` selects: ``{port: [(nsg id, rule name)]}`` and ``{rule name: reason}`` kept."""
+    planned, unknown, kept = _close.plan_close({VM_A.lower(): record}, nsgs, [{"vm_id": VM_A, "ports": ports, "sources": sources}])
+    assert unknown == []
+    by_port = {}
+    for item in planned:
+        for number in item["port_numbers"]:
+            by_port.setdefault(number, []).append((item["nsg_id"], item["rule_name"]))
+    return by_port, {item["rule_name"]: item["reason"] for item in kept}
+
+
+def test_close_selects_only_jit_allow_rules_of_the_vm():
+    subnet = nsg_resource(
+        NSG_SUBNET,
+        jit_deny(),
+        jit_allow(),
+        rest_rule("AllowSsh", 200, destination=VM_IP, description=""),
+        rest_rule("Lookalike", 201, source="203.0.113.7", destination=VM_IP, description=ALLOW_DESCRIPTION),
+        jit_allow(101, "3389", name=SECOND_ALLOW_NAME),
+    )
+    nic = nsg_resource(NSG_NIC, jit_allow(), jit_allow(105, destination="10.1.0.99", name="MicrosoftDefenderForCloud-JITRule-9-CCCC"))
+    by_port, kept = close_plan(vm_record(), by_id(subnet, nic), ports=[22])
+    assert {port: sorted(rules) for port, rules in by_port.items()} == {22: sorted([(NSG_SUBNET, ALLOW_NAME), (NSG_NIC, ALLOW_NAME)])}
+    assert kept == {}
+    by_port, kept = close_plan(vm_record(), by_id(subnet, nic))
+    assert sorted(by_port) == [22, 3389]
+    by_port, kept = close_plan(vm_record(), by_id(subnet, nic), ports=[22], sources=["198.51.100.1"])
+    assert by_port == {}
+
+
+def test_close_keeps_rules_that_would_close_more():
+    shared = jit_allow(destination=[VM_IP, "10.1.0.5"])
+    wide = jit_allow(101, ["22", "3389"], name=SECOND_ALLOW_NAME)
+    by_port, kept = close_plan(vm_record(nic_nsg=None), by_id(nsg_resource(NSG_SUBNET, shared, wide)), ports=[22])
+    assert by_port == {}
+    assert "other destinations" in kept[ALLOW_NAME]
+    assert "ports not asked for" in kept[SECOND_ALLOW_NAME]
+
+
+def test_describe_planned_rule_has_the_shape_of_an_access_entry():
+    raw = jit_allow()
+    nsgs = by_id(nsg_resource(NSG_SUBNET, raw))
+    planned, _unknown, _kept = _close.plan_close({VM_A.lower(): vm_record(nic_nsg=None)}, nsgs, [{"vm_id": VM_A, "ports": [22]}])
+    (item,) = planned
+    assert _close.describe_planned_rule(item) == _nsg.describe_rule(NSG_SUBNET, _nsg.SecurityRule.from_azure(raw))
 
 
 def test_target_without_vm_id_is_rejected():

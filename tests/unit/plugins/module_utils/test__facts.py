@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _facts, _topology
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError
 
 SUB = "00000000-0000-0000-0000-000000000001"
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)  # noqa: UP017

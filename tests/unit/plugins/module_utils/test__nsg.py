@@ -6,52 +6,33 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from fakes import (
+    ALLOW_DESCRIPTION,
+    ALLOW_NAME,
+    DENY_DESCRIPTION,
+    DENY_NAME,
+    NSG_NIC,
+    NSG_SUBNET,
+    SECOND_ALLOW_NAME,
+    VM_IP,
+    by_id,
+    jit_allow,
+    jit_deny,
+    nsg_resource,
+    rest_rule,
+    vm_record,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _nsg as nsg
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError
 
-VM_IP = "10.1.0.4"
 VNET = ("10.1.0.0/16",)
-DENY_NAME = "MicrosoftDefenderForCloud-JITRule_-1906413329_7F43A45ABCC04C4A9D6E3A3D3B0C2D1E"
-ALLOW_NAME = "MicrosoftDefenderForCloud-JITRule-1235477045-5D3F2F6F-0B5E-4C43-9F10-2F1B0C6D7A11"
-DENY_DESCRIPTION = "MDC JIT Network Access rule for policy 'default' of VM 'web-1'."
-ALLOW_DESCRIPTION = "MDC JIT Network Access rule created by an initiation request for policy 'default' of VM 'web-1'."
-
-
-def rest_rule(name, priority, access="Allow", source="*", ports="22", destination="*", protocol="Tcp", direction="Inbound", description=None, source_ports="*"):  # noqa: PLR0917 - a compact table-friendly test helper
-    """A REST-shaped security rule; list values use the plural fields."""
-    props = {"priority": priority, "access": access, "protocol": protocol, "direction": direction}
-    for single, plural, value in (
-        ("sourceAddressPrefix", "sourceAddressPrefixes", source),
-        ("destinationAddressPrefix", "destinationAddressPrefixes", destination),
-        ("destinationPortRange", "destinationPortRanges", ports),
-        ("sourcePortRange", "sourcePortRanges", source_ports),
-    ):
-        if isinstance(value, (list, tuple)):
-            props[plural] = list(value)
-        else:
-            props[single] = value
-    if description is not None:
-        props["description"] = description
-    return {
-        "name": name,
-        "id": f"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/nsg/securityRules/{name}",
-        "properties": props,
-    }
 
 
 def rule(*args, **kwargs):
     return nsg.SecurityRule.from_azure(rest_rule(*args, **kwargs))
-
-
-def jit_deny(priority=4096, ports=("22", "3389"), destination=VM_IP, name=DENY_NAME):
-    return rest_rule(name, priority, "Deny", "*", list(ports), destination, "*", description=DENY_DESCRIPTION)
-
-
-def jit_allow(priority=100, port="22", source="203.0.113.7", destination=VM_IP, name=ALLOW_NAME):
-    return rest_rule(name, priority, "Allow", source, port, destination, "*", description=ALLOW_DESCRIPTION)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -659,3 +640,84 @@ def test_path_allows_only_if_both_levels_allow(subnet, nic, source, port):
         assert path.admitted_prefixes == ()
     elif path.partial:
         assert all(level is None or level.exposed for level in levels)
+
+
+# --------------------------------------------------------------------------------------------------
+# A VM's path and the JIT allow rules on it
+
+
+def test_source_tokens():
+    assert nsg.source_token("10.0.0.1") == nsg.source_token("10.0.0.1/32")
+    assert nsg.source_token("Internet") == "*"
+    assert nsg.source_set(["10.0.0.0/24", "Tag"]) == frozenset({"10.0.0.0/24", "tag"})
+
+
+def test_prefix_contains():
+    assert nsg.prefix_contains("10.1.0.0/24", VM_IP) and nsg.prefix_contains(" 10.1.0.4 ", VM_IP)
+    assert not nsg.prefix_contains("10.1.1.0/24", VM_IP)
+    assert not nsg.prefix_contains("*", VM_IP) and not nsg.prefix_contains("VirtualNetwork", VM_IP)
+
+
+def test_find_jit_rules_compares_sources_by_address():
+    rules = [jit_allow(source="203.0.113.7/32")]
+    assert names(nsg.find_jit_rules(rules, kind="allow", sources=["203.0.113.7"])) == [ALLOW_NAME]
+    assert nsg.find_jit_rules(rules, kind="allow", sources=["203.0.113.0/24"]) == []
+
+
+def test_vm_paths_group_the_ips_behind_each_nsg():
+    two = vm_record()
+    two["nics"].append({"private_ip": "10.1.1.4", "nic_nsg_id": NSG_NIC.upper(), "subnet_nsg_id": None})
+    two["nics"].append({"private_ip": None, "nic_nsg_id": NSG_NIC, "subnet_nsg_id": NSG_SUBNET})
+    assert nsg.vm_paths(two) == {NSG_SUBNET.lower(): (NSG_SUBNET, [VM_IP]), NSG_NIC.lower(): (NSG_NIC, [VM_IP, "10.1.1.4"])}
+    # records without per-NIC NSG ids: every private IP is behind each NSG
+    flat = {"nics": [{"private_ip": VM_IP}, {"private_ip": "10.1.1.4"}], "nsg_ids": [NSG_SUBNET]}
+    assert nsg.vm_paths(flat) == {NSG_SUBNET.lower(): (NSG_SUBNET, [VM_IP, "10.1.1.4"])}
+    assert nsg.vm_paths({}) == {}
+
+
+def test_path_pairs_subnet_first_and_deduplicated():
+    assert nsg.path_pairs(vm_record()) == [(NSG_SUBNET, VM_IP), (NSG_NIC, VM_IP)]
+    assert nsg.path_pairs(vm_record(nic_nsg=None)) == [(NSG_SUBNET, VM_IP)]
+    assert nsg.path_pairs(vm_record(subnet_nsg=NSG_NIC)) == [(NSG_NIC, VM_IP)]
+    two = vm_record()
+    two["nics"].append({"private_ip": "10.1.1.4", "nic_nsg_id": NSG_NIC, "subnet_nsg_id": None})
+    assert nsg.path_pairs(two) == [(NSG_SUBNET, VM_IP), (NSG_NIC, VM_IP), (NSG_NIC, "10.1.1.4")]
+
+
+def test_allow_rules_match_port_destination_and_source():
+    group = nsg_resource(
+        NSG_NIC,
+        jit_deny(ports=("22",)),
+        jit_allow(100),
+        jit_allow(101, source="198.51.100.1", name=SECOND_ALLOW_NAME),
+        rest_rule("AllowHttps", 300, ports="443", destination=VM_IP, description=ALLOW_DESCRIPTION),
+        jit_allow(102, destination="10.1.0.99", name="MicrosoftDefenderForCloud-JITRule-5-BBBB"),
+    )
+    assert [r.name for r, _raw in nsg.allow_rules(group, VM_IP, 22)] == [ALLOW_NAME, SECOND_ALLOW_NAME]
+    assert [r.name for r, _raw in nsg.allow_rules(group, VM_IP, 22, ["203.0.113.7/32"])] == [ALLOW_NAME]
+    assert nsg.allow_rules(group, VM_IP, 3389) == []
+
+
+def test_access_on_path_reports_missing_and_excludes_baseline():
+    subnet = nsg_resource(NSG_SUBNET, jit_allow(etag='W/"1"'))
+    nic = nsg_resource(NSG_NIC)
+    access, missing = nsg.access_on_path(nsg.path_pairs(vm_record()), by_id(subnet, nic), 22, ["203.0.113.7"])
+    assert access == [
+        {
+            "id": NSG_SUBNET + "/securityRules/" + ALLOW_NAME,
+            "nsg_id": NSG_SUBNET,
+            "name": ALLOW_NAME,
+            "priority": 100,
+            "source_address_prefixes": ["203.0.113.7"],
+            "destination_address_prefixes": [VM_IP],
+        }
+    ]
+    assert missing == [(NSG_NIC, VM_IP)]
+    baseline = nsg.baseline_fingerprints(nsg.path_pairs(vm_record()), by_id(subnet, nic), 22)
+    assert baseline == {(ALLOW_NAME.lower(), 'W/"1"')}
+    _access, missing = nsg.access_on_path(nsg.path_pairs(vm_record(nic_nsg=None)), by_id(subnet), 22, None, exclude=baseline)
+    assert missing == [(NSG_SUBNET, VM_IP)]
+    # the same rule rewritten (new etag) counts as the new request's rule
+    rewritten = nsg_resource(NSG_SUBNET, jit_allow(etag='W/"2"'))
+    _access, missing = nsg.access_on_path(nsg.path_pairs(vm_record(nic_nsg=None)), by_id(rewritten), 22, None, exclude=baseline)
+    assert missing == []

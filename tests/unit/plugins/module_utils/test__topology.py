@@ -1,18 +1,17 @@
 """VM -> NIC -> subnet -> NSG joins from bulk list results (REST shapes, as the SDK returns them)."""
 
 import pytest
+from fakes import SUB, resource_group_id, vm_id
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _topology
-from ansible_collections.jitaccess.azure.plugins.module_utils._jit import JitValidationError
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError
 
-SUB = "00000000-0000-0000-0000-000000000001"
-RG = "/subscriptions/%s/resourceGroups/rg-web" % SUB
-NET = RG + "/providers/Microsoft.Network"
+NET = resource_group_id() + "/providers/Microsoft.Network"
 
 
 def vm(name, nics, os_type="Linux", power="running"):
     return {
-        "id": RG + "/providers/Microsoft.Compute/virtualMachines/" + name,
+        "id": vm_id(name),
         "name": name,
         "location": "West Europe",
         "tags": {"env": "prod"},
@@ -67,7 +66,7 @@ INVENTORY = _topology.Inventory(
 
 def test_paths_list_subnet_nsg_first_and_flag_unsupported():
     topology = _topology.build_topology(INVENTORY)
-    both = topology[(RG + "/providers/Microsoft.Compute/virtualMachines/both").lower()]
+    both = topology[vm_id("both").lower()]
     assert both["location"] == "westeurope"
     assert both["resource_group"] == "rg-web"
     assert both["power_state"] == "running"
@@ -87,9 +86,7 @@ def test_paths_list_subnet_nsg_first_and_flag_unsupported():
 
 def test_resolve_by_name_or_id_reports_all_unknown_and_duplicates():
     topology = _topology.build_topology(INVENTORY)
-    resolved = _topology.resolve_vms(
-        [{"name": "BOTH", "resource_group": "RG-WEB"}, {"id": RG + "/providers/Microsoft.Compute/virtualMachines/bare"}], topology, SUB
-    )
+    resolved = _topology.resolve_vms([{"name": "BOTH", "resource_group": "RG-WEB"}, {"id": vm_id("bare")}], topology, SUB)
     assert [record["name"] for dummy, record in resolved] == ["both", "bare"]
     with pytest.raises(JitValidationError, match="not found in subscription .*: .*/ghost1, .*/ghost2"):
         _topology.resolve_vms([{"name": "ghost1", "resource_group": "rg-web"}, {"name": "ghost2", "resource_group": "rg-web"}], topology, SUB)
@@ -97,7 +94,7 @@ def test_resolve_by_name_or_id_reports_all_unknown_and_duplicates():
         _topology.resolve_vms(
             [
                 {"name": "both", "resource_group": "rg-web"},
-                {"id": (RG + "/providers/Microsoft.Compute/virtualMachines/both").upper().replace("SUBSCRIPTIONS", "subscriptions")},
+                {"id": vm_id("both").upper().replace("SUBSCRIPTIONS", "subscriptions")},
             ],
             topology,
             SUB,
@@ -114,9 +111,9 @@ SUB2 = "00000000-0000-0000-0000-000000000002"
 
 def test_subscriptions_come_from_vm_ids_in_first_seen_order():
     ids = [
-        "/subscriptions/%s/resourceGroups/a/providers/Microsoft.Compute/virtualMachines/x" % SUB2,
-        RG + "/providers/Microsoft.Compute/virtualMachines/y",
-        "/subscriptions/%s/resourceGroups/b/providers/Microsoft.Compute/virtualMachines/z" % SUB2.upper(),
+        vm_id("x", rg="a", sub=SUB2),
+        vm_id("y"),
+        vm_id("z", rg="b", sub=SUB2.upper()),
     ]
     assert _topology.subscriptions_of(ids) == [SUB2, SUB]
     assert _topology.subscriptions_of([], SUB) == [SUB]

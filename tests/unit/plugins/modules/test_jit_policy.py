@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _jit
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit
 from ansible_collections.jitaccess.azure.plugins.modules import jit_policy as mod
 
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -33,10 +33,10 @@ def record(name, rg="rg-web", location="westeurope", os_type="Linux", reason=Non
 
 
 def topology(*records):
-    return {_jit.normalize_id(item["id"]): item for item in records}
+    return {_arm.normalize_id(item["id"]): item for item in records}
 
 
-KEY = _jit.PolicyKey(SUB, "rg-web", "westeurope", "default")
+KEY = _arm.PolicyKey(SUB, "rg-web", "westeurope", "default")
 
 
 # --- validate_options -------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def test_validate_options_ports_by_os_type():
     ],
 )
 def test_validate_options_refuses_bad_input(options, message):
-    with pytest.raises(_jit.JitValidationError, match=None) as info:
+    with pytest.raises(_arm.JitValidationError, match=None) as info:
         mod.validate_options(options, SUB)
     assert message in str(info.value)
 
@@ -114,7 +114,7 @@ def test_validate_options_ignores_ports_for_absent():
 
 def test_resolve_targets_names_every_unknown_vm():
     refs = [{"id": vm_id("ghost-1"), "ports": None}, {"id": vm_id("web-1"), "ports": None}, {"id": vm_id("ghost-2"), "ports": None}]
-    with pytest.raises(_jit.JitValidationError) as info:
+    with pytest.raises(_arm.JitValidationError) as info:
         mod.resolve_targets(refs, topology(record("web-1")))
     assert "ghost-1" in str(info.value) and "ghost-2" in str(info.value) and "web-1" not in str(info.value)
 
@@ -122,7 +122,7 @@ def test_resolve_targets_names_every_unknown_vm():
 def test_resolve_targets_unsupported_fails_or_is_skipped():
     topo = topology(record("web-1"), record("bare-1", reason="no network security group on any NIC or subnet of the VM"))
     refs = [{"id": vm_id("web-1").lower(), "ports": None}, {"id": vm_id("bare-1"), "ports": None}]
-    with pytest.raises(_jit.JitValidationError, match="bare-1 .no network security group.*skip_unsupported"):
+    with pytest.raises(_arm.JitValidationError, match="bare-1 .no network security group.*skip_unsupported"):
         mod.resolve_targets(refs, topo)
     targets, skipped = mod.resolve_targets(refs, topo, skip_unsupported=True)
     assert [item["id"] for item in targets] == [vm_id("web-1")]  # Azure's spelling, not the user's
@@ -146,7 +146,7 @@ def test_desired_entry_os_defaults_and_overrides():
     override = dict(windows, ports=_jit.normalize_port_rules([port(443)]))
     assert [p["number"] for p in mod.desired_entry(override, by_os)["ports"]] == [443]
     unknown = {"id": vm_id("odd-1"), "record": record("odd-1", os_type=None), "ports": None}
-    with pytest.raises(_jit.JitValidationError, match="odd-1 has OS type None.*set ports"):
+    with pytest.raises(_arm.JitValidationError, match="odd-1 has OS type None.*set ports"):
         mod.desired_entry(unknown, {})
 
 
@@ -172,7 +172,7 @@ class FakeApi:
         self.calls.append("GET")
         if self.entries is None:
             return None
-        return {"id": _jit.policy_key_id(key), "properties": {"virtualMachines": copy.deepcopy(self.entries)}}
+        return {"id": _arm.policy_key_id(key), "properties": {"virtualMachines": copy.deepcopy(self.entries)}}
 
     def put(self, key, body):
         self.calls.append("PUT")
@@ -238,7 +238,7 @@ def test_reconcile_reports_entries_another_writer_removed_without_restoring_them
 
     api = FakeApi([entry("other", 22)], after_put=remover)
     out = mod.reconcile_policy(KEY, [entry("web-1", 22)], [], False, api, check_mode=False)
-    assert out["attempts"] == 1 and out["concurrent"] == [_jit.normalize_id(vm_id("other"))]
+    assert out["attempts"] == 1 and out["concurrent"] == [_arm.normalize_id(vm_id("other"))]
     assert api.entries == [entry("web-1", 22)]
 
 
@@ -304,7 +304,7 @@ def networked(name, address, subnet_nsg=None, nic_nsg=None):
 
 
 def nsgs(*items):
-    return {_jit.normalize_id(item["id"]): item for item in items}
+    return {_arm.normalize_id(item["id"]): item for item in items}
 
 
 def test_find_drift_names_each_nsg_ip_and_port_missing():
