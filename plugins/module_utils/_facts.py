@@ -535,10 +535,9 @@ class _Builder:
         """JIT rules on any NSG whose destination is no private IP of a NIC behind that NSG."""
         behind = {}
         for record in self.topology.values():
-            for nic in record["nics"]:
-                for nsg_id in (nic["subnet_nsg_id"], nic["nic_nsg_id"]):
-                    if nsg_id and _is_address(nic["private_ip"]):
-                        behind.setdefault(_arm.normalize_id(nsg_id), set()).add(nic["private_ip"])
+            for nsg_id, address in _nsg.path_pairs(record):
+                if _is_address(address):
+                    behind.setdefault(_arm.normalize_id(nsg_id), set()).add(address)
         context = _nsg.AddressContext()
         for key in sorted(self.nsgs):
             nsg = self.nsgs[key]

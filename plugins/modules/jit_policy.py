@@ -707,16 +707,11 @@ def find_drift(entries, topology, nsgs):
         if record is None:
             continue
         ports = sorted({_jit.canonical_port(port)["number"] for port in entry.get("ports") or []})
-        for nic in record.get("nics") or []:
-            if not nic.get("private_ip"):
-                continue
-            for nsg_id in dict.fromkeys(nsg_id for nsg_id in (nic.get("subnet_nsg_id"), nic.get("nic_nsg_id")) if nsg_id):
-                nsg = nsgs.get(_arm.normalize_id(nsg_id))
-                missing = _nsg.missing_deny_ports(nsg, nic["private_ip"], ports) if nsg is not None else []
-                if missing:
-                    drift.append(
-                        {"vm_id": record["id"], "vm_name": record["name"], "nsg_id": nsg_id, "private_ip": nic["private_ip"], "missing_ports": missing}
-                    )
+        for nsg_id, address in _nsg.path_pairs(record):
+            nsg = nsgs.get(_arm.normalize_id(nsg_id))
+            missing = _nsg.missing_deny_ports(nsg, address, ports) if nsg is not None else []
+            if missing:
+                drift.append({"vm_id": record["id"], "vm_name": record["name"], "nsg_id": nsg_id, "private_ip": address, "missing_ports": missing})
     return drift
 
 

@@ -549,6 +549,11 @@ def format_missing(missing, names):
     return "; ".join(parts)
 
 
+def joined(sources):
+    """Sources as the results show them (``10.0.0.0/24,10.1.0.4``); ``None`` when unknown."""
+    return ",".join(sources) if sources else None
+
+
 def rule_ref(rule):
     """``{vm_name, nsg_id, name}`` of a rule planned by :func:`_close.plan_close`."""
     return {"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]}
@@ -711,7 +716,7 @@ class JitRequest:
             for plan, ports in items:
                 for port in ports:
                     exclude = _nsg.baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
-                    waits.append({"plan": plan, "port": port, "source": options.source, "exclude": exclude})
+                    waits.append({"plan": plan, "port": port, "sources": options.sources, "exclude": exclude})
 
         for policy_id, items in by_policy.items():
             body = _request.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], options.justification)
@@ -726,9 +731,9 @@ class JitRequest:
             fresh = []
             for item in waits:
                 if item["plan"]["policy"]["id"] == policy_id:
-                    if item["source"] is None:
-                        item["source"] = recorded.get((_arm.normalize_id(item["plan"]["record"]["id"]), item["port"]["number"]))
-                    fresh.append(self._opened_item(item["plan"], item["port"], item["source"], []))
+                    if item["sources"] is None:
+                        item["sources"] = recorded.get((_arm.normalize_id(item["plan"]["record"]["id"]), item["port"]["number"]))
+                    fresh.append(self._opened_item(item["plan"], item["port"], joined(item["sources"]), []))
             self.opened.extend(fresh)
             # Before waiting: if the run is interrupted now, jit_guard still knows what to close.
             self.record_for_guard(fresh)
@@ -739,9 +744,7 @@ class JitRequest:
         for item in waits:
             plan, port = item["plan"], item["port"]
             access = item.get("access") or []
-            source = item["source"]
-            if source is None and access:
-                source = ",".join(access[0]["source_address_prefixes"])
+            source = joined(item["sources"] or (access[0]["source_address_prefixes"] if access else None))
             port_results[(plan["record"]["id"], port["number"])] = PortResult(
                 port["number"],
                 ACTION_OPENED,
@@ -767,14 +770,14 @@ class JitRequest:
 
     @staticmethod
     def _recorded_sources(response):
-        """``{(vm id lower, port): source}`` from the initiate answer, when the service names it."""
+        """``{(vm id lower, port): (prefix, ...)}`` from the initiate answer, when the service names them."""
         result = {}
         data = response if isinstance(response, dict) else {}
         for vm in data.get("virtualMachines") or []:
             for port in vm.get("ports") or []:
                 prefixes = _jit.port_prefixes(port)
                 if prefixes and port.get("number") is not None:
-                    result[(_arm.normalize_id(vm.get("id", "")), int(port["number"]))] = ",".join(prefixes)
+                    result[(_arm.normalize_id(vm.get("id", "")), int(port["number"]))] = tuple(prefixes)
         return result
 
     def read_nsgs(self, nsg_ids):
@@ -809,7 +812,7 @@ class JitRequest:
             nsgs = self.read_nsgs(nsg_ids)
             still = []
             for item in pending:
-                sources = [item["source"]] if item["source"] and "," not in item["source"] else None
+                sources = item["sources"] if item["sources"] and len(item["sources"]) == 1 else None
                 access, missing = _nsg.access_on_path(item["plan"]["paths"], nsgs, item["port"]["number"], sources, exclude=item["exclude"])
                 if missing:
                     item["missing"] = missing
