@@ -23,3 +23,12 @@ if not os.path.exists(LINK):
 for path in (COLLECTIONS_ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tests", "integration")):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+try:  # not every test environment has Hypothesis (the compat environment does not need it)
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    # No deadline: on a loaded 2-core CI machine an example may take seconds without any defect.
+    settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -107,6 +107,27 @@ class JitValidationError(ValueError):
     """
 
 
+MAX_NUMBER_DIGITS = 15
+"""Longest run of digits read as one number: far beyond any port, priority or duration in seconds,
+and short enough that a pasted megabyte of digits is refused before Python converts it."""
+_WHOLE_NUMBER_RE = re.compile(r"[0-9]{1,%d}" % MAX_NUMBER_DIGITS, re.ASCII)
+
+
+def whole_number(value, name, allowed):
+    """The one strict reader of whole numbers (ports, durations in seconds, counts).
+
+    Accepts an ``int`` (not a ``bool``) or a string of ASCII digits, surrounding spaces trimmed.
+    Refuses signs, decimal points, exponents, ``_`` separators, Unicode digits (``٢٢``, ``２２``,
+    ``²``) and more than :data:`MAX_NUMBER_DIGITS` digits with a :class:`JitValidationError` that
+    names ``name``, the value and ``allowed``. Range checks are the caller's.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _WHOLE_NUMBER_RE.fullmatch(value.strip(" \t")):
+        return int(value.strip(" \t"))
+    raise JitValidationError(f"{name} {value!r} is not a whole number: allowed {allowed}")
+
+
 # --------------------------------------------------------------------------------------------------
 # REST fields (camelCase as ARM returns them; the SDK's ``as_dict()`` spelling is read too)
 

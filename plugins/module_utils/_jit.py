@@ -26,6 +26,7 @@ Shapes used throughout:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections import OrderedDict, namedtuple
@@ -40,6 +41,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     parse_vm_id,
     properties_of,
     rest_field,
+    whole_number,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -67,15 +69,16 @@ _USER_PORT_KEYS = ("number", "protocol", "allowed_source_address_prefix", "allow
 # --------------------------------------------------------------------------------------------------
 # Durations
 
+# re.ASCII: \d is 0-9 and \s plain whitespace, so Unicode digits never read as numbers.
 _ISO_DURATION_RE = re.compile(
     r"^P(?!$)(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 _SHORT_DURATION_RE = re.compile(
     r"^(?=\d)(?:(?P<days>\d+)\s*d)?\s*(?:(?P<hours>\d+)\s*h)?\s*(?:(?P<minutes>\d+)\s*m)?\s*(?:(?P<seconds>\d+)\s*s)?$",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
-_ISO_CALENDAR_RE = re.compile(r"^P(?:\d+[YW]|\d+M|[^T]*[YW])", re.IGNORECASE)
+_ISO_CALENDAR_RE = re.compile(r"^P(?:\d+[YW]|\d+M|[^T]*[YW])", re.IGNORECASE | re.ASCII)
 _DURATION_FORMS = "ISO 8601 such as PT3H, PT90M, PT1H30M, P1D, or short forms such as 3h, 90m, 1h30m, 300s, 1d, or a number of seconds"
 
 
@@ -103,14 +106,14 @@ def parse_duration(value, name="duration"):
     if not isinstance(value, str):
         raise JitValidationError(f"{name} {value!r} is not a duration: use {_DURATION_FORMS}")
     text = value.strip()
-    if text.isdigit():
-        return int(text)
+    if re.fullmatch(r"[0-9]+", text, re.ASCII):  # a plain number of seconds
+        return whole_number(text, name, _DURATION_FORMS)
     match = _ISO_DURATION_RE.match(text) or _SHORT_DURATION_RE.match(text)
     if not match and _ISO_CALENDAR_RE.match(text):
         raise JitValidationError(f"{name} {value!r} uses years, months or weeks, whose length varies: use days, hours, minutes or seconds (e.g. P1D, PT3H)")
     if not match:
         raise JitValidationError(f"{name} {value!r} is not a valid duration: use {_DURATION_FORMS}")
-    parts = {key: int(number) for key, number in match.groupdict(default="0").items()}
+    parts = {key: whole_number(number, name, _DURATION_FORMS) for key, number in match.groupdict(default="0").items()}
     return parts["days"] * 86400 + parts["hours"] * 3600 + parts["minutes"] * 60 + parts["seconds"]
 
 
@@ -185,10 +188,7 @@ def canonical_duration(value):
 
 def validate_port_number(value, name="port"):
     """Return ``value`` as an ``int`` in 0-65535 (digit strings accepted, booleans refused)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise JitValidationError(f"{name} {value!r} is not a port number: allowed {PORT_MIN}-{PORT_MAX}")
+    value = whole_number(value, name, f"{PORT_MIN}-{PORT_MAX}")
     if not PORT_MIN <= value <= PORT_MAX:
         raise JitValidationError(f"{name} {value} is out of range: allowed {PORT_MIN}-{PORT_MAX}")
     return value
@@ -336,8 +336,9 @@ def canonical_port(port_entry):
     """Canonical form of a port entry read from Azure (REST or SDK keys). Lenient: never raises
     for odd values; they are kept as they are so a comparison sees them."""
     number = rest_field(port_entry, "number")
-    if isinstance(number, str) and number.strip().isdigit():
-        number = int(number.strip())
+    if isinstance(number, str):
+        with contextlib.suppress(JitValidationError):  # an odd value is kept as read
+            number = whole_number(number, "port", "")
     protocol = rest_field(port_entry, "protocol", DEFAULT_PROTOCOL)
     if isinstance(protocol, str) and protocol.strip().upper() in PROTOCOLS:
         protocol = protocol.strip().upper()

@@ -103,7 +103,7 @@ def parse_port_range(value):
     text = str(value).strip()
     if text.lower() in _ANY_TOKENS:
         return (PORT_MIN, PORT_MAX)
-    match = re.match(r"^(\d+)\s*(?:-\s*(\d+))?$", text)
+    match = re.match(r"^(\d{1,5})\s*(?:-\s*(\d{1,5}))?$", text, re.ASCII)
     if not match:
         raise JitValidationError(f"port range {value!r} is not valid: {_PORT_RANGE_FORMS}")
     low = int(match.group(1))

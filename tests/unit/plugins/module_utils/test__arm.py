@@ -217,3 +217,37 @@ def test_format_azure_datetime():
 @given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
 def test_datetime_roundtrip(value):
     assert _arm.parse_azure_datetime(_arm.format_azure_datetime(value)) == value
+
+
+# --- the one strict number reader (issue 14, inputs) -----------------------------------------------
+
+UNICODE_DIGITS = st.characters(categories=("Nd", "No"), exclude_characters="0123456789")
+
+
+@given(st.integers(min_value=0, max_value=10**15 - 1))
+def test_whole_number_reads_ascii_digits_and_ints(number):
+    assert _arm.whole_number(str(number), "n", "0-9") == number
+    assert _arm.whole_number(f"  {number}\t", "n", "0-9") == number
+    assert _arm.whole_number(number, "n", "0-9") == number
+
+
+@given(st.text(UNICODE_DIGITS, min_size=1, max_size=6))
+def test_whole_number_refuses_unicode_digits(text):
+    with pytest.raises(_arm.JitValidationError, match="is not a whole number: allowed 0-9"):
+        _arm.whole_number(text, "n", "0-9")
+
+
+@pytest.mark.parametrize("value", ["+22", "-1", "1_000", "22.0", "1e3", "2 2", "", " ", "0x16", "1" * 16, "9" * 5000, True, None, 22.0, [22], b"22"])
+def test_whole_number_refuses_everything_else(value):
+    with pytest.raises(_arm.JitValidationError) as info:
+        _arm.whole_number(value, "wait_timeout", "0 or more seconds")
+    assert str(info.value).startswith("wait_timeout ") and "allowed 0 or more seconds" in str(info.value)
+
+
+@given(st.one_of(st.text(), st.integers(), st.floats(), st.none(), st.booleans()))
+def test_whole_number_never_raises_anything_but_the_validation_error(value):
+    try:
+        result = _arm.whole_number(value, "n", "0-9")
+    except _arm.JitValidationError:
+        return
+    assert isinstance(result, int) and not isinstance(result, bool)

@@ -529,3 +529,41 @@ def test_index_policies_lists_every_policy_of_a_vm_sorted_by_policy_id():
 def test_port_sort_key_puts_numbers_first_in_order():
     ports = [{"number": 3389}, {"number": "bogus"}, {"number": 22}, {"number": "a"}]
     assert [port["number"] for port in sorted(ports, key=jit.port_sort_key)] == [22, 3389, "a", "bogus"]
+
+
+# --- strict parsing of ports and durations (issue 14, inputs) --------------------------------------
+
+
+@given(st.one_of(st.text(), st.integers(), st.floats(), st.none(), st.booleans(), st.lists(st.integers(), max_size=2)))
+def test_ports_and_durations_fail_only_with_a_message_naming_the_option(value):
+    for parse, name in ((jit.validate_port_number, "port in ports"), (jit.parse_duration, "duration")):
+        try:
+            parse(value, name=name)
+        except JitValidationError as exc:
+            assert str(exc).startswith(name + " ")
+
+
+@given(st.integers(min_value=0, max_value=65535))
+def test_port_numbers_round_trip(number):
+    assert jit.validate_port_number(str(number)) == number == jit.validate_port_number(number)
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["PT{}S", "{}s", "{}"]))
+def test_durations_in_seconds_round_trip(seconds, form):
+    assert jit.parse_duration(form.format(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["٢٢", "２２", "²", "PT٣H", "PT３H", "３h", "+3600", "-PT1H", "PT1.5H", "1e3", "PT" + "9" * 16 + "S", "9" * 5000, "P", "PT", "P1DT", "3h ago", "1_000"],
+)
+def test_durations_refuse_unicode_digits_signs_fractions_and_huge_values(value):
+    with pytest.raises(JitValidationError) as info:
+        jit.parse_duration(value, name="duration")
+    assert str(info.value).startswith("duration ")
+
+
+@pytest.mark.parametrize("value", ["٢٢", "２２", "²", "+22", "1_000", " 2 2 "])
+def test_ports_refuse_unicode_digits_and_signs(value):
+    with pytest.raises(JitValidationError, match="is not a whole number: allowed 0-65535"):
+        jit.validate_port_number(value)

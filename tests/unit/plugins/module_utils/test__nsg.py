@@ -721,3 +721,18 @@ def test_access_on_path_reports_missing_and_excludes_baseline():
     rewritten = nsg_resource(NSG_SUBNET, jit_allow(etag='W/"2"'))
     _access, missing = nsg.access_on_path(nsg.path_pairs(vm_record(nic_nsg=None)), by_id(rewritten), 22, None, exclude=baseline)
     assert missing == []
+
+
+@given(st.text(max_size=12))
+def test_port_ranges_fail_only_with_the_validation_error(text):
+    try:
+        low, high = nsg.parse_port_range(text)
+    except JitValidationError:
+        return
+    assert 0 <= low <= high <= 65535
+
+
+@pytest.mark.parametrize("value", ["٢٢", "２２", "22-٢٥", "999999", "1" * 5000])
+def test_port_ranges_refuse_unicode_digits_and_long_numbers(value):
+    with pytest.raises(JitValidationError, match="is not valid"):
+        nsg.parse_port_range(value)
