@@ -9,10 +9,11 @@ import copy
 import gc
 import sys
 
+from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _auth
-from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, describe_error, error_details, whole_number
 
 try:
     from azure.core.exceptions import AzureError
@@ -44,6 +45,33 @@ def vm_references(required=True, **extra_options):
     return spec
 
 
+STRICT_NUMBER = "ASCII digits 0-9 without sign, separator or decimal point"
+
+
+def loose_numbers(spec, raw, path=""):
+    """Messages for ``int`` options whose value as the user gave it (``raw``) is not a plain whole
+    number. Ansible's own conversion takes ``"２２"``, ``"+22"``, ``"1_000"``, ``"22.0"`` and
+    ``"1e3"``; every number this collection reads goes through :func:`_arm.whole_number` instead."""
+    problems = []
+    for name, option in spec.items():
+        value = raw.get(name) if isinstance(raw, dict) else None
+        if value is None:
+            continue
+        label = path + name
+        kind, elements = option.get("type", "str"), option.get("elements")
+        numbers = [value] if kind == "int" else (value if kind == "list" and elements == "int" and isinstance(value, list) else [])
+        for number in numbers:
+            try:
+                whole_number(number, label, STRICT_NUMBER)
+            except JitValidationError as exc:
+                problems.append(str(exc))
+        if option.get("options"):
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items):
+                problems.extend(loose_numbers(option["options"], item, "%s[%d]." % (label, index) if kind == "list" else label + "."))
+    return problems
+
+
 GC_THRESHOLDS = (100000, 50, 100)
 """Cyclic garbage collector thresholds for module runs (Python's default is 700, 10, 10)."""
 
@@ -60,6 +88,9 @@ class AzureJitModule:
         spec.update(argument_spec)
         kwargs.setdefault("supports_check_mode", True)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        problems = loose_numbers(spec, basic._load_params())  # the values before Ansible converted them
+        if problems:
+            self.module.fail_json(msg="; ".join(problems))
         problems = _api.sdk_problems()
         if problems:
             what = "Failed to import the required" if any("not installed" in problem for problem in problems) else "jitaccess.azure needs newer"

@@ -760,27 +760,22 @@ def jit_bypass(rules, destination, port, protocol="Tcp", context=None):
 # Priorities
 
 
-def used_priorities(rules, direction=INBOUND):
-    """Priorities taken by custom (non-default) rules of ``direction``."""
-    return {rule.priority for rule in _as_rules(rules) if not rule.is_default and rule.direction.lower() == direction.lower()}
+NSG_RULE_LIMIT = 1000
+"""Security rules Azure allows in one NSG (beyond: ``SecurityRuleCountLimitReached``)."""
 
 
-def lowest_free_priority(rules, direction=INBOUND, start=PRIORITY_MIN, stop=PRIORITY_MAX):
-    """The lowest free priority from ``start`` up to ``stop`` (where JIT puts allow rules)."""
-    used = used_priorities(rules, direction)
-    for priority in range(start, stop + 1):
-        if priority not in used:
-            return priority
-    raise JitValidationError(f"no free {direction} priority between {start} and {stop}: every number in that range is used")
-
-
-def highest_free_priority(rules, direction=INBOUND, start=PRIORITY_MAX, stop=PRIORITY_MIN):
-    """The highest free priority from ``start`` down to ``stop`` (where JIT puts deny rules)."""
-    used = used_priorities(rules, direction)
-    for priority in range(start, stop - 1, -1):
-        if priority not in used:
-            return priority
-    raise JitValidationError(f"no free {direction} priority between {stop} and {start}: every number in that range is used")
+def rule_room(nsg, needed):
+    """Why the NSG (a REST dict) cannot take ``needed`` more inbound rules (JIT's), else ``None``:
+    Azure's limit of :data:`NSG_RULE_LIMIT` rules per NSG, or no free inbound priority left."""
+    if needed <= 0:
+        return None
+    custom = [rule for rule in rules_from_nsg(nsg) if not rule.is_default]
+    if len(custom) + needed > NSG_RULE_LIMIT:
+        return f"it has {len(custom)} security rules and Azure allows {NSG_RULE_LIMIT} per NSG"
+    free = PRIORITY_MAX - PRIORITY_MIN + 1 - len({rule.priority for rule in custom if rule.is_inbound} & set(range(PRIORITY_MIN, PRIORITY_MAX + 1)))
+    if free < needed:
+        return f"it has {free} free inbound priorities ({PRIORITY_MIN}-{PRIORITY_MAX})"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------

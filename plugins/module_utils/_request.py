@@ -135,25 +135,38 @@ def is_any_source(value):
     return isinstance(value, str) and value.strip().lower() in ANY_SOURCE_VALUES
 
 
+BROAD_SOURCE_PREFIX_LENGTH = 8
+"""A request source shorter than /8 (more than 16,777,216 addresses, a sixteenth of the IPv4 space
+or more) admits a large part of the Internet: like ``*``, it needs ``allow_any_source``."""
+
+
+def broad_source_reason(prefix):
+    """Why a canonical source counts as "anywhere", or ``None`` for a specific source."""
+    if prefix == "*":
+        return "opens the port to any source"
+    network = ipaddress.ip_network(prefix, strict=False)
+    if network.prefixlen < BROAD_SOURCE_PREFIX_LENGTH:
+        return f"admits {network.num_addresses:,} addresses (broader than /{BROAD_SOURCE_PREFIX_LENGTH}, a large part of the Internet)"
+    return None
+
+
 def normalize_request_sources(sources, allow_any_source=False, name="source_address_prefixes"):
     """Validate request sources; return a sorted tuple, or ``None`` when none are given.
 
-    IPv6 is refused (the service rejects it); any-source values are refused unless
-    ``allow_any_source`` and then become ``*``.
+    IPv6 is refused (the service rejects it). Sources meaning "anywhere" (``*``, ``Internet``...,
+    which become ``*``) and prefixes broader than :data:`BROAD_SOURCE_PREFIX_LENGTH` are refused
+    unless ``allow_any_source``.
     """
     items = as_list(sources)
     if not items:
         return None
     result = set()
     for item in items:
-        if is_any_source(item):
-            if not allow_any_source:
-                raise JitValidationError(
-                    f"{name} entry {item!r} opens the port to any source: give specific IPv4 addresses or CIDRs, or set allow_any_source: true"
-                )
-            result.add("*")
-            continue
-        result.add(normalize_source_prefix(item, name=name))
+        prefix = "*" if is_any_source(item) else normalize_source_prefix(item, name=name)
+        reason = broad_source_reason(prefix)
+        if reason and not allow_any_source:
+            raise JitValidationError(f"{name} entry {item!r} {reason}: give specific IPv4 addresses or CIDRs, or set allow_any_source: true")
+        result.add(prefix)
     if "*" in result:
         return ("*",)
     return tuple(sorted(result, key=prefix_sort_key))

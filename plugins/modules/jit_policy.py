@@ -200,7 +200,7 @@ options:
     description:
       - What to do when a JIT deny rule of a VM in an affected policy is missing from an NSG on the
         VM's path (deleted by a tool that owns the NSG's rule list - Terraform, Bicep,
-        C(azure_rm_securitygroup) with C(purge_rules)). Checked from one more bulk read (the NSGs).
+        C(azure_rm_securitygroup) with C(purge_rules)). Checked from the NSGs the module reads anyway.
       - V(repair) writes that policy again, unchanged (one write per drifted policy, never per VM);
         Azure re-applies the deny rules of every VM of a policy it is given. The module then waits,
         up to O(wait_timeout), until the rules are back, and lists them in RV(repaired).
@@ -715,6 +715,24 @@ def find_drift(entries, topology, nsgs):
     return drift
 
 
+def deny_rule_room(targets, nsgs):
+    """Why NSGs on the targets' paths cannot take the JIT deny rules still missing there (one per
+    VM and NSG): Azure's rule limit, or no free priority. ``[]`` when every NSG has room."""
+    needed = {}
+    for target in targets:
+        for nsg_id, address in _nsg.path_pairs(target["record"]):
+            nsg = nsgs.get(_arm.normalize_id(nsg_id))
+            if nsg is not None and not _nsg.find_jit_rules(_nsg.rules_from_nsg(nsg), kind=_nsg.JIT_KIND_DENY, destination=address):
+                needed.setdefault(_arm.normalize_id(nsg_id), {})[target["id"]] = target["record"]["name"]
+    problems = []
+    for key, vms in needed.items():
+        reason = _nsg.rule_room(nsgs[key], len(vms))
+        if reason:
+            name = nsgs[key].get("name") or key
+            problems.append(f"NSG {name} cannot take the JIT deny rules of VM(s) {', '.join(sorted(vms.values()))}: {reason}")
+    return problems
+
+
 def describe_drift(drift):
     """``deny rules missing for web-1 port 22 on nsg-web (10.1.0.4), ...`` (one clause per item)."""
     return "deny rules missing for " + ", ".join(drift_lines(drift))
@@ -937,9 +955,8 @@ def main():
         module.fail_json(msg=error, changed=False)
     present = options.present
     check_drift = present and options.drift != "ignore"
-    kinds = ("virtual_machines", "network_interfaces", "virtual_networks") if present else ("virtual_machines",)
-    if check_drift:
-        kinds += ("network_security_groups",)
+    # NSGs: for drift, and to know before writing that each can take its JIT deny rules.
+    kinds = ("virtual_machines", "network_interfaces", "virtual_networks", "network_security_groups") if present else ("virtual_machines",)
     subscriptions = subscriptions_of([ref["id"] for ref in options.refs])
     inventory = read_inventory(module.api, module.azure_call, kinds=kinds, subscriptions=subscriptions)
     topology = build_topology(inventory)
@@ -954,6 +971,9 @@ def main():
             plans.append((key, desired, remove_ids))
     except _arm.JitValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
+    problems = deny_rule_room(targets, nsgs) if present else []
+    if problems:
+        module.fail_json(msg="%s. Nothing was written: make room in the NSG first (remove unused rules)" % "; ".join(problems), errors=problems, changed=False)
 
     policies, diffs = [], []
     api = PolicyApi(module, done=policies)

@@ -27,7 +27,7 @@ description:
     non-JIT rule stay untouched. Azure keeps the request record with its original end time.
   - Every input is checked against the VM's JIT policy before the first write. A VM in no policy,
     a port the policy does not have, a duration above the policy's maximum, a source outside the
-    policy's allowed prefixes, an IPv6 source, or a source meaning "anywhere" without
+    policy's allowed prefixes, an IPv6 source, or a source meaning "anywhere" or broader than V(/8) without
     O(allow_any_source=true) fails with a message that names the value and what is allowed, and
     nothing is changed.
 author:
@@ -93,8 +93,9 @@ options:
         rule then admits the address of the machine that runs the module; delegate the task to
         the controller to get the controller's address.
       - The source must lie inside the allowed source prefixes of each port in the policy.
-      - IPv6 is refused (the service rejects it). V(*), V(0.0.0.0/0), V(Internet) and V(Any) are
-        refused unless O(allow_any_source=true).
+      - IPv6 is refused (the service rejects it). V(*), V(0.0.0.0/0), V(Internet), V(Any) and any
+        prefix broader than V(/8) (more than 16,777,216 addresses, such as V(0.0.0.0/1)) are
+        refused unless O(allow_any_source=true): they admit a large part of the Internet.
       - With O(state=absent), only allow rules whose sources are all among these prefixes are
         deleted. The default is every allow rule for the port, whatever its source.
     type: list
@@ -102,7 +103,8 @@ options:
   allow_any_source:
     description:
       - Allow O(source_address_prefixes) to mean "anywhere" (V(*), V(0.0.0.0/0), V(Internet) or
-        V(Any)). The policy must allow V(*) for the port.
+        V(Any)) or a large part of it (a prefix broader than V(/8)). The policy must allow the
+        source for the port (V(*) allows anything).
     type: bool
     default: false
   duration:
@@ -696,6 +698,7 @@ class JitRequest:
             if to_open:
                 by_policy.setdefault(plan["policy"]["id"], []).append((plan, to_open))
 
+        self.check_room(by_policy)
         for policy_id, items in by_policy.items():
             self.initiated.append({"policy_id": policy_id, "virtual_machines": len(items), "justification": options.justification})
         self.changed = bool(by_policy)
@@ -756,6 +759,28 @@ class JitRequest:
             )
             self.opened.append(self._opened_item(plan, port, source, access))
         return self._finish_present(plans, port_results)
+
+    def check_room(self, by_policy):
+        """Fail before any write when an NSG on a path cannot take the allow rules a request adds
+        (Azure's rule limit, or no free priority): Defender would never apply them."""
+        fresh = OrderedDict()  # (NSG, VM, port) -> one allow rule, whatever the number of IPs
+        for items in by_policy.values():
+            for plan, ports in items:
+                for nsg_id, ip in plan["paths"]:
+                    nsg = self.nsgs.get(_arm.normalize_id(nsg_id))
+                    for port in ports:  # a port whose allow rule is already there gets it replaced
+                        if nsg is not None and not _nsg.allow_rules(nsg, ip, port["number"]):
+                            fresh[(_arm.normalize_id(nsg_id), plan["record"]["id"], port["number"])] = True
+        needed = OrderedDict()
+        for key, _vm, _port in fresh:
+            needed[key] = needed.get(key, 0) + 1
+        problems = []
+        for key, count in needed.items():
+            reason = _nsg.rule_room(self.nsgs[key], count)
+            if reason:
+                problems.append("NSG %s cannot take the %d JIT allow rule(s) this request needs: %s" % (self.nsgs[key].get("name") or key, count, reason))
+        if problems:
+            self.module.fail_json(msg="%s. Nothing was requested: make room in the NSG first (remove unused rules)" % "; ".join(problems), errors=problems)
 
     def record_for_guard(self, items):
         """Append ``items`` (``opened`` entries) to the jit_guard record file, when there is one."""

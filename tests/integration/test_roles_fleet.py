@@ -81,3 +81,21 @@ def test_enforce_writes_one_put_per_policy_and_rerun_writes_nothing(armsim, tmp_
     assert not again["changed"] and again["policies_written"] == 0 and again["candidates"] == []
     assert again["coverage"]["before"]["configured"] == 6
     assert "(nothing to change)" in markdown
+
+
+def test_reports_are_owner_only_in_a_new_directory_and_an_existing_one_keeps_its_mode(armsim, tmp_path):
+    fresh = tmp_path / "new" / "reports"
+    run = run_playbook(armsim, PLAYBOOK, extra_vars=dict(COMMON, jit_fleet_report_dir=str(fresh)))
+    assert run.rc == 0, run.stdout[-3000:]
+    assert oct(os.stat(fresh).st_mode & 0o777) == "0o700"
+    assert {name: oct(os.stat(fresh / name).st_mode & 0o777) for name in os.listdir(fresh)} == {
+        "jit_fleet_report.json": "0o600",
+        "jit_fleet_report.md": "0o600",
+    }
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    run = run_playbook(armsim, PLAYBOOK, extra_vars=dict(COMMON, jit_fleet_report_dir=str(shared), jit_fleet_report_mode="0640"))
+    assert run.rc == 0, run.stdout[-3000:]
+    assert oct(os.stat(shared).st_mode & 0o777) == "0o755"  # not the role's to change
+    assert oct(os.stat(shared / "jit_fleet_report.json").st_mode & 0o777) == "0o640"  # the user's choice

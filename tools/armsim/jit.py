@@ -10,7 +10,7 @@ import uuid
 import zlib
 from typing import Any
 
-from armsim import model, nsgeval
+from armsim import model, network, nsgeval
 from armsim.arm import ArmError, Ctx, Response, dumps, json_response, rg_not_found
 from armsim.clock import iso, parse_duration, parse_iso
 from armsim.model import JitPolicy, JitRequest, JitRequestPort, JitRequestVm, Nsg, Rule, State, Vm
@@ -290,6 +290,7 @@ def _sync_deny_rules(state: State, policy: JitPolicy, vm: Vm, ports: list[int]) 
         }
         _dest(props, ips)
         if rule is None:
+            network.check_rule_room(len(nsg.rules) + 1)  # assumption: the policy write fails (README)
             props["priority"] = deny_priority(nsg, port_ranges)
             new = Rule(deny_rule_name(policy, vm), props)
             nsg.rules[new.name.lower()] = new
@@ -546,6 +547,8 @@ def apply_request(state: State, policy_key: str, req: JitRequest, now: float) ->
                 continue
             protocol = {"TCP": "Tcp", "UDP": "Udp"}.get(policy_port["protocol"], "*")
             for nsg, ips in state.nsg_path(vm):
+                if len(nsg.rules) >= network.NSG_RULE_LIMIT or len(nsg.inbound_priorities()) >= 3997:
+                    continue  # assumption: Defender cannot add the rule and says nothing (README)
                 props: dict[str, Any] = {
                     "description": ALLOW_DESCRIPTION.format(policy=policy.name, vm=vm.name),
                     "protocol": protocol,

@@ -396,6 +396,7 @@ def put_nsg(ctx: Ctx, rg: str, nsg: str, **_: str) -> Response:
             raise ArmError(400, "InvalidRequestFormat", f"Cannot parse the request: security rule {name} appears more than once.")
         check_priority_conflict(None, name, rule_props, others=new_rules)
         new_rules.append(Rule(name, rule_props))
+    check_rule_room(len(new_rules))
     if existing is None:
         target = Nsg(
             id=nsg_id,
@@ -468,6 +469,15 @@ def get_rule(ctx: Ctx, rg: str, nsg: str, rule: str, **_: str) -> Response:
     return json_response(rule_json(target, found))
 
 
+NSG_RULE_LIMIT = 1000
+"""Security rules per NSG (Azure's subscription limits; the error as azure-rest-api-specs#3003 quotes it)."""
+
+
+def check_rule_room(count: int) -> None:
+    if count > NSG_RULE_LIMIT:
+        raise ArmError(400, "SecurityRuleCountLimitReached", f"A security group cannot have more than {NSG_RULE_LIMIT} security rules.")
+
+
 def put_rule(ctx: Ctx, rg: str, nsg: str, rule: str, **_: str) -> Response:
     target = _get_nsg(ctx, rg, nsg)
     existing = target.rules.get(rule.lower())
@@ -478,6 +488,8 @@ def put_rule(ctx: Ctx, rg: str, nsg: str, rule: str, **_: str) -> Response:
     name = existing.name if existing else rule
     props = validate_rule_props(name, body.get("properties"))
     check_priority_conflict(target, name, props)
+    if existing is None:
+        check_rule_room(len(target.rules) + 1)
     new_rule = Rule(name, props)
     headers = ctx.start_lro(target.location)
     if not ctx.lro_fault:

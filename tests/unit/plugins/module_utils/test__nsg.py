@@ -539,29 +539,24 @@ def test_jit_bypass_other_port_and_protocol():
 # Priorities
 
 
-def test_priorities():
-    rules = [
-        rest_rule("a", 100),
-        rest_rule("b", 101),
-        rest_rule("c", 4096),
-        rest_rule("out", 102, direction="Outbound"),
-        *nsg.DEFAULT_INBOUND_RULES,
-    ]
-    assert nsg.used_priorities(rules) == {100, 101, 4096}
-    assert nsg.lowest_free_priority(rules) == 102
-    assert nsg.lowest_free_priority(rules, direction="Outbound") == 100
-    assert nsg.highest_free_priority(rules) == 4095
-    assert nsg.highest_free_priority(rules, direction="outbound") == 4096
-    assert nsg.lowest_free_priority([]) == 100
-    assert nsg.highest_free_priority([]) == 4096
+def test_rule_room_names_the_limit_that_stops_jit():
+    def full_nsg(count, start=100):
+        return nsg_resource(NSG_NIC, *(rest_rule(f"r{index}", start + index) for index in range(count)))
+
+    assert nsg.rule_room(full_nsg(998), 2) is None
+    assert nsg.rule_room(full_nsg(1000), 0) is None
+    assert nsg.rule_room(full_nsg(999), 2) == "it has 999 security rules and Azure allows 1000 per NSG"
+    crowded = full_nsg(3997)  # every inbound priority 100-4096 (beyond Azure's rule limit: armsim allows it)
+    assert nsg.rule_room(crowded, 1).startswith("it has 3997 security rules")
+    outbound_only = nsg_resource(NSG_NIC, *(rest_rule(f"o{index}", 100 + index, direction="Outbound") for index in range(900)))
+    assert nsg.rule_room(outbound_only, 100) is None
 
 
-def test_priorities_exhausted():
-    full = [nsg.SecurityRule(name=f"r{p}", priority=p) for p in range(100, 4097)]
-    with pytest.raises(JitValidationError, match="no free Inbound priority between 100 and 4096"):
-        nsg.lowest_free_priority(full)
-    with pytest.raises(JitValidationError, match="no free Inbound priority between 100 and 4096"):
-        nsg.highest_free_priority(full)
+def test_rule_room_counts_free_inbound_priorities(monkeypatch):
+    monkeypatch.setattr(nsg, "NSG_RULE_LIMIT", 10_000)  # only the priorities matter here
+    taken = nsg_resource(NSG_NIC, *(rest_rule(f"r{index}", 100 + index) for index in range(3996)))
+    assert nsg.rule_room(taken, 1) is None
+    assert nsg.rule_room(taken, 2) == "it has 1 free inbound priorities (100-4096)"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -234,7 +234,9 @@ def test_build_initiate_ports_policy_with_tag_prefix_matches_exactly():
         ({"duration": "soon"}, "not a valid duration"),
         ({"sources": ["8.8.8.8"]}, r"source '8.8.8.8' is not within the allowed source prefixes of port 22 on VM 'web-1': allowed 10.0.0.0/8"),
         ({"sources": ["*"], "allow_any_source": True}, r"source '\*' is not within"),
-        ({"sources": ["10.0.0.0/7"]}, "is not within"),
+        ({"sources": ["11.0.0.0/8"]}, "is not within"),
+        ({"sources": ["10.0.0.0/7"]}, "admits 33,554,432 addresses .broader than /8"),
+        ({"sources": ["0.0.0.0/1"]}, "allow_any_source"),
         ({"sources": ["::1"]}, "IPv6"),
         ({"sources": ["0.0.0.0/0"]}, "allow_any_source"),
     ],
@@ -291,7 +293,8 @@ def test_sources_inside_policy_prefix_always_accepted(lengths, address):
     if "0.0.0.0/0" in sources:
         return
     for source in sources:  # one source per request (the initiate port has a single prefix)
-        ports = _request.build_initiate_ports(vm_entry, 3600, sources=_request.normalize_single_source([source], False))
+        broad = ipaddress.ip_network(source).prefixlen < _request.BROAD_SOURCE_PREFIX_LENGTH  # needs the explicit opt-in
+        ports = _request.build_initiate_ports(vm_entry, 3600, sources=_request.normalize_single_source([source], broad))
         assert ports[0]["number"] == 22 and ports[0]["allowedSourceAddressPrefix"] == source
 
 
@@ -437,3 +440,14 @@ def test_server_time_prefers_the_date_header():
 def test_earliest():
     assert _request.earliest(["2026-11-21T11:00:00Z", None, "2026-11-21T10:30:00Z"]) == "2026-11-21T10:30:00Z"
     assert _request.earliest([]) is None
+
+
+@given(st.integers(min_value=0, max_value=32), st.integers(min_value=0, max_value=2**32 - 1))
+def test_a_source_broader_than_a_slash_8_needs_the_explicit_opt_in(length, address):
+    source = str(ipaddress.ip_network((address, length), strict=False))
+    if length < _request.BROAD_SOURCE_PREFIX_LENGTH:
+        with pytest.raises(JitValidationError, match="allow_any_source: true"):
+            _request.normalize_request_sources([source])
+        assert _request.normalize_request_sources([source], allow_any_source=True) == (("*",) if length == 0 else (source,))
+    else:
+        assert _request.normalize_request_sources([source]) == (source,)
