@@ -43,7 +43,11 @@ description:
     pass non-secret authentication options (O(jitaccess.azure.jit_request#module:tenant),
     O(jitaccess.azure.jit_request#module:client_id), ...), the values they used are reused; a secret
     is never read from task results, so provide it through the environment, the credential file or
-    this plugin's O(secret) setting. Secrets are never printed.
+    this plugin's O(secret) setting. Secrets are never printed; every line it prints is scrubbed of
+    the secret, password and certificate password from every source.
+  - When it cannot close everything (an error, a rule that could not be deleted, a rule that had
+    not appeared by O(pending_timeout)), it says what may still be open and the run exits with
+    code 2, even if every task succeeded, because access may still be open.
 requirements:
   - enabled in ansible.cfg (C(callbacks_enabled)) or with E(ANSIBLE_CALLBACKS_ENABLED)
   - the same Azure SDK packages as the modules, in the Python that runs ansible-playbook
@@ -98,6 +102,12 @@ options:
     ini:
       - section: jit_guard
         key: x509_certificate_path
+  x509_certificate_password:
+    description: Password of the private key in O(x509_certificate_path), when it is encrypted. Never printed.
+    type: str
+    version_added: 0.2.0
+    env:
+      - name: AZURE_CLIENT_CERTIFICATE_PASSWORD
   cloud_environment:
     description: Cloud name or https ARM metadata URL, as the modules' option.
     type: str
@@ -176,6 +186,7 @@ options:
 """
 
 import atexit  # noqa: E402
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -189,10 +200,11 @@ from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _auth  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (  # noqa: E402
-    as_list,  # noqa: E402
-    describe_error,  # noqa: E402
+    as_list,
+    describe_error,
     normalize_id,
     parse_resource_id,
+    scrub,
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import delete_rules, plan_close, read_close_state  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import (  # noqa: E402
@@ -207,6 +219,8 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import r
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays, wait_until  # noqa: E402
 
 JIT_REQUEST_ACTIONS = ("jitaccess.azure.jit_request", "jit_request")
+UNCLOSED_EXIT_CODE = 2
+"""Exit code of a run whose guard could not close everything it opened (Ansible's "host failed")."""
 AUTH_KEYS = _auth.NON_SECRET_AUTH_KEYS
 """Non-secret authentication settings reused from the jit_request invocation."""
 
@@ -306,6 +320,8 @@ class CallbackModule(CallbackBase):
         self._closing = False
         self._previous_handlers = {}
         self._signals_installed = False
+        self._secrets = []  # scrubbed from every line this plugin prints
+        self._unclosed = False  # set when access may still be open: the run must not end with 0
         atexit.register(self._at_exit)
 
     # ------------------------------------------------------------------ options and signals
@@ -390,6 +406,13 @@ class CallbackModule(CallbackBase):
         if self._open:
             self._close_all("the controller is exiting")
         self._remove_record()
+        if self._unclosed:
+            # Access this run opened may still be open: the run must not report success (an exit
+            # code set by Ansible before this handler cannot be read here, so exit now with 2).
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(UNCLOSED_EXIT_CODE)
 
     # ------------------------------------------------------------------ recording
 
@@ -479,6 +502,7 @@ class CallbackModule(CallbackBase):
     # ------------------------------------------------------------------ closing
 
     def _say(self, message, color=None):
+        message = scrub(message, self._secrets)
         try:
             self._display.display(message, color=color)
         except Exception:  # noqa: BLE001 - inside a signal handler stdout may be mid-write
@@ -512,6 +536,7 @@ class CallbackModule(CallbackBase):
         deadline = time.monotonic() + max(int(self._option("pending_timeout", 30) or 0), 0)
         count = len(accesses)
         self._say("jit_guard: %s; closing %d JIT access%s this run opened" % (reason, count, "" if count == 1 else "es"), color="bright purple")
+        self._secrets = _auth.known_secrets(self._settings({}))
         problems = _api.sdk_problems()
         if problems:
             self._say("jit_guard: cannot close: the controller's Azure SDK is not usable: %s" % "; ".join(problems), color="red")
@@ -589,6 +614,8 @@ class CallbackModule(CallbackBase):
             )
         for error in errors:
             self._say("jit_guard: could not close everything: %s" % error, color="red")
+        if errors or failed or late:
+            self._unclosed = True
         if errors or failed:
             self._say(
                 "jit_guard: %d rule(s) may still be open; they expire with their request. Close them with jitaccess.azure.jit_request state=absent"

@@ -58,6 +58,13 @@ options:
         instead of O(secret).
       - Can also be set with the E(AZURE_X509_CERTIFICATE_PATH) environment variable.
     type: path
+  x509_certificate_password:
+    description:
+      - Password of the private key in O(x509_certificate_path), when it is encrypted. Never logged.
+      - Can also be set with the E(AZURE_CLIENT_CERTIFICATE_PASSWORD) environment variable (the
+        name azure-identity uses) or in the credential file.
+    type: str
+    version_added: 0.2.0
   cloud_environment:
     description:
       - The Azure cloud, by name (V(AzureCloud), V(AzureUSGovernment), V(AzureChinaCloud)) or as

@@ -128,6 +128,27 @@ def whole_number(value, name, allowed):
     raise JitValidationError(f"{name} {value!r} is not a whole number: allowed {allowed}")
 
 
+SCRUBBED = "********"
+
+
+def scrub(value, secrets):
+    """``value`` (text, or lists, tuples and dicts of it) with every occurrence of each of
+    ``secrets`` replaced by :data:`SCRUBBED`; dict keys are kept. Whatever the text came from (an
+    exception, a server's answer), a secret the run holds cannot reach the output through it."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, SCRUBBED)
+        return value
+    if isinstance(value, dict):
+        return {key: scrub(item, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub(item, secrets) for item in value)
+    return value
+
+
 # --------------------------------------------------------------------------------------------------
 # REST fields (camelCase as ARM returns them; the SDK's ``as_dict()`` spelling is read too)
 

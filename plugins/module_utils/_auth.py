@@ -37,6 +37,8 @@ AUTH_ARGUMENT_SPEC = dict(
         type="path",
         fallback=(env_fallback, ["AZURE_X509_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PATH"]),
     ),
+    # No env_fallback on purpose: see SECRET_ENVIRONMENT_VARIABLES.
+    x509_certificate_password=dict(type="str", no_log=True),
     cloud_environment=dict(
         type="str",
         default="AzureCloud",
@@ -66,6 +68,9 @@ AUTH_ARGUMENT_SPEC = dict(
 # parameters cannot leak into its result in the first place.
 SECRET_ENVIRONMENT_VARIABLES = ("AZURE_SECRET", "AZURE_CLIENT_SECRET")
 PASSWORD_ENVIRONMENT_VARIABLES = ("AZURE_PASSWORD",)
+CERTIFICATE_PASSWORD_ENVIRONMENT_VARIABLES = ("AZURE_CLIENT_CERTIFICATE_PASSWORD",)
+SECRET_KEYS = ("secret", "password", "x509_certificate_password")
+"""Settings whose values are secrets: never output, and scrubbed from anything that is."""
 
 # Credential-file keys we read, as azure.azcollection writes them.
 CREDENTIAL_FILE_KEYS = (
@@ -75,6 +80,7 @@ CREDENTIAL_FILE_KEYS = (
     "tenant",
     "cloud_environment",
     "x509_certificate_path",
+    "x509_certificate_password",
     "thumbprint",
     "ad_user",
     "password",
@@ -82,7 +88,7 @@ CREDENTIAL_FILE_KEYS = (
     "cert_validation_mode",
 )
 # Keys that describe one identity: taken from the credential file together, over options.
-IDENTITY_KEYS = ("client_id", "secret", "tenant", "x509_certificate_path", "thumbprint", "ad_user", "password")
+IDENTITY_KEYS = ("client_id", "secret", "tenant", "x509_certificate_path", "x509_certificate_password", "thumbprint", "ad_user", "password")
 
 AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 """The public client a user/password sign-in uses when no client_id is given (as azure.azcollection)."""
@@ -263,6 +269,7 @@ def resolve_settings(params, credential_file_reader=read_credential_file):
     settings = {key: params.get(key) for key in AUTH_ARGUMENT_SPEC}
     settings["secret"] = settings.get("secret") or _from_environment(SECRET_ENVIRONMENT_VARIABLES)
     settings["password"] = settings.get("password") or _from_environment(PASSWORD_ENVIRONMENT_VARIABLES)
+    settings["x509_certificate_password"] = settings.get("x509_certificate_password") or _from_environment(CERTIFICATE_PASSWORD_ENVIRONMENT_VARIABLES)
     source = settings["auth_source"] or "auto"
     if source == "auto":
         if has_identity(settings):
@@ -289,6 +296,20 @@ def resolve_settings(params, credential_file_reader=read_credential_file):
     check_supported(settings)
     settings["credential_kind"] = credential_kind(settings)
     return settings
+
+
+def known_secrets(params, credential_file_reader=read_credential_file):
+    """Every secret value a run may hold, from every source (options, environment variables, the
+    credential file's profile), longest first: what output is scrubbed of. Never raises."""
+    values = [params.get(key) for key in SECRET_KEYS]
+    for names in (SECRET_ENVIRONMENT_VARIABLES, PASSWORD_ENVIRONMENT_VARIABLES, CERTIFICATE_PASSWORD_ENVIRONMENT_VARIABLES):
+        values.extend(os.environ.get(name) for name in names)
+    try:
+        from_file = credential_file_reader(params.get("profile"))
+    except Exception:  # noqa: BLE001 - a broken file holds no secret we could use; resolve_settings reports it
+        from_file = {}
+    values.extend(from_file.get(key) for key in SECRET_KEYS)
+    return sorted({value for value in values if isinstance(value, str) and value}, key=lambda value: (-len(value), value))
 
 
 def sign_in_hint(settings, cloud):
@@ -341,6 +362,8 @@ def build_credential(settings, cloud):
     kind = settings.get("credential_kind") or credential_kind(settings)
     if kind == "certificate":
         check_thumbprint(settings)
+        if settings.get("x509_certificate_password"):
+            common["password"] = settings["x509_certificate_password"]
         return CertificateCredential(settings["tenant"], settings["client_id"], settings["x509_certificate_path"], **common)
     if kind == "secret":
         return ClientSecretCredential(settings["tenant"], settings["client_id"], settings["secret"], **common)

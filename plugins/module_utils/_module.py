@@ -5,15 +5,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import sys
+import traceback
 
 from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _auth
-from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, describe_error, error_details, whole_number
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, describe_error, error_details, scrub, whole_number
 
 try:
     from azure.core.exceptions import AzureError
@@ -88,9 +90,12 @@ class AzureJitModule:
         spec.update(argument_spec)
         kwargs.setdefault("supports_check_mode", True)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        # From here on every message and result is scrubbed of the run's secrets, whatever their
+        # source (option, environment, credential file) and whatever text carries them.
+        self.secrets = _auth.known_secrets(self.module.params)
         problems = loose_numbers(spec, basic._load_params())  # the values before Ansible converted them
         if problems:
-            self.module.fail_json(msg="; ".join(problems))
+            self.fail_json(msg="; ".join(problems))
         problems = _api.sdk_problems()
         if problems:
             what = "Failed to import the required" if any("not installed" in problem for problem in problems) else "jitaccess.azure needs newer"
@@ -114,13 +119,23 @@ class AzureJitModule:
         return self.module._diff
 
     def exit_json(self, **result):
-        self.module.exit_json(**result)
+        self.module.exit_json(**scrub(result, self.secrets))
 
     def fail_json(self, msg, **result):
-        self.module.fail_json(msg=msg, **result)
+        self.module.fail_json(**scrub(dict(result, msg=msg), self.secrets))
 
     def warn(self, message):
-        self.module.warn(message)
+        self.module.warn(scrub(message, self.secrets))
+
+    @contextlib.contextmanager
+    def failing_cleanly(self):
+        """Turn an unexpected exception into a failed result with a scrubbed message (and the
+        scrubbed traceback under ``traceback`` for a bug report), instead of Ansible's raw one."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - exit_json/fail_json raise SystemExit, which passes
+            trace = traceback.format_exc()
+            self.fail_json(msg="unexpected error (%s): %s" % (type(exc).__name__, exc), traceback=trace)
 
     @property
     def api(self):

@@ -944,8 +944,8 @@ def wait_for_deny_rules(module, repaired, topology, nsgs, policies, *, timeout, 
         )
 
 
-def main():
-    module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
+def run(module):
+    """The module's work, once its options are known to Ansible."""
     error = None
     try:  # VMs given by id carry their own subscription
         options = parse_options(module.params, module.default_subscription_id)
@@ -1039,6 +1039,12 @@ def main():
     if module.diff_mode:
         result["diff"] = diffs
     module.exit_json(**result)
+
+
+def main():
+    module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
+    with module.failing_cleanly():
+        run(module)
 
 
 if __name__ == "__main__":

@@ -1041,7 +1041,8 @@ class JitRequest:
 
 def main():
     module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
-    JitRequest(module).run()
+    with module.failing_cleanly():
+        JitRequest(module).run()
 
 
 if __name__ == "__main__":

@@ -760,8 +760,8 @@ def parse_options(params, subscription):
     )
 
 
-def main():
-    module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
+def run(module):
+    """The module's work, once its options are known to Ansible."""
     api = module.api
     subscription = module.default_subscription_id
     error = None
@@ -799,6 +799,12 @@ def main():
         if not any(vm["resource_group"].lower() == group.lower() for vm in facts["virtual_machines"]) and not (options.virtual_machines or options.tags):
             module.warn(f"resource group {group!r} has no virtual machines in subscription(s) {', '.join(subscriptions)}")
     module.exit_json(changed=False, ansible_facts={"azure_jit": facts})
+
+
+def main():
+    module = AzureJitModule(ARGUMENT_SPEC, supports_check_mode=True)
+    with module.failing_cleanly():
+        run(module)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 from azure.core.rest import HttpRequest
 from fakes import NOW, SUB, UTC, vm_id
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _arm
@@ -251,3 +251,22 @@ def test_whole_number_never_raises_anything_but_the_validation_error(value):
     except _arm.JitValidationError:
         return
     assert isinstance(result, int) and not isinstance(result, bool)
+
+
+# --- scrubbing secrets (issue 14, secrets) -----------------------------------------------------------
+
+
+@given(st.text(min_size=1, max_size=12), st.text(max_size=20), st.text(max_size=20))
+def test_scrub_removes_every_occurrence_in_nested_values(secret, before, after):
+    assume(secret not in _arm.SCRUBBED)  # "*" cannot vanish from a text made of "*"
+    value = {"msg": before + secret + after, "items": [secret, (before, secret)], "count": 3, secret: "kept"}
+    cleaned = _arm.scrub(value, [secret])
+    for text in (cleaned["msg"], cleaned["items"][0], *cleaned["items"][1]):
+        assert secret not in text
+    assert cleaned["count"] == 3 and secret in cleaned and isinstance(cleaned["items"][1], tuple)
+
+
+def test_scrub_replaces_the_longest_secret_first_and_keeps_text_without_secrets():
+    assert _arm.scrub("a=abc%d", ["abc%d", "abc"]) == "a=" + _arm.SCRUBBED
+    assert _arm.scrub("nothing here", ["abc"]) == "nothing here"
+    assert _arm.scrub({"x": 1}, []) == {"x": 1}

@@ -255,3 +255,22 @@ def test_sign_in_hint_names_instance_discovery_for_private_authorities():
     assert _auth.sign_in_hint(settings, public) is None
     assert "adfs.example" in _auth.sign_in_hint(dict(settings, adfs_authority_url="https://adfs.example/adfs"), public)
     assert _auth.sign_in_hint(dict(settings, credential_kind="cli"), private) is None
+
+
+def test_known_secrets_come_from_every_source_longest_first(monkeypatch):
+    monkeypatch.setenv("AZURE_SECRET", "env-secret-%s")
+    monkeypatch.setenv("AZURE_PASSWORD", "pw")
+    monkeypatch.setenv("AZURE_CLIENT_CERTIFICATE_PASSWORD", "cert-%(pw)s")
+    monkeypatch.delenv("AZURE_CLIENT_SECRET", raising=False)
+
+    def reader(profile):
+        assert profile == "ops"
+        return {"secret": "file-secret-$HOME", "client_id": "not a secret"}
+
+    found = _auth.known_secrets({"secret": "option-secret", "password": None, "profile": "ops"}, credential_file_reader=reader)
+    assert found == ["file-secret-$HOME", "env-secret-%s", "option-secret", "cert-%(pw)s", "pw"]
+
+    def broken(profile):
+        raise _auth.AuthError("broken file")
+
+    assert "option-secret" in _auth.known_secrets({"secret": "option-secret"}, credential_file_reader=broken)
