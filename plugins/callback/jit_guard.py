@@ -211,10 +211,10 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record impo
     MASKED,
     RECORD_VARIABLE,
     accesses_from_opened,
-    first_of,
     parse_record,
     sources_of,
 )
+from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import source_set  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_nsg  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays, wait_until  # noqa: E402
 
@@ -226,6 +226,12 @@ AUTH_KEYS = _auth.NON_SECRET_AUTH_KEYS
 
 ORIGIN_RECORD = "record"
 ORIGIN_RESULT = "result"
+
+
+def path_of(entry):
+    """Lower-cased ids of the NSGs on the VM's path, from an ``opened`` item; ``None`` when unknown."""
+    nsg_ids = entry.get("nsg_ids") if isinstance(entry, dict) else None
+    return {normalize_id(nsg_id) for nsg_id in nsg_ids} if nsg_ids else None
 
 
 def merge_record(open_accesses, entries):
@@ -248,7 +254,15 @@ def merge_record(open_accesses, entries):
                         access["pending"] = True
                 continue
             known.add((key[0], port))
-            open_accesses[key] = {"vm_id": vm_id, "port": port, "sources": sources, "auth": auth, "pending": True, "origin": ORIGIN_RECORD}
+            open_accesses[key] = {
+                "vm_id": vm_id,
+                "port": port,
+                "sources": sources,
+                "auth": auth,
+                "pending": True,
+                "origin": ORIGIN_RECORD,
+                "sites": path_of(entry),  # NSGs where a rule may still be open
+            }
             added.append(key)
     return added
 
@@ -270,37 +284,6 @@ def rule_sites(record, access, rules):
 def missing_sites(record, access, seen):
     """NSG ids (lower) on the VM's path where the access's allow rule has not been seen yet."""
     return {normalize_id(nsg_id) for nsg_id in record.get("nsg_ids") or []} - set(seen)
-
-
-def vm_keys_from_args(args):
-    """``(subscription or None, resource group, name)`` lower-cased for each VM a task named."""
-    keys = []
-    for reference in as_list(args.get("virtual_machines")):
-        entry = reference
-        if isinstance(entry, str):
-            entry = {"id": entry} if entry.startswith("/") else {"name": entry}
-        if not isinstance(entry, dict):
-            continue
-        if entry.get("id"):
-            try:
-                parsed = parse_resource_id(entry["id"])
-            except ValueError:
-                continue
-            keys.append((parsed.subscription.lower(), parsed.resource_group.lower(), parsed.name.lower()))
-        elif entry.get("name"):
-            keys.append((None, str(entry.get("resource_group") or "").lower(), str(entry["name"]).lower()))
-    return keys
-
-
-def _vm_key(vm_id):
-    parsed = parse_resource_id(vm_id)
-    return (parsed.subscription.lower(), parsed.resource_group.lower(), parsed.name.lower())
-
-
-def _key_matches(named, vm_id):
-    subscription, group, name = _vm_key(vm_id)
-    named_subscription, named_group, named_name = named
-    return named_name == name and (not named_group or named_group == group) and (named_subscription in (None, subscription))
 
 
 class CallbackModule(CallbackBase):
@@ -450,35 +433,61 @@ class CallbackModule(CallbackBase):
                 for entry in as_list(data["opened"]):
                     # the allow rules were seen when the module waited for them; else they may come later
                     pending = not (isinstance(entry, dict) and entry.get("nsg_rules"))
-                    reported.extend((vm_id, port, sources, pending) for vm_id, port, sources in accesses_from_opened([entry]))
-                vm_ports = {(normalize_id(vm_id), port) for vm_id, port, _sources, _pending in reported}
+                    reported.extend((vm_id, port, sources, pending, path_of(entry)) for vm_id, port, sources in accesses_from_opened([entry]))
+                vm_ports = {(normalize_id(item[0]), item[1]) for item in reported}
                 for key, access in list(self._open.items()):
                     if access.get("origin") == ORIGIN_RECORD and (key[0], key[1]) in vm_ports:
                         del self._open[key]  # the result says it better (source, rules seen)
-                for vm_id, port, sources, pending in reported:
+                for vm_id, port, sources, pending, sites in reported:
                     key = (normalize_id(vm_id), port, sources)
-                    self._open[key] = {"vm_id": vm_id, "port": port, "sources": sources, "auth": auth, "pending": pending, "origin": ORIGIN_RESULT}
+                    access = {"vm_id": vm_id, "port": port, "sources": sources, "auth": auth, "pending": pending, "origin": ORIGIN_RESULT, "sites": sites}
+                    self._open[key] = access
                     self._known.add((key[0], port))
 
     def _forget(self, args, data):
-        """A jit_request state=absent closed these: they are no longer ours to close."""
+        """A jit_request state=absent ran: only what it really deleted leaves the ledger.
+
+        The ledger holds, per (VM, port, sources), the NSGs of the VM's path where a rule may still
+        be open. A port the close reports ``closed`` loses the NSGs whose rule it deleted (for
+        those sources); one reported ``not_open`` (no active request, nothing applied) leaves the
+        ledger when the close was not narrowed to other sources; ``pending`` (its rules may still
+        come) stays, to be closed at the end of the run. A failed close changes nothing.
+        """
         if data.get("failed"):
             return
-        named = vm_keys_from_args(args)
-        for entry in as_list(data.get("closed")):
-            if isinstance(entry, dict) and first_of(entry, "vm_id", "id"):
-                named.append(_vm_key(first_of(entry, "vm_id", "id")))
-        ports = {int(port["number"] if isinstance(port, dict) else port) for port in as_list(args.get("ports"))} or None
-        sources = sources_of(args)
+        close_sources = sources_of(args)
         with self._lock:
-            for key, access in list(self._open.items()):
-                if not any(_key_matches(item, access["vm_id"]) for item in named):
+            for vm in as_list(data.get("virtual_machines")):
+                if not isinstance(vm, dict) or not vm.get("id"):
                     continue
-                if ports is not None and access["port"] not in ports:
-                    continue
-                if sources is not None and access["sources"] is not None and set(sources) != set(access["sources"]):
-                    continue
-                del self._open[key]
+                for port in as_list(vm.get("ports")):
+                    if isinstance(port, dict):
+                        self._forget_port(normalize_id(vm["id"]), port, close_sources)
+
+    def _forget_port(self, vm_key, port, close_sources):
+        for key, access in list(self._open.items()):
+            if key[0] != vm_key or access["port"] != port.get("number"):
+                continue
+            action = port.get("action")
+            if action == "not_open":
+                if close_sources is None or access["sources"] is None or source_set(access["sources"]) <= source_set(close_sources):
+                    del self._open[key]
+            elif action == "closed":
+                deleted = {
+                    normalize_id(rule.get("nsg_id") or "")
+                    for rule in as_list(port.get("access"))
+                    if access["sources"] is None or source_set(rule.get("source_address_prefixes")) == source_set(access["sources"])
+                }
+                if not deleted:
+                    continue  # the rules it deleted were for other sources
+                remaining = access.get("sites")
+                remaining = None if remaining is None else remaining - deleted
+                if not remaining:
+                    del self._open[key]
+                else:  # some NSGs of the path had no rule yet: it may still appear there
+                    access.update(sites=remaining, pending=True)
+            elif action == "pending":
+                access["pending"] = True
 
     def v2_runner_on_ok(self, result):
         self._observe(result)

@@ -101,6 +101,17 @@ def active_requests(policy, now):
     return found
 
 
+APPLY_WINDOW_SECONDS = 120
+"""How long after an initiate Defender for Cloud may still be writing its allow rules ("seconds,
+sometimes up to about two minutes"). A close treats a younger request without all its rules as
+pending (it waits for them); an older one without rules will get none (closed earlier, or failed)."""
+
+
+def may_still_apply(active, now):
+    """Whether Defender may still be applying the allow rules of ``active`` (an :class:`ActiveRequest`)."""
+    return (parse_azure_datetime(now) - active.start_time).total_seconds() < APPLY_WINDOW_SECONDS
+
+
 def default_renew_margin(duration_seconds):
     """Renewal margin: the smaller of 10 minutes and half the duration."""
     return min(600, duration_seconds // 2)

@@ -154,6 +154,12 @@ options:
     description:
       - V(present) opens access (initiates JIT requests); V(absent) closes it now (deletes the
         JIT allow rules).
+      - Closing a request initiated moments ago (less than two minutes, the time Defender for
+        Cloud may take to apply it) whose allow rules are not on every NSG of the path yet, for
+        example opened with O(wait=false), waits for those rules and deletes them as they appear
+        (with O(wait=true), up to O(wait_timeout); the task fails naming what is still pending
+        when the time runs out). It is never reported as not open while its rules may still come.
+        With O(wait=false) such ports are reported as V(pending).
     type: str
     default: present
     choices: [present, absent]
@@ -333,7 +339,9 @@ virtual_machines:
         action:
           description:
             - What this run did for the port. V(opened), V(already_open), V(closed),
-              V(not_open) (nothing to close), or, in check mode, V(would_open) or V(would_close).
+              V(not_open) (nothing to close), V(pending) (closing, with O(wait=false) or in check
+              mode, a request initiated moments ago whose allow rules are not on every NSG yet; see
+              O(state)), or, in check mode, V(would_open) or V(would_close).
           type: str
           sample: opened
         access:
@@ -520,6 +528,7 @@ ACTION_WOULD_OPEN = "would_open"
 ACTION_CLOSED = "closed"
 ACTION_WOULD_CLOSE = "would_close"
 ACTION_NOT_OPEN = "not_open"
+ACTION_PENDING = "pending"
 
 POLICY_HINT = "put it under JIT with jitaccess.azure.jit_policy first"
 
@@ -939,13 +948,19 @@ class JitRequest:
 
         # One selection for every way of closing (this module and the jit_guard callback).
         planned, _unknown, kept = _close.plan_close(self.topology, self.nsgs, close_targets)
+        # Requests initiated moments ago whose rules are not on every NSG yet: closing only what is
+        # there would leave the rest to appear afterwards and stay open for the whole duration.
+        pending = [] if options.stale_only else self.find_pending(plans)
         if options.stale_only:
             planned = [rule for rule in planned if not self._kept_by_a_request(rule)]
         for rule in kept:
             self.module.warn("left JIT allow rule %s on NSG %s untouched: %s" % (rule["rule_name"], self.nsg_name(rule["nsg_id"]), rule["reason"]))
-        self.changed = bool(planned)
         if planned and not self.module.check_mode:
             self._delete_all(planned)
+        if pending and options.wait and not self.module.check_mode:
+            planned = planned + self.close_pending(pending)
+        self.changed = bool(planned)
+        still_pending = {(_arm.normalize_id(item["record"]["id"]), item["port"]) for item in pending}
 
         for record, policy, reported in plans:
             rules_by_port = OrderedDict()
@@ -977,11 +992,72 @@ class JitRequest:
                     self.diff["after"][key] = "closed"
                     result = self._port_result(number, active, action, described, open_=bool(self.module.check_mode))
                     result.source = sources
+                elif (_arm.normalize_id(record["id"]), number) in still_pending:
+                    self.diff["before"][key] = self.diff["after"][key] = "initiated, rules not applied yet"
+                    result = self._port_result(number, active, ACTION_PENDING, [], open_=False)
                 else:
                     self.diff["before"][key] = self.diff["after"][key] = "closed"
                     result = self._port_result(number, active, ACTION_NOT_OPEN, [], open_=False)
                 ports.append(result)
             self.results.append(self._vm_result(record, policy["id"] if policy else None, ports))
+
+    def find_pending(self, plans):
+        """``[{record, port, active, missing}]``: VM ports with a request young enough for Defender
+        to still be applying it (:data:`_request.APPLY_WINDOW_SECONDS`) whose allow rule is missing
+        on some NSG of the path (``missing``: those ``(nsg id, ip)``). Read before any deletion."""
+        pending = []
+        for record, policy, reported in plans:
+            vm_key = _arm.normalize_id(record["id"])
+            for (key, number), active in sorted(_request.active_requests(policy, self.now).items() if policy else []):
+                if key != vm_key or number not in reported or not _request.may_still_apply(active, self.now):
+                    continue
+                if self.options.sources and active.sources and not _nsg.source_set(active.sources) <= _nsg.source_set(self.options.sources):
+                    continue
+                _access, missing = _nsg.access_on_path(_nsg.path_pairs(record), self.nsgs, number, active.sources or None)
+                if missing:
+                    pending.append({"record": record, "port": number, "active": active, "missing": missing})
+        return pending
+
+    def close_pending(self, pending):
+        """Wait for the allow rules of ``pending`` VM ports and delete them as they appear, until
+        none is missing or each request is older than the apply window (then nothing more will
+        come: not open). Fails naming what is still pending when ``wait_timeout`` ends first.
+        Returns the rules deleted; ``pending`` keeps only what is still pending."""
+        sources = list(self.options.sources) if self.options.sources else None
+        deleted, done = [], set()
+
+        def settled():
+            nsg_ids = OrderedDict((_arm.normalize_id(nsg_id), nsg_id) for item in pending for nsg_id, _ip in item["missing"])
+            fresh = self.read_nsgs(nsg_ids)
+            now = _request.server_time(self.module.api.server_date, datetime.now(_UTC))
+            targets = [{"vm_id": item["record"]["id"], "ports": [item["port"]], "sources": sources} for item in pending]
+            planned = [rule for rule in _close.plan_close(self.topology, fresh, targets)[0] if (rule["nsg_id"].lower(), rule["rule_name"].lower()) not in done]
+            if planned:
+                self._delete_all(planned)
+                deleted.extend(planned)
+                done.update((rule["nsg_id"].lower(), rule["rule_name"].lower()) for rule in planned)
+            for item in list(pending):
+                vm_key = _arm.normalize_id(item["record"]["id"])
+                seen = {
+                    _arm.normalize_id(rule["nsg_id"]) for rule in deleted if _arm.normalize_id(rule["vm_id"]) == vm_key and item["port"] in rule["port_numbers"]
+                }
+                item["missing"] = [(nsg_id, ip) for nsg_id, ip in item["missing"] if _arm.normalize_id(nsg_id) not in seen]
+                if not item["missing"] or not _request.may_still_apply(item["active"], now):
+                    pending.remove(item)
+            return not pending
+
+        if not wait_until(settled, self.options.wait_timeout, check_first=False):
+            names = ", ".join(
+                "%s port %s (initiated %s)" % (item["record"]["name"], item["port"], _arm.format_azure_datetime(item["active"].start_time)) for item in pending
+            )
+            self.module.fail_json(
+                msg="timed out after %s s waiting for the allow rules of JIT requests initiated moments ago, to close them: still pending %s."
+                " Defender for Cloud may still apply them; they stay open until their end time unless closed" % (self.options.wait_timeout, names),
+                changed=bool(deleted),
+                pending=[{"vm_id": item["record"]["id"], "vm_name": item["record"]["name"], "port": item["port"]} for item in pending],
+                deleted_rules=[rule_ref(rule) for rule in deleted],
+            )
+        return deleted
 
     def _kept_by_a_request(self, rule):
         """Whether an active request (of any policy of the VM) covers a port of this allow rule."""

@@ -6,6 +6,8 @@ proves the module waits: the rules are asserted right after the run returns.
 
 import os
 import socket
+import threading
+import time
 
 import yaml
 from harness import run_playbook
@@ -52,6 +54,7 @@ def _seed():
 
 ARMSIM_SEED = _seed()
 ARMSIM_OPTIONS = {"apply_delay": 1.5}
+APPLY_WINDOW = 120  # _request.APPLY_WINDOW_SECONDS
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -254,10 +257,13 @@ def test_close_removes_exactly_the_allow_rules(armsim):
         task("close check", {"virtual_machines": [both], "state": "absent"}, check_mode=True),
         task("close other source", {"virtual_machines": [both], "source_address_prefixes": ["198.51.100.1"], "state": "absent"}),
         task("close", {"virtual_machines": [both], "ports": [22], "source_address_prefixes": source, "state": "absent"}),
-        task("close again", {"virtual_machines": [both], "state": "absent"}),
     )
+    # Within two minutes of its initiate a request without rules may still be applied (a close
+    # would wait for its rules); past that window, a request without rules has none to come.
+    armsim.advance(APPLY_WINDOW + 1)
+    again_run = run(armsim, task("close again", {"virtual_machines": [both], "state": "absent"}))
     opened = ok(result, "open")
-    planned, other, closed, again = ok(result, "close check"), ok(result, "close other source"), ok(result, "close"), ok(result, "close again")
+    planned, other, closed, again = ok(result, "close check"), ok(result, "close other source"), ok(result, "close"), ok(again_run, "close again")
     before_close = {rule["name"] for item in opened["opened"] if item["vm_name"] == "both-1" for rule in item["nsg_rules"]}
     assert len(before_close) == 2
 
@@ -290,6 +296,41 @@ def test_close_removes_exactly_the_allow_rules(armsim):
     # Azure keeps the request record with its original end time: there is no revoke API.
     ((dummy, record),) = request_ports(state, "both-1", 22)
     assert record["status"] == "Initiated" and record["endTimeUtc"].startswith(opened["virtual_machines"][0]["ports"][0]["end_time_utc"][:19])
+
+
+def test_close_right_after_an_open_that_did_not_wait_deletes_the_rules_as_they_appear(armsim):
+    """A request initiated but not applied yet is pending, never "not open": the close waits for its
+    rules and deletes them. armsim holds the apply until the close is under way (a barrier, not a delay)."""
+    both = vm_ref("both-1")
+    armsim.config(apply_hold=True)
+    try:
+        first = run(
+            armsim,
+            task("open", {"virtual_machines": [both], "ports": [22], "source_address_prefixes": ["203.0.113.7"], "wait": False}),
+            task("peek", {"virtual_machines": [both], "ports": [22], "state": "absent", "wait": False}),
+        )
+        ok(first, "open")
+        peek = ok(first, "peek")
+        assert peek["virtual_machines"][0]["ports"][0]["action"] == "pending" and peek["changed"] is False
+        policy_lists = sum(1 for item in armsim.requests() if item["operation"] == "GET jitNetworkAccessPolicies")
+        outcome = {}
+        closer = threading.Thread(target=lambda: outcome.update(run=run(armsim, task("close", {"virtual_machines": [both], "ports": [22], "state": "absent"}))))
+        closer.start()
+        deadline = time.monotonic() + 120
+        while sum(1 for item in armsim.requests() if item["operation"] == "GET jitNetworkAccessPolicies") == policy_lists:
+            assert time.monotonic() < deadline and closer.is_alive(), "the close never read the policies"
+            time.sleep(0.05)
+        assert armsim.admin("POST", "/apply")["applied"] == 1  # the rules appear while the close runs
+        closer.join(300)
+    finally:
+        armsim.config(apply_hold=False)
+    closed = ok(outcome["run"], "close")
+    assert closed["changed"] is True and closed["virtual_machines"][0]["ports"][0]["action"] == "closed"
+    assert {rule["nsg_id"].rsplit("/", 1)[1] for rule in closed["closed"][0]["nsg_rules"]} == {"nsg-subnet", "nsg-nic"}
+    state = armsim.state()
+    for nsg_name in ("nsg-subnet", "nsg-nic"):
+        assert allow_rules(state, nsg_name, "10.10.0.4") == {}
+    assert armsim.stats()["by_operation"].get("DELETE securityRules") == 2
 
 
 # -- data plane, expiry -------------------------------------------------------------------------

@@ -96,6 +96,8 @@ def handle(app: Any, req: Request, path: str) -> Response:
             app.apply_delay = float(body["apply_delay"])
         if "deny_apply_delay" in body:
             app.deny_apply_delay = float(body["deny_apply_delay"])
+        if "apply_hold" in body:
+            app.apply_hold = bool(body["apply_hold"])
         if "page_size" in body:
             if int(body["page_size"]) < 1:
                 return _bad("page_size must be >= 1")
@@ -103,6 +105,8 @@ def handle(app: Any, req: Request, path: str) -> Response:
         if "lro_retry_after" in body:
             app.lro_retry_after = int(body["lro_retry_after"])
         return _ok(_config(app))
+    if route == ("POST", "/apply"):
+        return _ok({"applied": app.release_applies()})
     if route == ("POST", "/vm/power"):
         return _vm_power(app, body)
     return _bad(f"no admin endpoint {method} {path}", 404)
@@ -128,7 +132,13 @@ def state_json(state: model.State) -> dict:
 
 
 def _config(app: Any) -> dict:
-    return {"apply_delay": app.apply_delay, "deny_apply_delay": app.deny_apply_delay, "page_size": app.page_size, "lro_retry_after": app.lro_retry_after}
+    return {
+        "apply_delay": app.apply_delay,
+        "deny_apply_delay": app.deny_apply_delay,
+        "apply_hold": app.apply_hold,
+        "page_size": app.page_size,
+        "lro_retry_after": app.lro_retry_after,
+    }
 
 
 def _vm_power(app: Any, body: dict) -> Response:

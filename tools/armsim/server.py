@@ -248,6 +248,8 @@ class App:
         self._build_states()
         self.apply_delay = float(apply_delay)
         self.deny_apply_delay = 0.0  # seconds before a policy write's deny rules appear (admin /config; reset to 0)
+        self.apply_hold = False  # hold initiated requests until POST /admin/apply (admin /config; reset to false)
+        self.held_applies: list = []
         self.page_size = int(page_size)
         self.lro_retry_after = int(lro_retry_after)
         self.operations = Operations(lro_in_progress)
@@ -302,6 +304,8 @@ class App:
             self.clock.reset()
             self._build_states()
             self.deny_apply_delay = 0.0
+            self.apply_hold = False
+            self.held_applies = []
             self.stats.reset()
             self.faults.clear()
             self.operations.clear()
@@ -356,12 +360,22 @@ class App:
                 if self.generation == generation:
                     jit.apply_request(self.state_of(policy_key), policy_key, req, self.clock.now())
 
-        if self.apply_delay <= 0:
+        if self.apply_hold:  # a test's barrier: applied at POST /admin/apply
+            self.held_applies.append(run)
+        elif self.apply_delay <= 0:
             run()
         else:
             timer = threading.Timer(self.apply_delay, run)
             timer.daemon = True
             timer.start()
+
+    def release_applies(self) -> int:
+        """Apply every held request now (in initiate order); returns how many."""
+        with self.lock:
+            held, self.held_applies = self.held_applies, []
+        for run in held:
+            run()
+        return len(held)
 
     # --- dispatch -------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:

@@ -99,20 +99,38 @@ def test_loop_results_and_auth_settings_from_the_invocation(guard):
     assert access["auth"] == {"tenant": "t"}  # the masked secret is never kept
 
 
-def test_explicit_close_is_forgotten(guard):
-    guard.v2_runner_on_ok(result({"changed": True, "opened": [opened(APP_VM), opened(APP_VM, 80), opened(DB_VM)]}))
-    # closes app-1 port 22 only (named by name + resource group)
-    close_args = {"state": "absent", "virtual_machines": [{"name": "app-1", "resource_group": "rg-app"}], "ports": [22]}
-    guard.v2_runner_on_ok(result({"changed": True, "closed": []}, args=close_args))
-    assert sorted((a["vm_id"], a["port"]) for a in guard._open.values()) == [(APP_VM, 80), (DB_VM, 22)]
-    # a close for another source leaves it alone; a failed close forgets nothing
-    other = {"state": "absent", "virtual_machines": [{"id": DB_VM}], "source_address_prefixes": ["10.9.9.9"]}
-    guard.v2_runner_on_ok(result({"changed": False}, args=other))
-    guard.v2_runner_on_failed(result({"failed": True}, args={"state": "absent", "virtual_machines": [{"id": DB_VM}]}))
+def close_result(vm, *ports, changed=True):
+    """jit_request state=absent's result: ``ports`` are ``(number, action, [(nsg id, sources)...])``."""
+    entries = []
+    for number, action, deleted in ports:
+        access = [{"nsg_id": nsg, "name": "r", "source_address_prefixes": list(sources)} for nsg, sources in deleted]
+        entries.append({"number": number, "action": action, "access": access})
+    return {"changed": changed, "virtual_machines": [{"id": vm, "ports": entries}], "closed": []}
+
+
+def test_only_what_a_close_really_deleted_leaves_the_ledger(guard):
+    two_nsgs = dict(opened(APP_VM), nsg_ids=[APP_NSG, APP_NIC_NSG])
+    guard.v2_runner_on_ok(result({"changed": True, "opened": [two_nsgs, opened(APP_VM, 80), opened(DB_VM)]}))
+    # a close of app-1 port 22 that found its rule on one NSG only: the other may still get one
+    guard.v2_runner_on_ok(result(close_result(APP_VM, (22, "closed", [(APP_NSG, ["127.0.0.1"])])), args={"state": "absent"}))
+    left = {(a["vm_id"], a["port"]): a for a in guard._open.values()}
+    assert sorted(left) == [(APP_VM, 22), (APP_VM, 80), (DB_VM, 22)]
+    assert left[(APP_VM, 22)]["sites"] == {APP_NIC_NSG.lower()} and left[(APP_VM, 22)]["pending"] is True
+    # per-VM port overrides: closing port 80 says nothing about port 22
+    guard.v2_runner_on_ok(result(close_result(APP_VM, (80, "closed", [(APP_NSG, ["127.0.0.1"])])), args={"state": "absent"}))
+    assert sorted((a["vm_id"], a["port"]) for a in guard._open.values()) == [(APP_VM, 22), (DB_VM, 22)]
+    # rules of another source deleted, a pending port, a failed close: nothing leaves
+    guard.v2_runner_on_ok(result(close_result(DB_VM, (22, "closed", [(APP_NSG, ["10.9.9.9"])])), args={"state": "absent"}))
+    guard.v2_runner_on_ok(result(close_result(DB_VM, (22, "pending", []), changed=False), args={"state": "absent"}))
+    guard.v2_runner_on_failed(result({"failed": True, "virtual_machines": []}, args={"state": "absent"}))
+    assert sorted((a["vm_id"], a["port"]) for a in guard._open.values()) == [(APP_VM, 22), (DB_VM, 22)]
+    # not open for a close narrowed to another source: still ours; not open for any source: gone
+    narrowed = {"state": "absent", "source_address_prefixes": ["10.9.9.9"]}
+    guard.v2_runner_on_ok(result(close_result(DB_VM, (22, "not_open", []), changed=False), args=narrowed))
     assert len(guard._open) == 2
-    # the module's own `closed` list counts too
-    guard.v2_runner_on_ok(result({"changed": True, "closed": [{"vm_id": DB_VM, "port": 22}]}, args={"state": "absent"}))
-    assert [(a["vm_id"], a["port"]) for a in guard._open.values()] == [(APP_VM, 80)]
+    guard.v2_runner_on_ok(result(close_result(DB_VM, (22, "not_open", []), changed=False), args={"state": "absent"}))
+    guard.v2_runner_on_ok(result(close_result(APP_VM, (22, "closed", [(APP_NIC_NSG, ["127.0.0.1/32"])])), args={"state": "absent"}))
+    assert guard._open == {}
 
 
 def test_stats_closes_what_is_left_and_reports_a_clean_run(guard):
@@ -222,7 +240,7 @@ def test_result_supersedes_the_record_and_an_explicit_close_forgets_both(recordi
         (DB_VM, ("127.0.0.1",), False, "result"),
     ]
     assert recording_guard._recorded == 2  # one VM port each, however it was learnt
-    recording_guard.v2_runner_on_ok(result({"changed": True, "closed": []}, args={"state": "absent", "virtual_machines": [{"id": DB_VM}]}))
+    recording_guard.v2_runner_on_ok(result(close_result(DB_VM, (22, "closed", [(APP_NSG, ["127.0.0.1"])])), args={"state": "absent"}))
     assert [a["vm_id"] for a in recording_guard._open.values()] == [APP_VM]
     # a later initiate of the closed VM port (recorded, task interrupted) is ours again
     module_records([opened(DB_VM)])
@@ -232,7 +250,7 @@ def test_result_supersedes_the_record_and_an_explicit_close_forgets_both(recordi
 
 def test_close_recorded_after_a_task_that_closed_it_is_kept_out(recording_guard):
     module_records([opened(APP_VM)])
-    recording_guard.v2_runner_on_ok(result({"changed": True, "closed": [{"vm_id": APP_VM, "port": 22}]}, args={"state": "absent"}))
+    recording_guard.v2_runner_on_ok(result(close_result(APP_VM, (22, "closed", [(APP_NSG, ["127.0.0.1"])])), args={"state": "absent"}))
     recording_guard.v2_playbook_on_stats(None)
     assert recording_guard.closed == [] and recording_guard._open == {}
 
