@@ -208,6 +208,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (  # n
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import delete_rules, plan_close, read_close_state  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import (  # noqa: E402
+    KIND_CLOSED,
     MASKED,
     RECORD_VARIABLE,
     accesses_from_opened,
@@ -243,6 +244,8 @@ def merge_record(open_accesses, entries):
     known = {(key[0], key[1]) for key in open_accesses}
     added = []
     for entry in entries:
+        if entry.get("kind") == KIND_CLOSED:
+            continue  # what a close deleted; results tell the guard that (see _forget)
         auth = entry.get("auth") if isinstance(entry.get("auth"), dict) else {}
         auth = {key: value for key, value in auth.items() if key in AUTH_KEYS and value not in (None, MASKED)}
         for vm_id, port, sources in accesses_from_opened([entry]):

@@ -33,6 +33,16 @@ def guard_record_lines(items, auth, now=None):
     return "".join(json.dumps(dict(item, auth=auth, recorded_at=stamp), sort_keys=True) + "\n" for item in items)
 
 
+KIND_CLOSED = "closed"
+"""A line for a VM port a close deleted the rules of (``vm_id``, ``port``, ``closed_at``), so that a
+later close in the same run knows the request was applied and closed, not still pending."""
+
+
+def closed_items(closed, closed_at):
+    """Record items for jit_request's ``closed`` list, stamped with Azure's time ``closed_at``."""
+    return [{"kind": KIND_CLOSED, "vm_id": item["vm_id"], "port": item["port"], "closed_at": closed_at} for item in closed]
+
+
 def write_guard_record(path, items, auth):
     """Append the record lines to ``path`` in one write (O_APPEND); returns an error text or ``None``."""
     try:
@@ -121,3 +131,19 @@ def parse_record(data):
         if isinstance(entry, dict):
             entries.append(entry)
     return entries, end
+
+
+def read_closed(path):
+    """``{(vm id lower, port): latest closed_at text}`` from the record's closed lines; ``{}`` when
+    there is no record (no jit_guard) or it cannot be read."""
+    try:
+        with open(path, "rb") as stream:
+            entries, _consumed = parse_record(stream.read())
+    except (OSError, TypeError):
+        return {}
+    closed = {}
+    for entry in entries:
+        if entry.get("kind") == KIND_CLOSED and entry.get("vm_id") and isinstance(entry.get("port"), int):
+            key = (str(entry["vm_id"]).lower(), entry["port"])
+            closed[key] = max(closed.get(key, ""), str(entry.get("closed_at") or ""))
+    return closed

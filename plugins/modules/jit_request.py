@@ -506,7 +506,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _clos
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import RECORD_VARIABLE, write_guard_record  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import RECORD_VARIABLE, closed_items, read_closed, write_guard_record  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._request import PortResult  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
@@ -959,6 +959,10 @@ class JitRequest:
             self._delete_all(planned)
         if pending and options.wait and not self.module.check_mode:
             planned = planned + self.close_pending(pending)
+        if planned and not self.module.check_mode:  # a later close in this run must not wait for these
+            closed_at = _arm.format_azure_datetime(_request.server_time(self.module.api.server_date, datetime.now(_UTC)))
+            vm_ports = OrderedDict(((rule["vm_id"], number), None) for rule in planned for number in rule["port_numbers"])
+            self.record_for_guard(closed_items([{"vm_id": vm_id, "port": number} for vm_id, number in vm_ports], closed_at))
         self.changed = bool(planned)
         still_pending = {(_arm.normalize_id(item["record"]["id"]), item["port"]) for item in pending}
 
@@ -1006,17 +1010,34 @@ class JitRequest:
         to still be applying it (:data:`_request.APPLY_WINDOW_SECONDS`) whose allow rule is missing
         on some NSG of the path (``missing``: those ``(nsg id, ip)``). Read before any deletion."""
         pending = []
+        closed_earlier = read_closed(os.environ.get(RECORD_VARIABLE) or "")  # by this run, when guarded
         for record, policy, reported in plans:
             vm_key = _arm.normalize_id(record["id"])
-            for (key, number), active in sorted(_request.active_requests(policy, self.now).items() if policy else []):
+            actives = _request.active_requests(policy, self.now) if policy else {}
+            for (key, number), active in sorted(actives.items()):
                 if key != vm_key or number not in reported or not _request.may_still_apply(active, self.now):
                     continue
                 if self.options.sources and active.sources and not _nsg.source_set(active.sources) <= _nsg.source_set(self.options.sources):
                     continue
-                _access, missing = _nsg.access_on_path(_nsg.path_pairs(record), self.nsgs, number, active.sources or None)
+                closed_at = closed_earlier.get((key, number))
+                if closed_at and _arm.parse_azure_datetime(closed_at) >= active.start_time:
+                    continue  # applied, then closed by an earlier task of this run
+                access, missing = _nsg.access_on_path(_nsg.path_pairs(record), self.nsgs, number, active.sources or None)
+                if missing and not access and self.applied_elsewhere(active, actives):
+                    continue  # its request was applied (another of its ports has rules): this one was closed
                 if missing:
                     pending.append({"record": record, "port": number, "active": active, "missing": missing})
         return pending
+
+    def applied_elsewhere(self, active, actives):
+        """Whether another VM port of the same request (same start time) has its allow rules."""
+        for (vm_key, number), other in actives.items():
+            if other is active or other.start_time != active.start_time:
+                continue
+            record = self.topology.get(vm_key)
+            if record is not None and _nsg.access_on_path(_nsg.path_pairs(record), self.nsgs, number, other.sources or None)[0]:
+                return True
+        return False
 
     def close_pending(self, pending):
         """Wait for the allow rules of ``pending`` VM ports and delete them as they appear, until

@@ -105,6 +105,8 @@ def handle(app: Any, req: Request, path: str) -> Response:
         if "lro_retry_after" in body:
             app.lro_retry_after = int(body["lro_retry_after"])
         return _ok(_config(app))
+    if route == ("GET", "/applies"):
+        return _ok({"due": app.applies_due, "held": len(app.held_applies)})
     if route == ("POST", "/apply"):
         return _ok({"applied": app.release_applies()})
     if route == ("POST", "/vm/power"):

@@ -250,6 +250,7 @@ class App:
         self.deny_apply_delay = 0.0  # seconds before a policy write's deny rules appear (admin /config; reset to 0)
         self.apply_hold = False  # hold initiated requests until POST /admin/apply (admin /config; reset to false)
         self.held_applies: list = []
+        self.applies_due = 0
         self.page_size = int(page_size)
         self.lro_retry_after = int(lro_retry_after)
         self.operations = Operations(lro_in_progress)
@@ -305,6 +306,7 @@ class App:
             self._build_states()
             self.deny_apply_delay = 0.0
             self.apply_hold = False
+            self.applies_due -= len(self.held_applies)  # dropped, never run
             self.held_applies = []
             self.stats.reset()
             self.faults.clear()
@@ -357,9 +359,12 @@ class App:
 
         def run() -> None:
             with self.lock:
+                self.applies_due -= 1
                 if self.generation == generation:
                     jit.apply_request(self.state_of(policy_key), policy_key, req, self.clock.now())
 
+        with self.lock:
+            self.applies_due += 1  # until run() has run: GET /admin/applies lets a test wait for none
         if self.apply_hold:  # a test's barrier: applied at POST /admin/apply
             self.held_applies.append(run)
         elif self.apply_delay <= 0:
