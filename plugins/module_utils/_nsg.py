@@ -515,8 +515,11 @@ def evaluate_inbound(rules, source, destination, port, protocol="Tcp", *, contex
     asgs = {str(item).lower() for item in destination_asgs}
     admitted, admitting, denied = [], [], []
     for rule in ordered_inbound_rules(rules, include_defaults):
-        if not (rule.covers_protocol(protocol) and rule.covers_port(port) and rule.any_source_port()):
+        if not (rule.covers_protocol(protocol) and rule.covers_port(port)):
             continue
+        if not rule.is_allow and not rule.any_source_port():
+            continue  # a deny of some source ports only: a client picks its own source port and passes
+        # (an allow of some source ports matches: a client can pick one of them)
         if not _destination_matches(rule, target, context, asgs):
             continue
         if not symbolic:

@@ -95,7 +95,7 @@ options:
       - The source must lie inside the allowed source prefixes of each port in the policy.
       - IPv6 is refused (the service rejects it). V(*), V(0.0.0.0/0), V(Internet), V(Any) and any
         prefix broader than V(/8) (more than 16,777,216 addresses, such as V(0.0.0.0/1)) are
-        refused unless O(allow_any_source=true): they admit a large part of the Internet.
+        refused unless O(allow_any_source=true), because they admit a large part of the Internet.
       - With O(state=absent), only allow rules whose sources are all among these prefixes are
         deleted. The default is every allow rule for the port, whatever its source.
     type: list

@@ -27,7 +27,7 @@ def _secrets():
     ]
     rng = random.Random(14)  # noqa: S311 - deterministic fuzz, not cryptography
     alphabet = string.ascii_letters + string.digits + string.punctuation + " "
-    fuzzed = ["%" + "".join(rng.choice(alphabet) for _ in range(28)) + "$" for _ in range(2)]
+    fuzzed = ["%" + "".join(rng.choice(alphabet) for _index in range(28)) + "$" for _secret in range(2)]
     return fixed + fuzzed
 
 

@@ -115,3 +115,15 @@ def test_no_plugin_file_exceeds_the_size_limit(path):
 def test_the_line_counter_skips_documentation_and_comments():
     source = 'DOCUMENTATION = r"""\nline\nline\n"""\n\n\ndef f():\n    """Doc."""\n    # comment\n    return 1\n'
     assert code_lines(source) == 2
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda path: os.path.relpath(path, PLUGINS))
+def test_documentation_blocks_are_yaml(path):
+    """A ': ' in a plain description line breaks ansible-doc; fail here, in seconds, not in sanity."""
+    import yaml
+
+    with open(path, encoding="utf-8") as stream:
+        tree = ast.parse(stream.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(target, ast.Name) and target.id in DOCUMENTATION_NAMES for target in node.targets):
+            yaml.safe_load(node.value.value)

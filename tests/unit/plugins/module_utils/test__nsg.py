@@ -275,7 +275,8 @@ def evaluate(rules, source, port=22, protocol="Tcp", **kwargs):
         ([rest_rule("OtherVm", 300, destination="10.1.0.5")], "8.8.8.8", 22, False, "DenyAllInBound"),
         ([rest_rule("Subnet", 300, destination="10.1.0.0/24")], "8.8.8.8", 22, True, "Subnet"),
         ([rest_rule("VnetDest", 300, destination="VirtualNetwork")], "8.8.8.8", 22, True, "VnetDest"),
-        ([rest_rule("EphemeralOnly", 300, source_ports="1024-65535")], "8.8.8.8", 22, False, "DenyAllInBound"),
+        # a client picks its source port: an allow of some source ports admits it (see the differential test)
+        ([rest_rule("EphemeralOnly", 300, source_ports="1024-65535")], "8.8.8.8", 22, True, "EphemeralOnly"),
         ([rest_rule("Outbound", 300, direction="Outbound")], "8.8.8.8", 22, False, "DenyAllInBound"),
         ([rest_rule("Range", 300, ports=["20-30"])], "8.8.8.8", 22, True, "Range"),
     ],
@@ -731,3 +732,118 @@ def test_port_ranges_fail_only_with_the_validation_error(text):
 def test_port_ranges_refuse_unicode_digits_and_long_numbers(value):
     with pytest.raises(JitValidationError, match="is not valid"):
         nsg.parse_port_range(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Differential: the collection's evaluator against armsim's, written separately from Microsoft's
+# documented NSG semantics (tools/armsim/nsgeval.py). Random NSG pairs over every field of a rule;
+# every (source, port) verdict must agree, or, where a rule limits source ports (an attacker picks
+# their own), the collection must not call reachable traffic blocked.
+
+DIFF_VNET = "10.1.0.0/16"
+DIFF_VM = "10.1.0.4"
+PUBLIC_SOURCES = ("203.0.113.7", "203.0.113.200", "198.51.100.1", "8.8.8.8", "200.1.2.3", "128.0.0.1", "126.255.255.254")
+OTHER_SOURCES = ("10.1.0.9", "10.1.200.1", "168.63.129.16")
+SOURCE_PORTS = (1, 80, 443, 1024, 40000, 65535)
+PREFIXES = ("0.0.0.0/1", "128.0.0.0/1", "203.0.113.0/24", "203.0.113.7", "203.0.113.7/32", "198.51.100.0/25", "10.1.0.0/16", "10.1.0.9", "8.0.0.0/7")
+TAGS = ("*", "Internet", "VirtualNetwork", "AzureLoadBalancer")  # "Any" and other tags: below
+DESTINATIONS = ("*", "VirtualNetwork", DIFF_VM, "10.1.0.0/24", "10.1.0.9", "10.1.0.0/16", "Internet")
+PORT_RANGES = ("*", "22", "3389", "20-30", "3000-4000", "1-21", "23-65535", "0-65535")
+
+addresses = st.sampled_from(PREFIXES + TAGS)
+port_ranges = st.sampled_from(PORT_RANGES)
+
+
+def _one_or_many(draw, field, values):
+    if draw(st.booleans()):
+        return {field: draw(values)}
+    return {field + "es" if field.endswith("Prefix") else field + "s": draw(st.lists(values, min_size=1, max_size=3, unique=True))}
+
+
+@st.composite
+def security_rule(draw, priority):
+    props = {
+        "priority": priority,
+        "direction": draw(st.sampled_from(["Inbound", "Inbound", "Inbound", "Outbound"])),
+        "access": draw(st.sampled_from(["Allow", "Deny"])),
+        "protocol": draw(st.sampled_from(["Tcp", "Udp", "*", "Icmp", "Tcp"])),
+    }
+    props.update(_one_or_many(draw, "sourceAddressPrefix", addresses))
+    props.update(_one_or_many(draw, "destinationAddressPrefix", st.sampled_from(DESTINATIONS)))
+    props.update(_one_or_many(draw, "destinationPortRange", port_ranges))
+    props.update(_one_or_many(draw, "sourcePortRange", st.sampled_from(("*", "*", "*", "80", "1024-65535", "443"))))
+    return {"name": "r%d" % priority, "properties": props}
+
+
+@st.composite
+def nsg_rules(draw):
+    if draw(st.integers(0, 5)) == 0:
+        return None  # no NSG at this level
+    priorities = draw(st.lists(st.integers(100, 4096), max_size=6, unique=True))
+    return [draw(security_rule(priority)) for priority in priorities]
+
+
+def _armsim_allows(levels, source, port, source_port):
+    from armsim import nsgeval
+    from armsim.model import Rule
+
+    for rules in levels:
+        if rules is None:
+            continue
+        custom = [Rule(rule["name"], rule["properties"]) for rule in rules]
+        allowed, _rule = nsgeval.evaluate_nsg(
+            custom, src=source, src_port=source_port, dst=DIFF_VM, dst_port=port, protocol="Tcp", vnet_spaces=[ipaddress.ip_network(DIFF_VNET)]
+        )
+        if not allowed:
+            return False
+    return True
+
+
+def _restricts_source_ports(levels):
+    return any(
+        set(rule["properties"].get("sourcePortRanges") or [rule["properties"].get("sourcePortRange")]) != {"*"} for rules in levels if rules for rule in rules
+    )
+
+
+@settings(max_examples=400)
+@given(nsg_rules(), nsg_rules(), st.sampled_from((22, 3389)))
+def test_verdicts_agree_with_an_independent_evaluator(subnet, nic, port):
+    context = nsg.AddressContext([DIFF_VNET])
+    restricted = _restricts_source_ports((subnet, nic))
+    for source in PUBLIC_SOURCES + OTHER_SOURCES:
+        ours = nsg.evaluate_inbound_path(subnet, nic, source, DIFF_VM, port, context=context).allowed
+        theirs = any(_armsim_allows((subnet, nic), source, port, source_port) for source_port in SOURCE_PORTS)
+        if restricted:
+            assert ours or not theirs, "reachable from %s port %s (some source port) but reported blocked" % (source, port)
+        else:
+            assert ours == theirs, "from %s to port %s: collection %s, armsim %s" % (source, port, ours, theirs)
+    internet = nsg.evaluate_inbound_path(subnet, nic, nsg.INTERNET_SOURCE, DIFF_VM, port, context=context)
+    reachable = [source for source in PUBLIC_SOURCES if any(_armsim_allows((subnet, nic), source, port, sp) for sp in SOURCE_PORTS)]
+    if reachable:
+        assert internet.exposed, "public sources %s reach port %s but the Internet verdict says not exposed" % (reachable, port)
+    if internet.allowed and not restricted:
+        # "the whole Internet" also when earlier deny rules took a part of it (docs/nsg_jit_facts.md);
+        # source ports are judged per level, so across levels the verdict may say more, never less
+        assert reachable, "'the whole Internet' but no public source reaches port %s" % port
+
+
+def test_where_the_documentation_is_silent_the_verdict_does_not_hide_exposure():
+    """Disagreements with armsim's evaluator, settled (docs/nsg_jit_facts.md, "Verdicts")."""
+    context = nsg.AddressContext(["10.1.0.0/16"])
+
+    def allowed(rule, source="203.0.113.7"):
+        base = {"priority": 100, "direction": "Inbound", "protocol": "Tcp", "destinationAddressPrefix": "*", "destinationPortRange": "22"}
+        return nsg.evaluate_inbound_path(None, [{"name": "r", "properties": dict(base, **rule)}], source, "10.1.0.4", 22, context=context)
+
+    # An allow limited to some source ports admits a client that picks one (armsim asks one port).
+    assert allowed({"access": "Allow", "sourceAddressPrefix": "*", "sourcePortRange": "80"}).allowed
+    # A deny limited to some source ports does not stop a client that picks another.
+    deny_some = {"access": "Deny", "sourceAddressPrefix": "*", "sourcePortRanges": ["80", "443"]}
+    assert not allowed(deny_some).allowed  # nothing else admits it: DenyAllInBound decides
+    assert allowed(deny_some).deciding.rule_name == "DenyAllInBound"
+    # "Any" as an address prefix (the portal's word for *) admits every source (armsim: no match).
+    assert allowed({"access": "Allow", "sourceAddressPrefix": "Any", "sourcePortRange": "*"}).allowed
+    # A service tag the evaluator does not know (AzureCloud: every Azure public range) counts as
+    # admitting part of the Internet, never as admitting nothing.
+    internet = allowed({"access": "Allow", "sourceAddressPrefix": "AzureCloud", "sourcePortRange": "*"}, source=nsg.INTERNET_SOURCE)
+    assert internet.exposed and internet.admitted_prefixes == ("AzureCloud",)
