@@ -35,7 +35,6 @@ COUNTERS = (
     ("rejected_writes", "writes made by rejected inputs (must be 0)"),
     ("entries_lost", "policy entries lost (must be 0)"),
     ("orphans", "allow rules left open by interrupted runs (must be 0)"),
-    ("known_gap", "allow rules left open, known gap: interrupted during wait"),
     ("concurrent_rounds", "concurrent rounds"),
 )
 

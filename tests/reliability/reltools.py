@@ -134,20 +134,37 @@ def all_rules(state):
     )
 
 
-def assert_entries_whole(before, after, touched=()):
-    """Every policy entry of ``before`` is in ``after`` unchanged, except the ``touched`` VM ids,
-    which are either unchanged or absent-then-fully-present (checked by the caller). Returns the
-    number of entries lost (0 when the assertion holds)."""
+def lost_entries(before, after, touched=()):
+    """``[(policy id, vm id)]`` of the entries of ``before`` missing or changed in ``after``, except
+    the ``touched`` VM ids (which the caller checks). Computed from armsim's state, never assumed."""
     touched = {item.lower() for item in touched}
     lost = []
     for policy_id, entries in before.items():
         for vm_key, ports in entries.items():
-            if vm_key in touched:
-                continue
-            if after.get(policy_id, {}).get(vm_key) != ports:
+            if vm_key not in touched and after.get(policy_id, {}).get(vm_key) != ports:
                 lost.append((policy_id, vm_key))
+    return lost
+
+
+def assert_entries_whole(ledger, before, after, touched=()):
+    """Record the entries lost in the closing table, then assert there are none: the row is
+    written whether or not the assertion holds, so the table cannot read 0 over a failure."""
+    lost = lost_entries(before, after, touched)
+    ledger.add(entries_lost=len(lost))
     assert not lost, "policy entries lost or damaged: %s" % lost
-    return 0
+
+
+def state_changes(before, after):
+    """How many JIT policies and JIT rules differ between two armsim states: the writes that took
+    effect (a refused request counted by armsim's stats changes nothing here)."""
+    policies_before, policies_after = policies(before), policies(after)
+    changed = sum(1 for key in set(policies_before) | set(policies_after) if policies_before.get(key) != policies_after.get(key))
+
+    def rules(state):  # names left out: armsim generates new ones on every reset
+        return {json.dumps(dict(rule, name=None, kind=kind), sort_keys=True) for kind in ("allow", "deny") for rule in jit_rules(state, kind)}
+
+    rules_before, rules_after = rules(before), rules(after)
+    return changed + len(rules_before ^ rules_after)
 
 
 # --- output checks -------------------------------------------------------------------------------

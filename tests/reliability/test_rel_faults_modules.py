@@ -175,7 +175,7 @@ def test_jit_policy_faults(runs, ledger):
     result, stats, state = outcome(run, "policy transient storm")
     _ok("storm", result)
     after = policies(state)
-    assert_entries_whole(before, after)
+    assert_entries_whole(ledger, before, after)
     for policy_id, new_vm in wanted.items():
         assert after[policy_id][new_vm] == DEFAULT_LINUX
     assert stats["by_operation"]["PUT jitNetworkAccessPolicies"] == 4  # 2 policies + 2 throttled attempts
@@ -184,7 +184,7 @@ def test_jit_policy_faults(runs, ledger):
     result, stats, state = outcome(run, "policy persistent 503 on db PUT")
     msg = assert_clean_failure(result, "write JIT policy", "rg-db", "HTTP 503", "ServiceUnavailable", "request id")
     after = policies(state)
-    assert_entries_whole(before, after)
+    assert_entries_whole(ledger, before, after)
     assert after[DB_POLICY] == before[DB_POLICY], msg  # untouched
     app = after[APP_POLICY]  # written before the db policy, or not at all: whole either way
     assert app in (before[APP_POLICY], dict(before[APP_POLICY], **{wanted[APP_POLICY]: DEFAULT_LINUX}))
@@ -197,7 +197,7 @@ def test_jit_request_open_faults(runs, ledger):
 
     result, stats, state = outcome(run, "open transient storm")
     _ok("storm", result)
-    assert_entries_whole(before, policies(state))
+    assert_entries_whole(ledger, before, policies(state))
     # one request per policy and VM, one allow rule on each NSG of each path, nothing doubled
     assert sorted((r[1].rsplit("/", 1)[1], r[3], r[4]) for r in requests_of(state)) == [("app-1", (SOURCE,), "Initiated"), ("db-1", (SOURCE,), "Initiated")]
     assert [(r["nsg"], r["destination"], r["sources"]) for r in jit_rules(state)] == [("nsg-app", "10.1.0.4", [SOURCE]), ("nsg-db", "10.2.0.4", [SOURCE])]
@@ -210,7 +210,7 @@ def test_jit_request_open_faults(runs, ledger):
     ):
         result, stats, state = outcome(run, sid)
         assert_clean_failure(result, *needles)
-        assert_entries_whole(before, policies(state))
+        assert_entries_whole(ledger, before, policies(state))
         # No orphan: every live request and allow rule is reported in `opened`, and the task is
         # marked changed when something is live, so that jit_guard records and closes it.
         reported = {(item["vm_name"], item["port"]) for item in result.get("opened") or []}
@@ -230,7 +230,7 @@ def test_jit_request_close_faults(runs, ledger):
         opened = run.result("%s open" % sid)
         assert not opened.get("failed") and len(opened["opened"]) == 3, (sid, opened.get("msg"))
         result, stats, state = outcome(run, sid)
-        assert_entries_whole(before, policies(state))
+        assert_entries_whole(ledger, before, policies(state))
         assert deny_layout(state) == denies, sid  # deny rules never touched
         rules = jit_rules(state)
         if sid == "close transient storm":

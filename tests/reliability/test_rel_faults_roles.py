@@ -130,7 +130,7 @@ def test_jit_fleet_faults(runs, ledger):
     report = run.result("%s done" % sid)["jit_fleet_report"]
     stats, state = responses(run, sid)
     after_policies = policies(state)
-    assert_entries_whole(before, after_policies)
+    assert_entries_whole(ledger, before, after_policies)
     present = set(after_policies[APP_POLICY]) | set(after_policies[DB_POLICY])
     assert wanted <= present
     assert report["coverage"]["after"]["configured"] == report["coverage"]["after"]["eligible"] == 8
@@ -142,7 +142,7 @@ def test_jit_fleet_faults(runs, ledger):
     assert_clean_failure(failure, "write JIT policy", "rg-db", "HTTP 503", "ServiceUnavailable", "request id")
     stats, state = responses(run, sid)
     after_policies = policies(state)
-    assert_entries_whole(before, after_policies)
+    assert_entries_whole(ledger, before, after_policies)
     assert after_policies[DB_POLICY] == before[DB_POLICY]
     app_new = set(after_policies[APP_POLICY]) - set(before[APP_POLICY])
     assert app_new in (set(), {vm_id("rg-app", name).lower() for name in ("app-4", "app-5", "win-1")})
@@ -161,7 +161,7 @@ def test_jit_access_faults(runs, ledger):
     stats, state = responses(run, sid)
     assert jit_rules(state) == []  # closed in always
     assert deny_layout(state) == denies
-    assert_entries_whole(before, policies(state))
+    assert_entries_whole(ledger, before, policies(state))
     assert sorted(r[1].rsplit("/", 1)[1] for r in requests_of(state)) == ["app-1", "app-3", "db-1"]
     assert stats["by_operation"]["DELETE securityRules"] == 5  # app-1 1, app-3 2, db-1 1 + the reset one retried
 
@@ -177,5 +177,5 @@ def test_jit_access_faults(runs, ledger):
     stats, state = responses(run, sid)
     assert jit_rules(state) == []
     assert deny_layout(state) == denies
-    assert_entries_whole(before, policies(state))
+    assert_entries_whole(ledger, before, policies(state))
     ledger.add(cases=2, faults=2)

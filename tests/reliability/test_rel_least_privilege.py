@@ -21,7 +21,7 @@ import os
 import pytest
 import yaml
 from harness import run_playbook
-from reltools import ADMIN_ENV, admin_task, assert_clean_failure, jit_rules, policies, policy_key, requests_of, vm, vm_id
+from reltools import ADMIN_ENV, admin_task, assert_clean_failure, jit_rules, policies, policy_key, requests_of, state_changes, vm, vm_id
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -112,6 +112,7 @@ def test_request_and_close_role(armsim, seeded, ledger):
         [("policy refused", jit("jit_policy", POLICY)), ("open", jit("jit_request", OPEN)), ("close", jit("jit_request", CLOSE))],
     )
     result, stats, state = after(run, "policy refused")
+    ledger.add(bad_inputs=1, rejected_writes=state_changes(seeded, state))  # before the asserts: a failure still counts
     assert_clean_failure(result, "HTTP 403", "AuthorizationFailed", "Microsoft.Security/locations/jitNetworkAccessPolicies/write")
     assert stats["by_status"].get("403") == 1
     assert policies(state) == policies(seeded), "a refused jit_policy changed a policy"
@@ -129,7 +130,7 @@ def test_request_and_close_role(armsim, seeded, ledger):
     assert result.get("changed")
     no_403(stats)
     assert jit_rules(state) == [], "JIT allow rules left after the close"
-    ledger.add(cases=3, bad_inputs=1, rejected_writes=0)
+    ledger.add(cases=3)
 
 
 def test_readonly_role(armsim, seeded, ledger):
@@ -138,9 +139,9 @@ def test_readonly_role(armsim, seeded, ledger):
     assert not result.get("failed"), result.get("msg")
     no_403(stats)
     result, stats, state = after(run, "open refused")
+    ledger.add(cases=2, bad_inputs=1, rejected_writes=state_changes(seeded, state))  # before the asserts
     assert_clean_failure(result, "HTTP 403", "AuthorizationFailed", "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action")
     assert stats["by_status"].get("403") == 1
     assert stats["writes"] <= 1  # at most the refused initiate reached armsim; it changed nothing
     assert requests_of(state) == requests_of(seeded)
     assert jit_rules(state) == jit_rules(seeded) and policies(state) == policies(seeded)
-    ledger.add(cases=2, bad_inputs=1, rejected_writes=0)
