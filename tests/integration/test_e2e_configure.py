@@ -100,7 +100,8 @@ def test_sigint_during_configuration_closes_within_30_seconds(armsim, sshd, tmp_
     inventory = inventory_for(armsim, sshd, str(tmp_path / "inventory.ini"))
     marker = tmp_path / "configured.txt"
     tasks = tmp_path / "long.yml"
-    tasks.write_text("- name: Long configuration step\n  ansible.builtin.command: sleep 300\n  changed_when: false\n")
+    running = tmp_path / "running"  # written by the long step once it runs: a condition to wait on
+    tasks.write_text("- name: Long configuration step\n  ansible.builtin.shell: touch %s && sleep 300\n  changed_when: false\n" % running)
     extra = {
         "jit_access_source_address_prefixes": ["127.0.0.1"],
         "jit_access_ports": [22],
@@ -120,7 +121,9 @@ def test_sigint_during_configuration_closes_within_30_seconds(armsim, sshd, tmp_
                 assert time.monotonic() < deadline, "the host was never configured"
                 time.sleep(0.2)
             assert [rule["destination"] for rule in jit_rules(armsim)] == ["10.9.0.4"]
-            time.sleep(2)  # inside the long configuration step
+            while not running.exists():  # inside the long configuration step
+                assert proc.poll() is None and time.monotonic() < deadline, "the long step never started"
+                time.sleep(0.2)
             sent = time.monotonic()
             proc.send_signal(signal.SIGINT)
             while jit_rules(armsim):

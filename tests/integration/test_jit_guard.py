@@ -114,7 +114,8 @@ def test_signal_during_a_long_task_closes_within_30_seconds(armsim, signum):
                 "tasks": [
                     open_task(("app-1", "rg-app"), ("db-1", "rg-db")),
                     {"name": "mark", "ansible.builtin.copy": {"content": "open\n", "dest": ready, "mode": "0644"}},
-                    {"name": "long configuration", "ansible.builtin.command": "sleep 300", "changed_when": False},
+                    # says it is running (a condition to wait on), then runs for 5 minutes
+                    {"name": "long configuration", "ansible.builtin.shell": "touch %s.running && sleep 300" % ready, "changed_when": False},
                 ],
             }
         ]
@@ -136,7 +137,9 @@ def test_signal_during_a_long_task_closes_within_30_seconds(armsim, signum):
                     time.sleep(0.2)
                 opened = jit_rules(armsim)
                 assert {rule["destination"] for rule in opened} == {"10.1.0.4", "10.2.0.4"}
-                time.sleep(1)  # the long task is running
+                while not os.path.exists(ready + ".running"):  # the long task is running
+                    assert proc.poll() is None and time.monotonic() < deadline, "the long task never started"
+                    time.sleep(0.2)
                 sent = time.monotonic()
                 proc.send_signal(signum)
                 while jit_rules(armsim):
