@@ -53,6 +53,9 @@ DEFAULT_REQUEST_DURATION = "PT1H"
 ANY_SOURCE_VALUES = ("*", "0.0.0.0/0", "internet", "any")
 """Request sources meaning "from anywhere" (compared case-insensitively)."""
 REQUEST_STATUS_INITIATED = "Initiated"
+ACTIVE_STATUSES = ("initiated", "initiating")
+"""Port statuses of a request in effect or about to be: the 2020-01-01 spec's own initiate example
+answers ``Initiating``; a rerun during the apply window must not supersede its own request."""
 
 
 ActiveRequest = namedtuple("ActiveRequest", "vm_id port sources start_time end_time status requestor justification")
@@ -63,7 +66,8 @@ ActiveRequest.__doc__ = """The request currently effective for one VM port. ``vm
 def active_requests(policy, now):
     """Currently effective requests of a policy, keyed by ``(vm id lower-case, port number)``.
 
-    A port request is effective when its status is ``Initiated`` and its ``endTimeUtc`` is after
+    A port request is effective when its status is ``Initiated`` (or ``Initiating``, reported while
+    Defender applies it; its status is then given as ``Initiated``) and its ``endTimeUtc`` is after
     ``now`` (an aware datetime). When several qualify, the latest ``startTimeUtc`` wins (later in
     the list on a tie). Requests with unparseable times are ignored.
     """
@@ -83,7 +87,7 @@ def active_requests(policy, now):
                     number = validate_port_number(rest_field(port, "number"))
                 except JitValidationError:
                     continue
-                if status.lower() != REQUEST_STATUS_INITIATED.lower() or end <= now:
+                if status.lower() not in ACTIVE_STATUSES or end <= now:
                     continue
                 key = (vm_key, number)
                 if key in found and found[key].start_time > start:

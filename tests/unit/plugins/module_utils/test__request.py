@@ -56,6 +56,15 @@ def test_active_requests_picks_latest_initiated_and_unexpired():
     assert found.requestor == "alice@example.com"
 
 
+def test_a_request_still_initiating_is_active_and_covers_a_rerun():
+    """The 2020-01-01 spec's initiate example answers "Initiating": a rerun during the apply
+    window must see its own request, not supersede it (issue 15)."""
+    policy = {"properties": {"requests": [request("a", 22, start="2026-11-21T09:59:50Z", end="2026-11-21T11:00:00Z", status="Initiating", source="1.1.1.1")]}}
+    active = _request.active_requests(policy, NOW)[(_arm.normalize_id(vm_id("a")), 22)]
+    assert active.status == _request.REQUEST_STATUS_INITIATED
+    assert _request.request_covers(active, ("1.1.1.1/32",), _request.needed_end_time(NOW, 3600))
+
+
 def test_active_requests_sdk_shape_and_no_source():
     policy = {
         "requests": [
