@@ -422,11 +422,32 @@ def merge_policy_vms(existing, desired, purge=False):
         key = _entry_id(entry)
         if key in wanted:
             if key not in placed:
-                merged.append(wanted[key])
+                merged.append(keep_unknown_fields(entry, wanted[key]))
                 placed.add(key)
         elif not purge:
             merged.append(entry)
     merged.extend(entry for key, entry in wanted.items() if key not in placed)
+    return merged
+
+
+_KNOWN_PORT_FIELDS = {"number", "protocol", "allowedSourceAddressPrefix", "allowedSourceAddressPrefixes", "maxRequestAccessDuration"}
+
+
+def keep_unknown_fields(existing, desired):
+    """``desired`` (a VM entry we build) with what ``existing`` (the entry Azure has) carries that we
+    do not set: ``publicIpAddress`` (the Azure Firewall address of firewall-based JIT, writable)
+    and any field this collection does not know, on the entry and on each port of the same number.
+    A PUT replaces the whole policy: what we do not send back is lost."""
+    if not isinstance(existing, dict) or not isinstance(desired, dict):
+        return desired
+    merged = {key: value for key, value in existing.items() if key not in ("id", "ports")}
+    merged.update(desired)
+    old_ports = {port.get("number"): port for port in as_list(existing.get("ports")) if isinstance(port, dict)}
+    ports = []
+    for port in as_list(desired.get("ports")):
+        extra = {key: value for key, value in old_ports.get(port.get("number"), {}).items() if key not in _KNOWN_PORT_FIELDS}
+        ports.append(dict(extra, **port))
+    merged["ports"] = ports
     return merged
 
 

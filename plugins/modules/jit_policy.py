@@ -691,9 +691,17 @@ def plan_entries(existing, desired, remove_ids, purge):
     return _jit.merge_policy_vms(existing, desired, purge=purge)
 
 
-def policy_body(entries):
-    """Body of a JIT policy PUT."""
-    return {"kind": "Basic", "properties": {"virtualMachines": list(entries)}}
+READ_ONLY_PROPERTIES = ("provisioningState",)
+
+
+def policy_body(entries, current=None):
+    """Body of a JIT policy PUT. The PUT replaces the whole policy, so everything the last GET
+    returned that this run does not mean to change is sent back as it was: the policy's other
+    properties (``requests``, and any this collection does not know), and its ``kind``."""
+    current = current or {}
+    properties = {key: value for key, value in (current.get("properties") or {}).items() if key not in READ_ONLY_PROPERTIES}
+    properties["virtualMachines"] = list(entries)
+    return {"kind": current.get("kind") or "Basic", "properties": properties}
 
 
 def find_drift(entries, topology, nsgs):
@@ -788,6 +796,7 @@ def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O a
     """
     requested = desired
     current = api.get(key)
+    latest = current  # the last policy read: what a PUT must keep of it
     existed = current is not None
     before = _jit.policy_vm_entries(current)
     baseline = before
@@ -810,7 +819,7 @@ def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O a
         removed = [entry["id"] for entry in baseline if not _jit.find_policy_vm(after, entry["id"])]
         try:
             if after:
-                api.put(key, policy_body(after))
+                api.put(key, policy_body(after, latest))
             else:
                 api.delete(key)
         except TransientWriteError as exc:
@@ -820,7 +829,8 @@ def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O a
             if transient > MAX_TRANSIENT_RETRIES:
                 raise
             sleep(exc.delay)
-            baseline = _jit.policy_vm_entries(api.get(key))
+            latest = api.get(key)
+            baseline = _jit.policy_vm_entries(latest)
             desired = requested if update_existing else keep_existing_entries(baseline, requested)
             after = plan_entries(baseline, desired, remove_ids, purge)
             if _jit.policy_vms_equal(baseline, after) and (action != "repaired" or not drift or not drift(baseline)):
@@ -835,6 +845,7 @@ def reconcile_policy(  # noqa: PLR0913 - the policy, the wanted state, the I/O a
             break
         # A concurrent writer replaced the list after our write (the JIT PUT has no ETag).
         concurrent = sorted(set(concurrent) | set(result.lost))
+        latest = read_back
         baseline = _jit.policy_vm_entries(read_back)
         desired = requested if update_existing else keep_existing_entries(baseline, requested)
         after = plan_entries(baseline, desired, remove_ids, purge)

@@ -492,9 +492,13 @@ def test_merge_properties(existing_names, desired_names, purge):
     merged_ids = [_arm.normalize_id(item["id"]) for item in merged]
     assert len(merged_ids) == len(set(merged_ids))
     desired_ids = {_arm.normalize_id(item["id"]) for item in desired}
-    # every desired VM is present exactly as desired
+    # every desired VM is present as desired, keeping what Azure had that we do not set (issue 15)
+    by_id = {_arm.normalize_id(item["id"]): item for item in merged}
     for item in desired:
-        assert item in merged
+        assert {key: by_id[_arm.normalize_id(item["id"])][key] for key in item} == item
+    for item in existing:
+        if _arm.normalize_id(item["id"]) in desired_ids:
+            assert by_id[_arm.normalize_id(item["id"])]["extra"] == item["extra"]
     # an unnamed VM is never lost (unless purge), and never modified
     for item in existing:
         if _arm.normalize_id(item["id"]) not in desired_ids:
@@ -567,3 +571,17 @@ def test_durations_refuse_unicode_digits_signs_fractions_and_huge_values(value):
 def test_ports_refuse_unicode_digits_and_signs(value):
     with pytest.raises(JitValidationError, match="is not a whole number: allowed 0-65535"):
         jit.validate_port_number(value)
+
+
+def test_a_replaced_entry_keeps_what_azure_had_that_we_do_not_set():
+    """publicIpAddress (firewall-based JIT, writable) and unknown fields survive an update (issue 15)."""
+    existing = {
+        "id": vm_id("a"),
+        "publicIpAddress": "20.1.2.3",
+        "futureField": {"x": 1},
+        "ports": [{"number": 22, "protocol": "TCP", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT3H", "portHint": "ssh"}],
+    }
+    desired = {"id": vm_id("a"), "ports": [{"number": 22, "protocol": "TCP", "allowedSourceAddressPrefix": "10.0.0.0/8", "maxRequestAccessDuration": "PT1H"}]}
+    (merged,) = jit.merge_policy_vms([existing], [desired])
+    assert merged["publicIpAddress"] == "20.1.2.3" and merged["futureField"] == {"x": 1}
+    assert merged["ports"] == [dict(desired["ports"][0], portHint="ssh")]

@@ -408,3 +408,16 @@ def test_a_write_that_went_through_before_failing_is_not_repeated():
     api.put = put
     out = mod.reconcile_policy(KEY, [entry("web-2", 22)], [], False, api, check_mode=False, sleep=lambda seconds: None)
     assert api.calls == ["GET", "PUT", "GET"] and out["action"] == "updated"
+
+
+def test_the_put_body_keeps_what_the_get_returned_that_this_run_does_not_change():
+    """A PUT replaces the whole policy: requests and unknown properties go back as they were (issue 15)."""
+    current = {
+        "id": "p",
+        "kind": "Basic",
+        "location": "westeurope",
+        "properties": {"virtualMachines": [], "requests": [{"startTimeUtc": "2026-11-21T09:00:00Z"}], "provisioningState": "Succeeded", "newThing": 1},
+    }
+    body = mod.policy_body([{"id": "vm"}], current)
+    assert body == {"kind": "Basic", "properties": {"virtualMachines": [{"id": "vm"}], "requests": current["properties"]["requests"], "newThing": 1}}
+    assert mod.policy_body([], None) == {"kind": "Basic", "properties": {"virtualMachines": []}}
