@@ -35,7 +35,15 @@ description:
     Accesses that were already open before the run (the task reported no change) are not its to close.
   - This is a safety net for what C(block)/C(always) cannot cover (Ctrl-C, SIGTERM from a CI
     runner, every host unreachable). The request's duration remains the last guarantee, keep it short.
-    C(SIGKILL) and a lost controller cannot be caught by any plugin.
+    C(SIGKILL) and a lost controller cannot be caught by any plugin; for those, open access with
+    O(jitaccess.azure.jit_request#module:lease).
+  - Leases. Access opened with O(jitaccess.azure.jit_request#module:lease) is requested for one
+    lease at a time; while the run is alive this plugin renews it (one C(initiate) per JIT policy,
+    for every lease of that policy that ends within its margin), from the source Azure recorded,
+    never past the requested duration. It checks each policy holding a lease every
+    O(lease_check_interval) seconds (one GET) and judges time by Azure's clock. A lease whose
+    request was closed, expired or replaced by another party's request is not renewed. When the
+    controller dies the renewals stop, and Azure ends the access within one lease.
   - Enable it with C(callbacks_enabled = jitaccess.azure.jit_guard) in the C([defaults]) section
     of C(ansible.cfg), or with E(ANSIBLE_CALLBACKS_ENABLED=jitaccess.azure.jit_guard).
   - Credentials are resolved like the modules' (same options, same environment variables and
@@ -171,6 +179,19 @@ options:
     ini:
       - section: jit_guard
         key: pending_timeout
+  lease_check_interval:
+    description:
+      - How often, in seconds, to check the leases of access opened with
+        O(jitaccess.azure.jit_request#module:lease) (one GET of each JIT policy holding a lease per
+        check; never more often than needed, at most a third of the renewal margin apart).
+    type: float
+    default: 30
+    version_added: 0.2.0
+    env:
+      - name: JIT_GUARD_LEASE_CHECK_INTERVAL
+    ini:
+      - section: jit_guard
+        key: lease_check_interval
   close_signals:
     description:
       - Close on these signals before Ansible handles them. Set to an empty list to close only at
@@ -194,6 +215,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 
 from ansible import context  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
@@ -202,7 +224,9 @@ from ansible_collections.jitaccess.azure.plugins.module_utils import _api, _auth
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (  # noqa: E402
     as_list,
     describe_error,
+    format_azure_datetime,
     normalize_id,
+    parse_azure_datetime,
     parse_resource_id,
     scrub,
 )
@@ -215,11 +239,19 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record impo
     parse_record,
     sources_of,
 )
+from ansible_collections.jitaccess.azure.plugins.module_utils._lease import RENEW_DONE, RENEW_DUE, RENEW_LOST, Lease, renewal_body, renewal_state  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import source_set  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._request import (  # noqa: E402
+    APPLY_WINDOW_SECONDS,
+    default_justification,
+    lease_renew_before,
+    server_time,
+)
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_nsg  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays, wait_until  # noqa: E402
 
 JIT_REQUEST_ACTIONS = ("jitaccess.azure.jit_request", "jit_request")
+_UTC = timezone.utc  # noqa: UP017 - keep the plugin importable on older Pythons
 UNCLOSED_EXIT_CODE = 2
 """Exit code of a run whose guard could not close everything it opened (Ansible's "host failed")."""
 AUTH_KEYS = _auth.NON_SECRET_AUTH_KEYS
@@ -245,16 +277,24 @@ def merge_record(open_accesses, entries):
     added = []
     for entry in entries:
         if entry.get("kind") == KIND_CLOSED:
-            continue  # what a close deleted; results tell the guard that (see _forget)
+            # a close deleted its rules: never renew it again (results say what leaves the ledger, see _forget)
+            vm_port = (normalize_id(str(entry.get("vm_id") or "")), entry.get("port"))
+            for key, access in open_accesses.items():
+                if (key[0], key[1]) == vm_port:
+                    access["renew"] = False
+            continue
+        if entry.get("kind"):
+            continue  # a kind of line this version does not know
         auth = entry.get("auth") if isinstance(entry.get("auth"), dict) else {}
         auth = {key: value for key, value in auth.items() if key in AUTH_KEYS and value not in (None, MASKED)}
         for vm_id, port, sources in accesses_from_opened([entry]):
             key = (normalize_id(vm_id), port, sources)
+            lease = lease_of(entry, sources)
             if (key[0], port) in known:
                 # initiated again (force, renewal) after a result reported it: its new rules may come later
                 for other_key, access in open_accesses.items():
                     if (other_key[0], other_key[1]) == (key[0], port):
-                        access["pending"] = True
+                        access.update(pending=True, lease=lease or access.get("lease"), renew=True)
                 continue
             known.add((key[0], port))
             open_accesses[key] = {
@@ -265,9 +305,18 @@ def merge_record(open_accesses, entries):
                 "pending": True,
                 "origin": ORIGIN_RECORD,
                 "sites": path_of(entry),  # NSGs where a rule may still be open
+                "lease": lease,
+                "renew": True,
             }
             added.append(key)
     return added
+
+
+def lease_of(entry, sources):
+    """The :class:`Lease` of an ``opened`` item, when it has one and one recorded source."""
+    if not isinstance(entry, dict) or not entry.get("lease") or not sources or len(sources) != 1:
+        return None
+    return Lease.from_opened(entry, sources[0])
 
 
 def rule_sites(record, access, rules):
@@ -308,6 +357,10 @@ class CallbackModule(CallbackBase):
         self._signals_installed = False
         self._secrets = []  # scrubbed from every line this plugin prints
         self._unclosed = False  # set when access may still be open: the run must not end with 0
+        self._task_started = {}  # task uuid -> monotonic time its first host started
+        self._renewals = None  # the lease thread, started with the first jit_request task
+        self._stop_renewals = threading.Event()
+        self._lease_apis = {}
         atexit.register(self._at_exit)
 
     # ------------------------------------------------------------------ options and signals
@@ -428,7 +481,7 @@ class CallbackModule(CallbackBase):
         args.update({key: value for key, value in invocation.items() if value is not None})
         state = str(args.get("state") or "present")
         if state == "absent":
-            self._forget(args, data)
+            self._forget(args, data, task)
         elif data.get("opened") and (data.get("changed") or data.get("failed")):
             auth = {key: invocation.get(key) for key in AUTH_KEYS if invocation.get(key) not in (None, MASKED)}
             with self._lock:
@@ -436,18 +489,30 @@ class CallbackModule(CallbackBase):
                 for entry in as_list(data["opened"]):
                     # the allow rules were seen when the module waited for them; else they may come later
                     pending = not (isinstance(entry, dict) and entry.get("nsg_rules"))
-                    reported.extend((vm_id, port, sources, pending, path_of(entry)) for vm_id, port, sources in accesses_from_opened([entry]))
+                    reported.extend(
+                        (vm_id, port, sources, pending, path_of(entry), lease_of(entry, sources)) for vm_id, port, sources in accesses_from_opened([entry])
+                    )
                 vm_ports = {(normalize_id(item[0]), item[1]) for item in reported}
                 for key, access in list(self._open.items()):
                     if access.get("origin") == ORIGIN_RECORD and (key[0], key[1]) in vm_ports:
                         del self._open[key]  # the result says it better (source, rules seen)
-                for vm_id, port, sources, pending, sites in reported:
+                for vm_id, port, sources, pending, sites, lease in reported:
                     key = (normalize_id(vm_id), port, sources)
-                    access = {"vm_id": vm_id, "port": port, "sources": sources, "auth": auth, "pending": pending, "origin": ORIGIN_RESULT, "sites": sites}
+                    access = {
+                        "vm_id": vm_id,
+                        "port": port,
+                        "sources": sources,
+                        "auth": auth,
+                        "pending": pending,
+                        "origin": ORIGIN_RESULT,
+                        "sites": sites,
+                        "lease": lease,
+                        "renew": True,
+                    }
                     self._open[key] = access
                     self._known.add((key[0], port))
 
-    def _forget(self, args, data):
+    def _forget(self, args, data, task=None):
         """A jit_request state=absent ran: only what it really deleted leaves the ledger.
 
         The ledger holds, per (VM, port, sources), the NSGs of the VM's path where a rule may still
@@ -459,19 +524,28 @@ class CallbackModule(CallbackBase):
         if data.get("failed"):
             return
         close_sources = sources_of(args)
+        # a lease renewed after this close may have started (or just before: Azure may still be
+        # applying it) can bring its rules back after the close deleted them: keep it, pending
+        since = self._task_started.get(getattr(task, "_uuid", None), time.monotonic()) - APPLY_WINDOW_SECONDS
         with self._lock:
             for vm in as_list(data.get("virtual_machines")):
                 if not isinstance(vm, dict) or not vm.get("id"):
                     continue
                 for port in as_list(vm.get("ports")):
                     if isinstance(port, dict):
-                        self._forget_port(normalize_id(vm["id"]), port, close_sources)
+                        self._forget_port(normalize_id(vm["id"]), port, close_sources, since)
 
-    def _forget_port(self, vm_key, port, close_sources):
+    def _forget_port(self, vm_key, port, close_sources, renewed_since=None):
         for key, access in list(self._open.items()):
             if key[0] != vm_key or access["port"] != port.get("number"):
                 continue
             action = port.get("action")
+            if action in ("closed", "not_open"):
+                access["renew"] = False  # closed by the run: never renewed again
+                if renewed_since is not None and access.get("renewed_mono", -1.0) >= renewed_since:
+                    # kept: the end-of-run close waits for its rules while Azure may still apply it
+                    access["sites"] = None
+                    continue
             if action == "not_open":
                 if close_sources is None or access["sources"] is None or source_set(access["sources"]) <= source_set(close_sources):
                     del self._open[key]
@@ -492,6 +566,13 @@ class CallbackModule(CallbackBase):
             elif action == "pending":
                 access["pending"] = True
 
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._task_started.setdefault(getattr(task, "_uuid", None), time.monotonic())
+        if self._is_jit_request(task) and self._renewals is None and os.getpid() == self._pid:
+            # renews leases (jit_request lease=...) while the run is alive; dies with the controller
+            self._renewals = threading.Thread(target=self._lease_loop, name="jit_guard-leases", daemon=True)
+            self._renewals.start()
+
     def v2_runner_on_ok(self, result):
         self._observe(result)
 
@@ -510,8 +591,6 @@ class CallbackModule(CallbackBase):
             self._close_all("the run ended")
         elif self._recorded:
             self._say("jit_guard: the playbook closed every JIT access it opened (%d); nothing left to close" % self._recorded, color="bright purple")
-
-    # ------------------------------------------------------------------ closing
 
     def _say(self, message, color=None):
         message = scrub(message, self._secrets)
@@ -532,7 +611,100 @@ class CallbackModule(CallbackBase):
         params.update(auth)
         return params
 
+    # ------------------------------------------------------------------ leases
+
+    def _lease_loop(self):
+        while not self._stop_renewals.wait(self._lease_interval()):
+            try:
+                self._renew_leases()
+            except Exception as exc:  # noqa: BLE001 - the thread must live on; say why a renewal failed
+                self._say("jit_guard: could not check the leases: %s" % describe_error(exc, "renewing leases"), color="red")
+
+    def _lease_interval(self):
+        interval = float(self._option("lease_check_interval", 30) or 30)
+        with self._lock:
+            leases = [access["lease"] for access in self._open.values() if access.get("lease") and access.get("renew")]
+        if leases:  # at least three checks in each renewal margin
+            interval = min([interval] + [lease_renew_before(lease.seconds) / 3.0 for lease in leases])
+        return max(interval, 0.05)
+
+    def _renew_leases(self):
+        """One check: read each policy holding a lease (one GET) and renew, in one initiate per
+        policy, the leases that end within their renewal margin. Holds the lock throughout, so a
+        close (signal, end of run) never starts in the middle of a renewal."""
+        with self._lock:
+            if self._closing or self._stop_renewals.is_set():
+                return
+            self._ingest_records()
+            groups = {}
+            for access in self._open.values():
+                lease = access.get("lease")
+                if not lease or not access.get("renew"):
+                    continue
+                subscription = parse_resource_id(access["vm_id"]).subscription
+                auth_key = (subscription.lower(), tuple(sorted(access["auth"].items())))
+                group = groups.setdefault(auth_key, (subscription, access["auth"], {}))
+                group[2].setdefault(lease.policy_id, []).append(access)
+            for auth_key, (subscription, auth, policies) in groups.items():
+                api = self._lease_apis.get(auth_key)
+                if api is None:
+                    self._secrets = _auth.known_secrets(self._settings({}))
+                    api = self._lease_apis[auth_key] = _api.connect(self._settings(auth), subscription_id=subscription)
+                for policy_id, accesses in policies.items():
+                    self._renew_policy(api, policy_id, accesses)
+
+    def _renew_policy(self, api, policy_id, accesses):
+        try:
+            policy = api.get(policy_id, _api.SECURITY_API_VERSION)
+        except Exception as exc:  # noqa: BLE001 - tried again at the next check
+            self._say("jit_guard: could not read JIT policy %s to renew leases: %s" % (policy_id.rsplit("/", 1)[-1], describe_error(exc, "read")), color="red")
+            return
+        now = server_time(api.server_date, datetime.now(_UTC))  # Azure's clock decides
+        due = []
+        for access in accesses:
+            lease = access["lease"]
+            state, active = renewal_state(lease, policy, now)
+            if state == RENEW_DUE:
+                due.append(access)
+            elif state == RENEW_DONE:
+                access["renew"] = False
+            elif state == RENEW_LOST:
+                access["renew"] = False
+                self._say(
+                    "jit_guard: not renewing %s port %s: %s"
+                    % (
+                        lease.vm_id.rsplit("/", 1)[-1],
+                        lease.port,
+                        "its request ended (closed, expired or revoked)"
+                        if active is None
+                        else "another request from %s replaced it" % ",".join(active.sources),
+                    ),
+                    color="bright purple",
+                )
+        if not due:
+            return
+        body = renewal_body([access["lease"] for access in due], now, "Ansible jitaccess.azure.jit_guard lease renewal (%s)" % default_justification())
+        try:
+            answer = _api.initiate_jit_request(api, policy_id, body)
+        except Exception as exc:  # noqa: BLE001 - tried again at the next check while the lease lasts
+            self._say(
+                "jit_guard: could not renew %d lease(s) on policy %s: %s" % (len(due), policy_id.rsplit("/", 1)[-1], describe_error(exc, "initiate")),
+                color="red",
+            )
+            return
+        started = (answer or {}).get("startTimeUtc") if isinstance(answer, dict) else None
+        for access in due:
+            access.update(renewed_mono=time.monotonic(), renewed_start=started or format_azure_datetime(now))
+        ends = sorted({port["endTimeUtc"] for vm in body["virtualMachines"] for port in vm["ports"]})
+        self._say(
+            "jit_guard: renewed %d lease%s on JIT policy %s until %s" % (len(due), "" if len(due) == 1 else "s", policy_id.rsplit("/", 1)[-1], ends[0]),
+            color="bright purple",
+        )
+
+    # ------------------------------------------------------------------ closing
+
     def _close_all(self, reason):
+        self._stop_renewals.set()  # a run that is closing renews nothing any more
         with self._lock:
             if self._closing or not self._open:
                 return
@@ -589,7 +761,11 @@ class CallbackModule(CallbackBase):
             topology, nsgs = read_close_state(api, call)
             planned, unknown, kept = plan_close(topology, nsgs, list(targets.values()))
             deleted = delete_rules(api, call, planned) if planned else []
-            pending = [access for access in accesses if access.get("pending")]
+            now = server_time(api.server_date, datetime.now(_UTC))
+            for access in accesses:  # a lease renewal Azure may still be applying: its rules may come back
+                started = access.get("renewed_start")
+                access["fresh_renewal"] = bool(started) and (now - parse_azure_datetime(started)).total_seconds() < APPLY_WINDOW_SECONDS
+            pending = [access for access in accesses if access.get("pending") or access["fresh_renewal"]]
             if pending and not errors:
                 more_planned, more_deleted, late = self._close_pending(api, call, (topology, nsgs), pending, found=planned + kept, deadline=deadline)
                 planned, deleted = planned + more_planned, deleted + more_deleted
@@ -618,6 +794,16 @@ class CallbackModule(CallbackBase):
             self._say("jit_guard: left JIT allow rule %s on %s: %s" % (rule["rule_name"], rule["nsg_id"].rsplit("/", 1)[-1], rule["reason"]), color="red")
         for vm_id in unknown:
             self._say("jit_guard: VM %s no longer exists; nothing to close" % vm_id, color="bright purple")
+        renewals = [access for access in late if access.get("fresh_renewal")]
+        late = [access for access in late if not access.get("fresh_renewal")]
+        for access in renewals:
+            # usually applied already (its rules were deleted above); if not, it ends with its lease
+            self._say(
+                "jit_guard: %s port %s: its lease was renewed at %s and no rule came back after the close;"
+                " had Azure not applied the renewal yet, it ends by %s at the latest"
+                % (access["vm_id"].rsplit("/", 1)[-1], access["port"], access["renewed_start"], self._lease_end(access)),
+                color="bright purple",
+            )
         for access in late:
             self._say(
                 "jit_guard: no allow rule appeared in time for %s port %s (initiated by this run); if Azure still applies it, it stays until the request ends"
@@ -635,6 +821,12 @@ class CallbackModule(CallbackBase):
                 color="red",
             )
 
+    @staticmethod
+    def _lease_end(access):
+        lease = access["lease"]
+        end = parse_azure_datetime(access["renewed_start"]).timestamp() + lease.seconds
+        return format_azure_datetime(min(datetime.fromtimestamp(end, _UTC), lease.until))
+
     def _close_pending(self, api, call, state, accesses, *, found, deadline):
         """Wait (until ``deadline``) for the allow rules of initiated accesses not applied yet, and
         delete them as they appear, through the shared plan_close/delete_rules.
@@ -650,7 +842,7 @@ class CallbackModule(CallbackBase):
             record = topology.get(normalize_id(access["vm_id"]))
             if record is None:
                 continue
-            seen = rule_sites(record, access, found)
+            seen = set() if access.get("fresh_renewal") else rule_sites(record, access, found)
             if missing_sites(record, access, seen):
                 waiting.append((access, record, seen))
         if not waiting:

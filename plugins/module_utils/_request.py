@@ -298,6 +298,26 @@ def normalize_single_source(sources, allow_any_source):
     return normalized
 
 
+MIN_LEASE_SECONDS = 300
+"""Shortest lease (5 minutes): long enough for a renewal to be applied before the lease ends."""
+
+
+def lease_renew_before(lease_seconds):
+    """Seconds before a lease ends at which jit_guard renews it: half the lease, at most the apply
+    window plus one minute (3 min), so that the renewal is applied before the old request ends."""
+    return min(lease_seconds // 2, APPLY_WINDOW_SECONDS + 60)
+
+
+def parse_lease(value, duration_seconds):
+    """Seconds of the lease (``None`` when not set): 5 minutes to the duration."""
+    if value is None:
+        return None
+    seconds = parse_duration(value, name="lease")
+    # the upper bound is the duration: a lease never keeps access longer than asked
+    check_duration_bounds(seconds, name="lease (at most the duration)", minimum=MIN_LEASE_SECONDS, maximum=duration_seconds, shown=value)
+    return seconds
+
+
 def parse_request_duration(value):
     """Seconds of the requested duration: 1 minute to 24 hours (each port's maximum is checked later)."""
     seconds = parse_duration(value, name="duration")
@@ -356,6 +376,7 @@ class RequestOptions:
     duration_text: str
     renew_margin: int
     justification: str
+    lease: int | None = None
     force: bool = False
     wait: bool = True
     wait_timeout: int = 300
@@ -364,6 +385,11 @@ class RequestOptions:
     def ports_for(self, target):
         """The ports asked for on one VM: its own, else the task's (``None``: every policy port)."""
         return target.ports if target.ports is not None else self.ports
+
+    @property
+    def request_seconds(self):
+        """How long each initiated request lasts: the lease when set (jit_guard renews it), else the duration."""
+        return self.lease or self.duration
 
     @property
     def source(self):
@@ -375,7 +401,8 @@ def parse_request_options(params, justification=None):
     """:class:`RequestOptions` from the module's ``params``; raises :class:`JitValidationError`
     naming the first bad value (nothing has been read or written yet)."""
     duration = parse_request_duration(params["duration"])
-    margin = parse_renew_margin(params["renew_margin"], duration)
+    lease = parse_lease(params.get("lease"), duration) if params["state"] == "present" else None
+    margin = parse_renew_margin(params["renew_margin"], lease or duration)
     if params["state"] == "present":
         sources = normalize_single_source(params["source_address_prefixes"], params["allow_any_source"])
     else:  # closing: any source named may be closed
@@ -398,6 +425,7 @@ def parse_request_options(params, justification=None):
         duration=duration,
         duration_text=params["duration"],
         renew_margin=margin,
+        lease=lease,
         justification=params["justification"] or justification or default_justification(),
         force=params["force"],
         wait=params["wait"],

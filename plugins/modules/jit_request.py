@@ -128,6 +128,21 @@ options:
         renewed instead of reused (see the idempotency description above).
       - Any O(duration) form. The default is the smaller of 10 minutes and half of O(duration).
     type: str
+  lease:
+    description:
+      - Bound the exposure of a run that is killed outright (C(SIGKILL), a lost controller), which
+        neither C(always) nor a callback can catch. Each request lasts only this long (the lease);
+        the C(jitaccess.azure.jit_guard) callback renews it, while the run is alive, shortly before
+        it ends (half the lease before, at most 3 minutes before), until O(duration) has passed or
+        the run closes it. When the controller dies, the renewals stop and Azure ends the access
+        within one lease.
+      - Any O(duration) form, from 5 minutes to O(duration). For example V(10m) with
+        O(duration=2h) keeps access for up to two hours with one renewal every 7 minutes.
+      - Needs the C(jitaccess.azure.jit_guard) callback (the task fails before any write without
+        it). The renewals use the source Azure recorded for the request, never the caller's
+        address. Ignored with O(state=absent).
+    type: str
+    version_added: 0.2.0
   force:
     description:
       - With O(state=present), initiate a new request even when an active one already covers
@@ -417,9 +432,21 @@ opened:
       type: str
       sample: /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default
     end_time_utc:
-      description: When Azure ends the access.
+      description: When Azure ends the access (with O(lease), the end of the first lease).
       type: str
       sample: "2026-11-21T11:00:00Z"
+    lease:
+      description: Seconds of the lease, with O(lease); jit_guard renews the access until RV(opened[].access_until).
+      type: int
+      returned: with O(lease)
+      sample: 600
+      version_added: 0.2.0
+    access_until:
+      description: With O(lease), the end of the access asked for (start plus O(duration)); no renewal goes past it.
+      type: str
+      returned: with O(lease)
+      sample: "2026-11-21T12:00:00Z"
+      version_added: 0.2.0
     private_ips:
       description: Destinations of the allow rules.
       type: list
@@ -500,7 +527,7 @@ initiated:
 
 import os  # noqa: E402
 from collections import OrderedDict  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _close, _jit, _nsg, _request  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
@@ -544,6 +571,7 @@ ARGUMENT_SPEC = dict(
     duration=dict(type="str", default=_request.DEFAULT_REQUEST_DURATION),
     justification=dict(type="str"),
     renew_margin=dict(type="str"),
+    lease=dict(type="str"),
     force=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
@@ -594,6 +622,11 @@ class JitRequest:
             error = str(exc)
         else:
             error = None
+        if error is None and self.options.lease and not os.environ.get(RECORD_VARIABLE):
+            error = (
+                "lease needs the jitaccess.azure.jit_guard callback, which renews the lease while the run is alive:"
+                " enable it (callbacks_enabled = jitaccess.azure.jit_guard in ansible.cfg) or remove lease. Nothing was requested"
+            )
         if error:  # failed outside the except block: no traceback attached to the result
             module.fail_json(msg=error)
 
@@ -656,6 +689,9 @@ class JitRequest:
             except _arm.JitValidationError as exc:
                 errors.append(str(exc))
                 continue
+            if options.lease:  # the duration was checked against the policy; the request lasts one lease
+                lease_end = _arm.format_azure_datetime(_arm.parse_azure_datetime(self.now) + timedelta(seconds=options.lease))
+                initiate_ports = [dict(port, endTimeUtc=lease_end) for port in initiate_ports]
             plans.append({"record": record, "policy": policy, "entry": entry, "ports": initiate_ports, "paths": _nsg.path_pairs(record)})
         if errors:
             self.module.fail_json(msg="; ".join(errors), errors=errors)
@@ -675,7 +711,7 @@ class JitRequest:
     def covered(self, plan, port, active):
         """(covered, access) for one VM port: an active request long enough whose rules are on every NSG."""
         options = self.options
-        needed = _request.needed_end_time(self.now, options.duration, options.renew_margin)
+        needed = _request.needed_end_time(self.now, options.request_seconds, options.renew_margin)
         if options.sources is not None:
             ok = _request.request_covers(active, options.sources, needed)
         else:
@@ -892,10 +928,14 @@ class JitRequest:
             return "closed"
         return "open from %s until %s" % (",".join(active.sources) or "caller", _arm.format_azure_datetime(active.end_time))
 
-    @staticmethod
-    def _opened_item(plan, port, source, access):
+    def _opened_item(self, plan, port, source, access):
         record = plan["record"]
+        lease = {}
+        if self.options.lease:  # what jit_guard needs to renew it
+            until = _arm.parse_azure_datetime(self.now) + timedelta(seconds=self.options.duration)
+            lease = {"lease": self.options.lease, "access_until": _arm.format_azure_datetime(until)}
         return {
+            **lease,
             "vm_id": record["id"],
             "vm_name": record["name"],
             "port": port["number"],

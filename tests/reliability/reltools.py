@@ -193,7 +193,7 @@ def assert_no_secret(secret, *texts):
 class Background:
     """An ansible-playbook process started in the background (for concurrency and signals)."""
 
-    def __init__(self, sim, plays, workdir, *, inventory=None, env=None, args=()):
+    def __init__(self, sim, plays, workdir, *, inventory=None, env=None, args=(), new_session=False):
         import subprocess
         import sys
 
@@ -217,7 +217,8 @@ class Background:
         self.log = open(self.log_path, "w+", encoding="utf-8")  # noqa: SIM115 - closed in wait()
         run_env = ansible_env(sim, dict(env or {}, RECORD_RESULTS_PATH=self.record))
         command = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook, *args]
-        self.proc = subprocess.Popen(command, env=run_env, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        # new_session: the run gets its own process group, which a test can SIGKILL as a whole (AWX's cancel)
+        self.proc = subprocess.Popen(command, env=run_env, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=new_session)
 
     def output(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as stream:

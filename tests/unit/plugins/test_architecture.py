@@ -22,6 +22,7 @@ LAYERS = {
     "_request": 2,  # request logic and jit_request's typed options
     "_api": 2,  # the only place that talks to ARM
     "_topology": 3,  # bulk reads turned into VM records
+    "_lease": 3,  # leases jit_guard renews (jit_request lease=)
     "_close": 4,  # the close planner shared by jit_request and jit_guard
     "_facts": 4,  # nsg_jit_facts' verdicts
     "_module": 5,  # AnsibleModule + auth options + clean failures

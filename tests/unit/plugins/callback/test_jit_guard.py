@@ -162,7 +162,7 @@ def test_close_group_deletes_through_the_shared_close_logic(monkeypatch):
 
     def connect(settings, subscription_id):
         connected.append(settings)
-        return SimpleNamespace(subscription_id=subscription_id)
+        return SimpleNamespace(subscription_id=subscription_id, server_date=None)
 
     monkeypatch.setattr(jit_guard._api, "connect", connect)
     seen = {}
