@@ -70,14 +70,15 @@ def interrupt(sim, tmp_path, point, signum):
     inventory = write_inventory(sim, os.path.join(workdir, "inventory.ini"), HOSTS, group="jit_targets")
     configure = os.path.join(workdir, "configure.yml")
     with open(configure, "w", encoding="utf-8") as stream:
-        stream.write("- name: Long configuration\n  ansible.builtin.command: sleep 120\n  changed_when: false\n")
+        # says it runs (a marker), then works until the signal
+        stream.write("- name: Long configuration\n  ansible.builtin.shell: touch %s/configuring && sleep 120\n  changed_when: false\n" % workdir)
     wrapper = os.path.join(workdir, "run.yml")
     with open(wrapper, "w", encoding="utf-8") as stream:
         stream.write(
             "- import_playbook: %s\n"
             "- name: After the close\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
-            "    - name: Work after the close\n      ansible.builtin.command: sleep 120\n      changed_when: false\n"
-            % os.path.join(PLAYBOOKS, "configure_with_jit.yml")
+            "    - name: Work after the close\n      ansible.builtin.shell: touch %s/after && sleep 120\n      changed_when: false\n"
+            % (os.path.join(PLAYBOOKS, "configure_with_jit.yml"), workdir)
         )
     extra = {
         "jit_access_ports": [22],
@@ -97,7 +98,7 @@ def interrupt(sim, tmp_path, point, signum):
     if point == "during_close":
         sim.fault(method="DELETE", path_contains="securityRules", kind="latency", latency_ms=3000, times=-1)
 
-    run = Background(sim, wrapper, workdir, inventory=inventory, env=GUARD_ENV, args=("-e", json.dumps(extra)))
+    run = Background(sim, wrapper, workdir, inventory=inventory, env=GUARD_ENV, args=("-e", json.dumps(extra)), new_session=True)
     initiated_at = None
     try:
         if point == "before_open":
@@ -106,25 +107,20 @@ def interrupt(sim, tmp_path, point, signum):
             _wait_for(lambda: _ops(sim).get("POST initiate", 0) >= 2, run, what="both initiates")
             initiated_at = time.monotonic()
         elif point == "during_configuration":
-            _wait_for(lambda: "TASK [Long configuration]" in run.output(), run, what="the configuration task")
+            _wait_for(lambda: os.path.exists(os.path.join(workdir, "configuring")), run, what="the configuration task")
         elif point == "during_close":
             _wait_for(lambda: _ops(sim).get("DELETE securityRules", 0) >= 1, run, what="the first rule deletion")
         elif point == "after_close":
-            _wait_for(lambda: "TASK [Work after the close]" in run.output(), run, what="the play after the close")
-        time.sleep(0.5)
+            _wait_for(lambda: os.path.exists(os.path.join(workdir, "after")), run, what="the play after the close")
         opened_before_signal = [rule for rule in jit_rules(sim.state()) if rule["sources"] == [OURS]]
         sent = time.monotonic()
         run.proc.send_signal(signum)
-        # within 30 s: the run has ended and none of its allow rules is left, also once the
-        # service has applied whatever was initiated (the apply delay)
-        settle = sent + (8 if point in ("before_open", "during_wait") else 1)
-        while True:
-            now = time.monotonic()
-            if run.proc.poll() is not None and now >= settle:
-                break  # the run is over: nothing will close what is still there
-            if now - sent > CLOSE_WITHIN:
+        # within 30 s: every process of the run has ended (a module too) and the service has
+        # applied whatever was initiated (no apply is due): from then on nothing opens or closes
+        while run.proc.poll() is None or run.group_alive() or sim.admin("GET", "/applies")["due"]:
+            if time.monotonic() - sent > CLOSE_WITHIN:
                 break
-            time.sleep(0.5)
+            time.sleep(0.1)
         closed_after = time.monotonic() - sent
         rc = run.wait(30)
     finally:

@@ -220,6 +220,16 @@ class Background:
         # new_session: the run gets its own process group, which a test can SIGKILL as a whole (AWX's cancel)
         self.proc = subprocess.Popen(command, env=run_env, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=new_session)
 
+    def group_alive(self):
+        """Whether a process of the run's group (``new_session=True``) still exists: workers, modules."""
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def output(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as stream:
             return stream.read()

@@ -83,9 +83,13 @@ def test_barrier_fault_holds_requests_until_all_parties_arrive(arm, sim):
         arm.call("GET", f"/subscriptions/{SUB}/resourcegroups")
         answered.append(time.monotonic())
 
+    before = sim.stats()["requests"]
     first = threading.Thread(target=call)
     first.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20
+    while sim.stats()["requests"] <= before:  # counted on arrival, before the barrier
+        assert time.monotonic() < deadline, "the first request never arrived"
+        time.sleep(0.01)
     assert not answered, "the first request must wait for its partner"
     second_sent = time.monotonic()
     call()
