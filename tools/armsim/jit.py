@@ -10,7 +10,7 @@ import uuid
 import zlib
 from typing import Any
 
-from armsim import model, network, nsgeval
+from armsim import model, network, nsgeval, schema
 from armsim.arm import ArmError, Ctx, Response, dumps, json_response, rg_not_found
 from armsim.clock import iso, parse_duration, parse_iso
 from armsim.model import JitPolicy, JitRequest, JitRequestPort, JitRequestVm, Nsg, Rule, State, Vm
@@ -23,10 +23,6 @@ END_TIME_TOLERANCE = 5.0  # seconds of clock skew tolerated on endTimeUtc - now 
 PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "*": "*"}
 DENY_DESCRIPTION = "MDC JIT Network Access rule for policy '{policy}' of VM '{vm}'."
 ALLOW_DESCRIPTION = "MDC JIT Network Access rule created by an initiation request for policy '{policy}' of VM '{vm}'."
-
-
-INITIATE_PORT_MEMBERS = {"number", "allowedSourceAddressPrefix", "endTimeUtc"}
-"""JitNetworkAccessPolicyInitiatePort in the 2020-01-01 REST spec (Microsoft.Security)."""
 
 
 def policy_id(sub: str, rg: str, location: str, name: str) -> str:
@@ -466,14 +462,7 @@ def initiate(state: State, policy: JitPolicy, body: Any, *, caller_ip: str, requ
         if not isinstance(raw_ports, list) or not raw_ports:
             raise _bad("InvalidInitiateInput", f"Virtual machine '{vm_id}': 'ports' must be a non-empty array.")
         ports = []
-        for index, raw in enumerate(raw_ports):
-            unknown = sorted(set(raw) - INITIATE_PORT_MEMBERS) if isinstance(raw, dict) else []
-            if unknown:  # the REST spec's JitNetworkAccessPolicyInitiatePort has only these members
-                raise _bad(
-                    "InvalidRequestContent",
-                    f"The request content was invalid and could not be deserialized: 'Could not find member '{unknown[0]}' on object of type "
-                    f"'JitNetworkAccessPolicyInitiatePort'. Path 'virtualMachines[{len(seen_vms) - 1}].ports[{index}].{unknown[0]}'.'",
-                )
+        for raw in raw_ports:
             number = raw.get("number") if isinstance(raw, dict) else None
             if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 65535:
                 raise _bad("InvalidInitiateInput", f"Virtual machine '{vm_id}': port number '{number}' is invalid. Allowed range is 0-65535.")
@@ -656,7 +645,8 @@ def get_policy(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Response:
 def put_policy_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Response:
     _check_api(ctx, loc)
     delayed = ctx.app.deny_apply_delay > 0
-    policy = put_policy(ctx.state, rg, loc, name, ctx.req.json(), now=ctx.now, sync_deny=not delayed)
+    body = schema.security_body(ctx.req.json(), schema.JIT_POLICY)
+    policy = put_policy(ctx.state, rg, loc, name, body, now=ctx.now, sync_deny=not delayed)
     if delayed:
         ctx.app.schedule_deny_sync(policy.id.lower())
     return json_response(policy_json(policy))
@@ -676,7 +666,8 @@ def delete_policy_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> R
 def initiate_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Response:
     _check_api(ctx, loc)
     policy = _get(ctx, rg, loc, name)
-    req = initiate(ctx.state, policy, ctx.req.json(), caller_ip=ctx.req.client_ip, requestor=ctx.principal.name, now=ctx.now)
+    body = schema.security_body(ctx.req.json(), schema.JIT_INITIATE)
+    req = initiate(ctx.state, policy, body, caller_ip=ctx.req.client_ip, requestor=ctx.principal.name, now=ctx.now)
     ctx.app.schedule_apply(policy.id.lower(), req)
     return json_response(request_json(req), 202)
 

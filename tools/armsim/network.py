@@ -5,7 +5,7 @@ import ipaddress
 import re
 from typing import Any
 
-from armsim import model, nsgeval
+from armsim import model, nsgeval, schema
 from armsim.arm import ArmError, Ctx, Response, dumps, json_response, not_found, rg_not_found
 from armsim.model import Nsg, Rule
 
@@ -372,9 +372,7 @@ def put_nsg(ctx: Ctx, rg: str, nsg: str, **_: str) -> Response:
     nsg_id = model.res_id(state.subscription_id, group.name, NSG_TYPE, nsg)
     existing = state.nsgs.get(nsg_id.lower())
     check_if_match(ctx, existing.etag if existing else None)
-    body = ctx.req.json()
-    if not isinstance(body, dict):
-        raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request.")
+    body = schema.network_body(ctx.req.json(), schema.NETWORK_SECURITY_GROUP)
     location = body.get("location")
     if not location and existing is None:
         raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
@@ -482,9 +480,7 @@ def put_rule(ctx: Ctx, rg: str, nsg: str, rule: str, **_: str) -> Response:
     target = _get_nsg(ctx, rg, nsg)
     existing = target.rules.get(rule.lower())
     check_if_match(ctx, target.etag if existing else None)
-    body = ctx.req.json()
-    if not isinstance(body, dict):
-        raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request.")
+    body = schema.network_body(ctx.req.json(), schema.SECURITY_RULE)
     name = existing.name if existing else rule
     props = validate_rule_props(name, body.get("properties"))
     check_priority_conflict(target, name, props)

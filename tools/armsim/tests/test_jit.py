@@ -296,7 +296,7 @@ def test_initiate_raw_shape(arm):
         ([("web-1", [{"number": 80, "endTimeUtc": 60}])], 400, "InvalidInitiateInput"),
         ([("web-1", [{"number": 22, "endTimeUtc": 181}])], 400, "InvalidInitiateInput"),
         ([("web-1", [{"number": 22, "endTimeUtc": -1}])], 400, "InvalidInitiateInput"),
-        ([("web-1", [{"number": 22}])], 400, "InvalidInitiateInput"),
+        ([("web-1", [{"number": 22}])], 400, "InvalidRequestContent"),  # endTimeUtc is required by the contract
         ([("web-1", [{"number": 3389, "endTimeUtc": 60, "allowedSourceAddressPrefix": "1.2.3.4"}])], 400, "InvalidInitiateInput"),
         ([("web-1", [{"number": 3389, "endTimeUtc": 60}])], 400, "InvalidInitiateInput"),  # caller 127.0.0.1 not in 10.0.0.0/8
         ([("web-1", [{"number": 22, "endTimeUtc": 60, "allowedSourceAddressPrefix": "2001:db8::1"}])], 400, "InvalidInitiateInput"),
