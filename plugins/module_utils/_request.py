@@ -187,24 +187,37 @@ def normalize_request_sources(sources, allow_any_source=False, name="source_addr
     return tuple(sorted(result, key=prefix_sort_key))
 
 
-def _prefix_within(source, allowed):
-    """True when ``source`` (canonical) lies inside one of ``allowed`` (policy prefixes)."""
+def policy_prefix_for(source, allowed):
+    """How a request source stands against a port's allowed prefixes (``allowed``, canonical):
+    ``(True, source)`` when the policy allows anything (``*``) or lists the source itself (the
+    same prefix: 10.0.0.1 is 10.0.0.1/32); ``(False, prefix)`` when it lies strictly inside an
+    allowed ``prefix``; ``(False, None)`` when it is outside every one of them.
+
+    Whether Azure accepts a source strictly inside a policy prefix is not documented consistently
+    (a public report, MicrosoftDocs/azure-docs#53026, shows it refused as "not a subset of
+    policy"), so the collection never relies on it: see ``use_policy_source``.
+    """
     if "*" in allowed:
-        return True
+        return True, source
     if source == "*":
-        return False
+        return False, None
     network = ipaddress.ip_network(source, strict=False)
+    inside = None
     for prefix in allowed:
         try:
             container = ipaddress.ip_network(prefix, strict=False)
         except ValueError:  # a service tag or other text: a concrete source cannot be shown inside it
             continue
-        if container.version == network.version and network.subnet_of(container):
-            return True
-    return False
+        if container.version != network.version:
+            continue
+        if network == container:
+            return True, source
+        if inside is None and network.subnet_of(container):
+            inside = prefix
+    return False, inside
 
 
-def build_initiate_ports(policy_vm, seconds, *, ports=None, sources=None, vm_label=None, now=None, shown=None):
+def build_initiate_ports(policy_vm, seconds, *, ports=None, sources=None, vm_label=None, now=None, shown=None, use_policy_source=False):
     """Validate a request against a VM's policy entry and return the initiate ``ports`` list.
 
     * ``ports``: port numbers to open (default every port of the VM's policy entry); each must be
@@ -213,8 +226,10 @@ def build_initiate_ports(policy_vm, seconds, *, ports=None, sources=None, vm_lab
       the port's ``maxRequestAccessDuration`` (the message says the maximum); ``shown`` is how the
       user wrote it, for messages.
     * ``sources``: at most one prefix, already normalised (:func:`normalize_request_sources`); it
-      must lie within the port's allowed prefixes (policy ``*`` allows anything). ``None`` omits
-      the prefix so the service uses the caller's address.
+      must be one of the port's allowed prefixes (policy ``*`` allows anything). One strictly
+      inside an allowed prefix is refused, or replaced by that prefix with ``use_policy_source``
+      (see :func:`policy_prefix_for`). ``None`` omits the prefix so the service uses the
+      caller's address.
     * ``now``: the time ``endTimeUtc`` (now + duration) counts from; default the current UTC time.
 
     Returns ``[{"number", "endTimeUtc", ["allowedSourceAddressPrefix"]}]``: exactly the fields of
@@ -245,14 +260,24 @@ def build_initiate_ports(policy_vm, seconds, *, ports=None, sources=None, vm_lab
         shown = shown or format_duration(seconds)
         check_duration_bounds(seconds, name=f"duration for port {number} on VM {label!r}", minimum=MIN_REQUEST_SECONDS, maximum=maximum, shown=shown)
         allowed = port_prefixes(policy_port)
-        for source in request_sources or ():
-            if not _prefix_within(source, allowed):
+        source = request_sources[0] if request_sources else None
+        if source is not None:
+            listed, container = policy_prefix_for(source, allowed)
+            if not listed and container is None:
                 raise JitValidationError(
                     f"source {source!r} is not within the allowed source prefixes of port {number} on VM {label!r}: allowed {', '.join(allowed)}"
                 )
+            if not listed and not use_policy_source:
+                raise JitValidationError(
+                    f"source {source!r} lies inside {container!r} but is not one of the allowed source prefixes of port {number} on VM {label!r}"
+                    f" ({', '.join(allowed)}): Azure may refuse a request that is not exactly one of them. Request {container!r} itself,"
+                    f" or set use_policy_source=true to request the policy's prefix (it admits all of {container})"
+                )
+            if not listed:
+                source = container  # the user opted in: the policy's own prefix, wider than asked
         entry = {"number": number, "endTimeUtc": format_azure_datetime(start + timedelta(seconds=seconds))}
-        if request_sources:
-            entry["allowedSourceAddressPrefix"] = request_sources[0]
+        if source is not None:
+            entry["allowedSourceAddressPrefix"] = source
         result.append(entry)
     return result
 
@@ -377,6 +402,7 @@ class RequestOptions:
     renew_margin: int
     justification: str
     lease: int | None = None
+    use_policy_source: bool = False
     force: bool = False
     wait: bool = True
     wait_timeout: int = 300
@@ -426,6 +452,7 @@ def parse_request_options(params, justification=None):
         duration_text=params["duration"],
         renew_margin=margin,
         lease=lease,
+        use_policy_source=bool(params.get("use_policy_source")),
         justification=params["justification"] or justification or default_justification(),
         force=params["force"],
         wait=params["wait"],

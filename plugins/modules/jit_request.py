@@ -100,6 +100,17 @@ options:
         deleted. The default is every allow rule for the port, whatever its source.
     type: list
     elements: str
+  use_policy_source:
+    description:
+      - When O(source_address_prefixes) lies strictly inside one of a port's allowed source
+        prefixes (V(10.1.2.3) in a policy allowing V(10.0.0.0/8)), request that allowed prefix
+        instead. Azure may refuse a request whose source is not exactly one of the policy's
+        prefixes ("not a subset of policy"), so without this option such a source fails before any
+        write, naming the allowed prefixes. The prefix requested admits more than the source
+        given; the result reports what was requested.
+    type: bool
+    default: false
+    version_added: 0.2.0
   allow_any_source:
     description:
       - Allow O(source_address_prefixes) to mean "anywhere" (V(*), V(0.0.0.0/0), V(Internet) or
@@ -572,6 +583,7 @@ ARGUMENT_SPEC = dict(
     justification=dict(type="str"),
     renew_margin=dict(type="str"),
     lease=dict(type="str"),
+    use_policy_source=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
@@ -684,7 +696,14 @@ class JitRequest:
             policy, entry = _request.choose_policy(candidates, record)
             try:
                 initiate_ports = _request.build_initiate_ports(
-                    entry, options.duration, ports=options.ports_for(target), sources=options.sources, vm_label=label, now=self.now, shown=options.duration_text
+                    entry,
+                    options.duration,
+                    ports=options.ports_for(target),
+                    sources=options.sources,
+                    vm_label=label,
+                    now=self.now,
+                    shown=options.duration_text,
+                    use_policy_source=options.use_policy_source,
                 )
             except _arm.JitValidationError as exc:
                 errors.append(str(exc))
@@ -708,18 +727,27 @@ class JitRequest:
                 self._identities = []
         return self._identities
 
+    @staticmethod
+    def port_sources(port):
+        """The sources an initiate port asks for (the user's, or the policy's prefix with
+        use_policy_source); ``None``: the caller's address."""
+        source = port.get("allowedSourceAddressPrefix")
+        return (source,) if source else None
+
     def covered(self, plan, port, active):
         """(covered, access) for one VM port: an active request long enough whose rules are on every NSG."""
         options = self.options
         needed = _request.needed_end_time(self.now, options.request_seconds, options.renew_margin)
-        if options.sources is not None:
-            ok = _request.request_covers(active, options.sources, needed)
+        wanted = self.port_sources(port)
+        if wanted is not None:
+            ok = _request.request_covers(active, wanted, needed)
         else:
             ok = any(_request.request_covers(active, None, needed, requestor=name) for name in self.my_identities())
         if not ok:
             return False, None
-        sources = active.sources or options.sources
-        access, missing = _nsg.access_on_path(plan["paths"], self.nsgs, port, sources)
+        number = port["number"]
+        sources = active.sources or wanted
+        access, missing = _nsg.access_on_path(plan["paths"], self.nsgs, number, sources)
         return not missing, access
 
     def run_present(self):
@@ -734,7 +762,7 @@ class JitRequest:
             for port in plan["ports"]:
                 number = port["number"]
                 active = active_map.get((_arm.normalize_id(record["id"]), number))
-                covered, access = (False, None) if options.force else self.covered(plan, number, active)
+                covered, access = (False, None) if options.force else self.covered(plan, port, active)
                 if covered:
                     port_results[(record["id"], number)] = self._port_result(number, active, ACTION_ALREADY_OPEN, access, open_=True)
                 else:
@@ -753,9 +781,9 @@ class JitRequest:
                 for plan, ports in items:
                     for port in ports:
                         port_results[(plan["record"]["id"], port["number"])] = PortResult(
-                            port["number"], ACTION_WOULD_OPEN, source=options.source, end_time_utc=port.get("endTimeUtc")
+                            port["number"], ACTION_WOULD_OPEN, source=port.get("allowedSourceAddressPrefix"), end_time_utc=port.get("endTimeUtc")
                         )
-                        self.opened.append(self._opened_item(plan, port, options.source, []))
+                        self.opened.append(self._opened_item(plan, port, port.get("allowedSourceAddressPrefix"), []))
             return self._finish_present(plans, port_results)
 
         # Rules for these ports already on the path (older requests) do not prove the new one applied.
@@ -764,7 +792,7 @@ class JitRequest:
             for plan, ports in items:
                 for port in ports:
                     exclude = _nsg.baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
-                    waits.append({"plan": plan, "port": port, "sources": options.sources, "exclude": exclude})
+                    waits.append({"plan": plan, "port": port, "sources": self.port_sources(port), "exclude": exclude})
 
         for policy_id, items in by_policy.items():
             body = _request.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], options.justification)

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 
+import pytest
 import yaml
 from harness import run_playbook
 
@@ -390,6 +391,36 @@ def test_refusals_change_nothing(armsim):
             assert fragment in outcome["msg"], (name, fragment, outcome["msg"])
         assert "Traceback" not in outcome.get("module_stderr", "")
     assert armsim.stats()["writes"] == 0
+
+
+@pytest.mark.parametrize("rule", ["exact", "subset"])
+def test_a_source_inside_the_policy_prefix_works_whichever_rule_azure_applies(armsim, rule):
+    """Whether Azure takes a source merely inside a policy prefix is not settled (armsim can do
+    both): the collection never relies on it. Without use_policy_source it refuses before any
+    write, naming the allowed prefixes; with it, it requests the policy's prefix - under both."""
+    armsim.config(initiate_source_rule=rule)
+    restricted = [vm_ref("restricted-1")]
+    result = run(
+        armsim,
+        task("inside", {"virtual_machines": restricted, "source_address_prefixes": ["203.0.113.7"]}, ignore_errors=True),
+    )
+    refused = result.result("inside")
+    assert refused["failed"] is True
+    assert "'203.0.113.7' lies inside '203.0.113.0/24' but is not one of the allowed source prefixes" in refused["msg"]
+    assert "use_policy_source=true" in refused["msg"]
+    assert armsim.stats()["writes"] == 0
+    opened = ok(
+        run(armsim, task("widened", {"virtual_machines": restricted, "source_address_prefixes": ["203.0.113.7"], "use_policy_source": True})), "widened"
+    )
+    port = opened["virtual_machines"][0]["ports"][0]
+    assert port["action"] == "opened" and port["source"] == "203.0.113.0/24"
+    assert [item["source"] for item in opened["opened"]] == ["203.0.113.0/24"]
+    assert ops(armsim)["POST initiate"] == 1
+    again = ok(
+        run(armsim, task("again", {"virtual_machines": restricted, "source_address_prefixes": ["203.0.113.7"], "use_policy_source": True})), "again"
+    )
+    assert again["changed"] is False  # idempotent on the prefix it requested
+    assert ops(armsim)["POST initiate"] == 1
 
 
 def test_wait_timeout_names_what_is_missing(armsim):

@@ -98,6 +98,10 @@ def handle(app: Any, req: Request, path: str) -> Response:
             app.deny_apply_delay = float(body["deny_apply_delay"])
         if "apply_hold" in body:
             app.apply_hold = bool(body["apply_hold"])
+        if "initiate_source_rule" in body:
+            if body["initiate_source_rule"] not in jit.SOURCE_RULES:
+                return _bad(f"initiate_source_rule must be one of {', '.join(jit.SOURCE_RULES)}")
+            app.initiate_source_rule = body["initiate_source_rule"]
         if "page_size" in body:
             if int(body["page_size"]) < 1:
                 return _bad("page_size must be >= 1")
@@ -138,6 +142,7 @@ def _config(app: Any) -> dict:
         "apply_delay": app.apply_delay,
         "deny_apply_delay": app.deny_apply_delay,
         "apply_hold": app.apply_hold,
+        "initiate_source_rule": app.initiate_source_rule,
         "page_size": app.page_size,
         "lro_retry_after": app.lro_retry_after,
     }

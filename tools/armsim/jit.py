@@ -426,7 +426,14 @@ def _not_subset(policy: JitPolicy, detail: str) -> ArmError:
     return _bad("InvalidInitiateInput", f"The given access request is not a subset of policy '{policy.id}': {detail}")
 
 
-def _source_allowed(source: str, allowed: list[str]) -> bool:
+SOURCE_RULES = ("exact", "subset")
+"""How an initiate's source must relate to the port's allowed prefixes (admin /config
+``initiate_source_rule``): ``exact`` (default) - one of them (10.0.0.1 equals 10.0.0.1/32), as a
+public report shows Azure refusing a source merely inside a policy prefix
+(MicrosoftDocs/azure-docs#53026); ``subset`` - inside one of them."""
+
+
+def _source_allowed(source: str, allowed: list[str], rule: str = "exact") -> bool:
     if "*" in allowed:
         return True
     if source == "*":
@@ -434,14 +441,15 @@ def _source_allowed(source: str, allowed: list[str]) -> bool:
     net = ipaddress.ip_network(source, strict=False)
     for a in allowed:
         try:
-            if net.subnet_of(ipaddress.ip_network(a, strict=False)):  # type: ignore[arg-type]
+            container = ipaddress.ip_network(a, strict=False)
+            if net == container or (rule == "subset" and net.subnet_of(container)):  # type: ignore[arg-type]
                 return True
         except (ValueError, TypeError):
             continue
     return False
 
 
-def initiate(state: State, policy: JitPolicy, body: Any, *, caller_ip: str, requestor: str, now: float) -> JitRequest:
+def initiate(state: State, policy: JitPolicy, body: Any, *, caller_ip: str, requestor: str, now: float, source_rule: str = "exact") -> JitRequest:
     if not isinstance(body, dict) or not isinstance(body.get("virtualMachines"), list) or not body["virtualMachines"]:
         raise _bad("InvalidInitiateInput", "The request must contain a non-empty 'virtualMachines' array.")
     policy_vms = {v["id"].lower(): v for v in policy.virtual_machines}
@@ -495,9 +503,11 @@ def initiate(state: State, policy: JitPolicy, body: Any, *, caller_ip: str, requ
                     raise _bad("InvalidInitiateInput", f"'{src}' is not a valid source address prefix.") from exc
                 if net is not None and net.version == 6:
                     raise _bad("InvalidInitiateInput", f"IPv6 source address '{src}' is not supported by Just-in-time network access.")
-                if not _source_allowed(str(src), allowed):
+                if not _source_allowed(str(src), allowed, source_rule):
                     raise _not_subset(
-                        policy, f"source '{src}' is not within the allowed source address prefixes {allowed} of port {number} of virtual machine '{vm_id}'."
+                        policy,
+                        f"source '{src}' is not {'one' if source_rule == 'exact' else 'within one'} of the allowed source address prefixes {allowed}"
+                        f" of port {number} of virtual machine '{vm_id}'.",
                     )
             port = JitRequestPort(number=number, end_time=end)
             port.source = str(sources[0])
@@ -667,7 +677,7 @@ def initiate_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Respon
     _check_api(ctx, loc)
     policy = _get(ctx, rg, loc, name)
     body = schema.security_body(ctx.req.json(), schema.JIT_INITIATE)
-    req = initiate(ctx.state, policy, body, caller_ip=ctx.req.client_ip, requestor=ctx.principal.name, now=ctx.now)
+    req = initiate(ctx.state, policy, body, caller_ip=ctx.req.client_ip, requestor=ctx.principal.name, now=ctx.now, source_rule=ctx.app.initiate_source_rule)
     ctx.app.schedule_apply(policy.id.lower(), req)
     return json_response(request_json(req), 202)
 

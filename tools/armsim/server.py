@@ -249,6 +249,7 @@ class App:
         self.apply_delay = float(apply_delay)
         self.deny_apply_delay = 0.0  # seconds before a policy write's deny rules appear (admin /config; reset to 0)
         self.apply_hold = False  # hold initiated requests until POST /admin/apply (admin /config; reset to false)
+        self.initiate_source_rule = "exact"  # jit.SOURCE_RULES (admin /config; reset to exact)
         self.held_applies: list = []
         self.applies_due = 0
         self.page_size = int(page_size)
@@ -306,6 +307,7 @@ class App:
             self._build_states()
             self.deny_apply_delay = 0.0
             self.apply_hold = False
+            self.initiate_source_rule = "exact"
             self.applies_due -= len(self.held_applies)  # dropped, never run
             self.held_applies = []
             self.stats.reset()

@@ -281,12 +281,29 @@ def test_initiate_via_sdk(arm, clients, sim):
 
 def test_initiate_raw_shape(arm):
     put_web1(arm)
-    r = arm.policy("POST", initiate_body(("web-1", [{"number": 3389, "endTimeUtc": end(), "allowedSourceAddressPrefix": "10.1.2.3"}])), action="/initiate")
+    r = arm.policy("POST", initiate_body(("web-1", [{"number": 3389, "endTimeUtc": end(), "allowedSourceAddressPrefix": "10.0.0.0/8"}])), action="/initiate")
     assert r.status_code == 202
     body = r.json()
     assert set(body) == {"virtualMachines", "startTimeUtc", "requestor", "justification"}
     assert set(body["virtualMachines"][0]["ports"][0]) == {"number", "allowedSourceAddressPrefix", "endTimeUtc", "status", "statusReason"}
-    assert body["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"] == "10.1.2.3"
+    assert body["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"] == "10.0.0.0/8"
+
+
+def test_a_source_inside_the_policy_prefix_is_refused_unless_armsim_is_told_azure_accepts_it(arm, sim):
+    """initiate_source_rule: exact (default, MicrosoftDocs/azure-docs#53026) or subset."""
+    put_web1(arm)  # port 3389 allows 10.0.0.0/8
+    inside = initiate_body(("web-1", [{"number": 3389, "endTimeUtc": end(), "allowedSourceAddressPrefix": "10.1.2.3"}]))
+    r = arm.policy("POST", inside, action="/initiate")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidInitiateInput"
+    assert "not a subset of policy" in r.json()["error"]["message"] and "is not one of the allowed source address prefixes" in r.json()["error"]["message"]
+    same = initiate_body(("web-1", [{"number": 3389, "endTimeUtc": end(), "allowedSourceAddressPrefix": "10.0.0.0/8"}]))
+    assert arm.policy("POST", same, action="/initiate").status_code == 202
+    assert sim.config(initiate_source_rule="subset")["initiate_source_rule"] == "subset"
+    assert arm.policy("POST", inside, action="/initiate").status_code == 202
+    outside = initiate_body(("web-1", [{"number": 3389, "endTimeUtc": end(), "allowedSourceAddressPrefix": "11.1.2.3"}]))
+    assert arm.policy("POST", outside, action="/initiate").status_code == 400
+    with pytest.raises(Exception, match="initiate_source_rule"):
+        sim.config(initiate_source_rule="loose")
 
 
 @pytest.mark.parametrize(

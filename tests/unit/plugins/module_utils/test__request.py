@@ -211,7 +211,7 @@ def test_build_initiate_ports_defaults_to_every_policy_port():
 
 
 def test_build_initiate_ports_send_only_the_spec_fields():
-    ports = _request.build_initiate_ports(policy_vm(("10.0.0.0/8", "20.0.0.0/8")), 3600, ports=["22", 22], sources=("10.1.2.3",), now=NOW)
+    ports = _request.build_initiate_ports(policy_vm(("10.1.2.3/32", "20.0.0.0/8")), 3600, ports=["22", 22], sources=("10.1.2.3",), now=NOW)
     assert ports == [{"number": 22, "endTimeUtc": "2026-11-21T11:00:00Z", "allowedSourceAddressPrefix": "10.1.2.3"}]
     single = _request.build_initiate_ports(policy_vm(), 3600, ports=[22], sources=("5.6.7.8",))
     assert set(single[0]) == INITIATE_PORT_FIELDS and single[0]["allowedSourceAddressPrefix"] == "5.6.7.8"  # endTimeUtc from the current time
@@ -220,6 +220,26 @@ def test_build_initiate_ports_send_only_the_spec_fields():
         _request.normalize_single_source(["10.1.2.3", "20.0.0.0/16"], False)
     anywhere = _request.build_initiate_ports(policy_vm(), 3600, ports=[22], sources=_request.normalize_single_source(["Internet"], True))
     assert anywhere[0]["allowedSourceAddressPrefix"] == "*"
+
+
+def test_a_source_inside_a_policy_prefix_is_refused_unless_the_user_asks_for_the_policy_prefix():
+    """Azure may refuse a source that is not one of the policy's prefixes ("not a subset of
+    policy"): never rely on it. The message names the allowed prefixes; use_policy_source requests
+    the policy's own prefix instead (wider: it says so)."""
+    vm_entry = policy_vm(("10.0.0.0/8", "20.0.0.0/8"))
+    with pytest.raises(JitValidationError) as error:
+        _request.build_initiate_ports(vm_entry, 3600, ports=[22], sources=("10.1.2.3",), vm_label="web-1")
+    assert "source '10.1.2.3' lies inside '10.0.0.0/8' but is not one of the allowed source prefixes of port 22 on VM 'web-1'" in str(error.value)
+    assert "(10.0.0.0/8, 20.0.0.0/8)" in str(error.value) and "use_policy_source=true" in str(error.value)
+    widened = _request.build_initiate_ports(vm_entry, 3600, ports=[22], sources=("10.1.2.3",), use_policy_source=True)
+    assert widened[0]["allowedSourceAddressPrefix"] == "10.0.0.0/8"
+    # the same prefix written another way is one of them: no widening, no refusal
+    exact = _request.build_initiate_ports(policy_vm(("10.1.2.3/32",)), 3600, ports=[22], sources=("10.1.2.3",))
+    assert exact[0]["allowedSourceAddressPrefix"] == "10.1.2.3"
+    assert _request.policy_prefix_for("10.1.2.3", ["10.1.2.3/32"]) == (True, "10.1.2.3")
+    assert _request.policy_prefix_for("10.1.2.3", ["*"]) == (True, "10.1.2.3")
+    assert _request.policy_prefix_for("10.1.2.0/24", ["10.0.0.0/8", "10.1.0.0/16"]) == (False, "10.0.0.0/8")
+    assert _request.policy_prefix_for("11.1.2.3", ["10.0.0.0/8"]) == (False, None)
 
 
 def test_build_initiate_ports_policy_with_tag_prefix_matches_exactly():
@@ -295,7 +315,9 @@ def test_build_initiate_body():
     st.lists(st.integers(0, 32), min_size=1, max_size=3),
     st.integers(0, 2**32 - 1),
 )
-def test_sources_inside_policy_prefix_always_accepted(lengths, address):
+def test_a_source_inside_a_policy_prefix_is_sent_only_as_the_prefix_itself(lengths, address):
+    """Any source inside a policy prefix: sent unchanged when it is that prefix, refused before any
+    write otherwise, and replaced by the policy's prefix only with use_policy_source."""
     policy_prefix = ipaddress.ip_network((address, lengths[0]), strict=False)
     vm_entry = {"id": vm_id("a"), "ports": [{"number": 22, "allowedSourceAddressPrefix": str(policy_prefix), "maxRequestAccessDuration": "PT3H"}]}
     sources = [str(sub) for sub in (next(policy_prefix.subnets(new_prefix=max(length, policy_prefix.prefixlen))) for length in lengths)]
@@ -303,8 +325,15 @@ def test_sources_inside_policy_prefix_always_accepted(lengths, address):
         return
     for source in sources:  # one source per request (the initiate port has a single prefix)
         broad = ipaddress.ip_network(source).prefixlen < _request.BROAD_SOURCE_PREFIX_LENGTH  # needs the explicit opt-in
-        ports = _request.build_initiate_ports(vm_entry, 3600, sources=_request.normalize_single_source([source], broad))
-        assert ports[0]["number"] == 22 and ports[0]["allowedSourceAddressPrefix"] == source
+        normalized = _request.normalize_single_source([source], broad)
+        if ipaddress.ip_network(source) == policy_prefix:
+            ports = _request.build_initiate_ports(vm_entry, 3600, sources=normalized)
+            assert ports[0]["allowedSourceAddressPrefix"] == source
+        else:
+            with pytest.raises(JitValidationError, match="use_policy_source"):
+                _request.build_initiate_ports(vm_entry, 3600, sources=normalized)
+            ports = _request.build_initiate_ports(vm_entry, 3600, sources=normalized, use_policy_source=True)
+            assert ports[0]["allowedSourceAddressPrefix"] == str(policy_prefix)
 
 
 # --------------------------------------------------------------------------------------------------
