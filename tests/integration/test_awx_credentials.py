@@ -19,6 +19,7 @@ import os
 import yaml
 from harness import run_playbook
 
+from armsim.model import stable_uuid
 from armsim.seed import DEFAULT_PRINCIPAL
 
 SEED_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds", "jit_request.yaml")
@@ -90,7 +91,8 @@ def test_service_principal_credential(armsim):
     facts = run.result("facts")["ansible_facts"]["azure_jit"]
     assert {vm["name"] for vm in facts["virtual_machines"]} >= {"both-1", "bystander-1"}
     (request,) = requests_of(armsim)
-    assert request["requestor"] == DEFAULT_PRINCIPAL["name"]
+    # a service principal is recorded by its object id: its app-only token has no name (issue 15)
+    assert request["requestor"] == stable_uuid("principal", info["client_id"])
     assert armsim.stats()["by_operation"]["POST initiate"] == 1
     assert allow_rules_left(armsim) == []
     assert info["client_secret"] not in run.stdout + run.stderr

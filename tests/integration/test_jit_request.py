@@ -13,6 +13,8 @@ import pytest
 import yaml
 from harness import run_playbook
 
+from armsim.model import stable_uuid
+
 SEED_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds", "jit_request.yaml")
 SUB = "00000000-0000-0000-0000-000000000001"
 MODULE = "jitaccess.azure.jit_request"
@@ -189,7 +191,7 @@ def test_open_wait_idempotent_force_supersedes(armsim):
     assert (old_port["status"], old_port["statusReason"]) == ("Revoked", "NewerRequestInitiated")
     assert (new_port["status"], new_port["statusReason"]) == ("Initiated", "UserRequested")
     assert new_port["allowedSourceAddressPrefix"] == "203.0.113.7"
-    assert new_request["justification"] == "CHG-1" and new_request["requestor"] == "armsim-ci"
+    assert new_request["justification"] == "CHG-1" and new_request["requestor"] == stable_uuid("principal", armsim.info["client_id"])
 
 
 def test_check_mode_then_nic_only_subnet_only_and_windows_ports(armsim):
@@ -416,9 +418,7 @@ def test_a_source_inside_the_policy_prefix_works_whichever_rule_azure_applies(ar
     assert port["action"] == "opened" and port["source"] == "203.0.113.0/24"
     assert [item["source"] for item in opened["opened"]] == ["203.0.113.0/24"]
     assert ops(armsim)["POST initiate"] == 1
-    again = ok(
-        run(armsim, task("again", {"virtual_machines": restricted, "source_address_prefixes": ["203.0.113.7"], "use_policy_source": True})), "again"
-    )
+    again = ok(run(armsim, task("again", {"virtual_machines": restricted, "source_address_prefixes": ["203.0.113.7"], "use_policy_source": True})), "again")
     assert again["changed"] is False  # idempotent on the prefix it requested
     assert ops(armsim)["POST initiate"] == 1
 

@@ -148,8 +148,7 @@ class Auth:
             "appid": principal.client_id,
             "appidacr": "1",
             "idtyp": "app",
-            "name": principal.name,
-            "app_displayname": principal.name,
+            # an app-only token of a service principal names it by ids only: no name, no upn
             "oid": principal.object_id,
             "sub": principal.object_id,
             "tid": principal.tenant_id,

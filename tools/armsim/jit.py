@@ -673,11 +673,20 @@ def delete_policy_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> R
     return Response(200)
 
 
+def requestor_of(principal: Any) -> str:
+    """What a request records as its ``requestor``: a user's UPN (the REST example shows
+    ``barbara@contoso.com``); for a service principal, which has no UPN and whose app-only token
+    carries no name, its object id (undocumented: see README)."""
+    return principal.username or principal.object_id
+
+
 def initiate_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Response:
     _check_api(ctx, loc)
     policy = _get(ctx, rg, loc, name)
     body = schema.security_body(ctx.req.json(), schema.JIT_INITIATE)
-    req = initiate(ctx.state, policy, body, caller_ip=ctx.req.client_ip, requestor=ctx.principal.name, now=ctx.now, source_rule=ctx.app.initiate_source_rule)
+    req = initiate(
+        ctx.state, policy, body, caller_ip=ctx.req.client_ip, requestor=requestor_of(ctx.principal), now=ctx.now, source_rule=ctx.app.initiate_source_rule
+    )
     ctx.app.schedule_apply(policy.id.lower(), req)
     return json_response(request_json(req), 202)
 

@@ -42,8 +42,10 @@ def test_token_claims(arm):
     assert body["token_type"] == "Bearer" and body["expires_in"] > 3000
     claims = _claims(body["access_token"])
     assert claims["aud"] == arm.base
-    assert claims["tid"] == TENANT and claims["appid"] == CLIENT_ID and claims["name"] == "ansible-ci"
+    assert claims["tid"] == TENANT and claims["appid"] == CLIENT_ID and claims["idtyp"] == "app"
     assert claims["oid"] and claims["exp"] > time.time()
+    # like a real app-only token: the service principal is named by ids only
+    assert not {"name", "upn", "unique_name", "app_displayname", "preferred_username"} & set(claims)
 
 
 @pytest.mark.parametrize(

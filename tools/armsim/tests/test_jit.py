@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.security.v2020_01_01 import models as m
-from simtest import SEED, SUB, policy_body, port, vm_id, wait_for
+from simtest import CLIENT_ID, SEED, SUB, policy_body, port, vm_id, wait_for
 
 from armsim import seed
+from armsim.model import stable_uuid
 
 DENY_NAME = re.compile(r"^MicrosoftDefenderForCloud-JITRule_-?\d+_[0-9A-F]{32}$")
 ALLOW_NAME = re.compile(r"^MicrosoftDefenderForCloud-JITRule--?\d+-[0-9A-F]{32}$")
@@ -264,7 +265,7 @@ def test_initiate_via_sdk(arm, clients, sim):
         justification="deploy v2",
     )
     out = security.jit_network_access_policies.initiate("rg-web", "westeurope", "default", req)
-    assert out.requestor == "ansible-ci" and out.justification == "deploy v2"
+    assert out.requestor == stable_uuid("principal", CLIENT_ID) and out.justification == "deploy v2"  # an app: its object id
     [vm] = out.virtual_machines
     assert (vm.ports[0].allowed_source_address_prefix, vm.ports[0].status, vm.ports[0].status_reason) == ("127.0.0.1", "Initiated", "UserRequested")
     for nsg in ("nsg-web-1", "nsg-web"):

@@ -468,6 +468,27 @@ def test_token_identities():
     assert _request.token_identities("garbage") == []
 
 
+def _token(claims):
+    return "h." + base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=") + ".sig"
+
+
+def test_my_requests_are_recognised_from_the_claims_every_token_has():
+    """An app-only token of a service principal has appid/oid and no name or upn; a user's has a
+    upn. The request's requestor (the SP's object id or app id, the user's UPN) is recognised
+    from those alone."""
+    app_only = {"aud": "https://management.azure.com/", "appid": "a-1", "appidacr": "1", "idtyp": "app", "oid": "o-1", "sub": "o-1", "tid": "t"}
+    user = {"appid": "cli", "idtyp": "user", "oid": "o-2", "upn": "alice@contoso.example", "unique_name": "alice@contoso.example", "name": "Alice"}
+    end = "2026-11-21T11:00:00Z"
+    for claims, requestor in ((app_only, "o-1"), (app_only, "a-1"), (user, "alice@contoso.example")):
+        names = _request.token_identities(_token(claims))
+        active = _request.active_requests({"properties": {"requests": [dict(request("a", 22, start="2026-11-21T09:00:00Z", end=end), requestor=requestor)]}}, NOW)
+        (found,) = active.values()
+        assert any(_request.request_covers(found, None, NOW, requestor=name) for name in names), (claims, requestor)
+    # someone else's request is not ours
+    other = _request.active_requests({"properties": {"requests": [dict(request("a", 22, start="2026-11-21T09:00:00Z", end=end), requestor="o-9")]}}, NOW)
+    assert not any(_request.request_covers(next(iter(other.values())), None, NOW, requestor=name) for name in _request.token_identities(_token(app_only)))
+
+
 def test_server_time_prefers_the_date_header():
     fallback = datetime(2020, 1, 1, tzinfo=UTC)
     assert _request.server_time("Sat, 21 Nov 2026 10:00:00 GMT", fallback) == datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
