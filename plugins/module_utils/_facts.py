@@ -165,6 +165,19 @@ ALL_JIT_ALLOW = object()
 """Marker for :meth:`PreparedNsg.rules_for`: leave out every JIT allow rule."""
 
 
+def internet_path(nic, subnet_nsg, nic_nsg):
+    """Whether the Internet has a way in to the NIC: a public IP, and either an NSG on the path
+    (its rules decide) or a public IP that is open without one. A Standard-SKU public IP is closed
+    to inbound traffic unless an NSG allows it ("secure by default"); Basic-SKU addresses (retired
+    in September 2025) are open. An unknown SKU counts as open: the verdict must not hide exposure.
+    """
+    if not nic.get("public_ip"):
+        return False
+    if subnet_nsg is not None or nic_nsg is not None:
+        return True
+    return str(nic.get("public_ip_sku") or "").lower() != "standard"
+
+
 class PreparedNsg:
     """An NSG's rules parsed once, with an index by destination address.
 
@@ -312,6 +325,7 @@ class _Builder:
                     "nic_nsg": nic["nic_nsg_id"],
                     "public_ip": nic["public_ip"],
                     "public_ip_id": nic["public_ip_id"],
+                    "public_ip_sku": nic.get("public_ip_sku"),
                 }
             )
             if not _is_address(nic["private_ip"]):
@@ -510,8 +524,9 @@ class _Builder:
             "internet_partial": decision.partial,
             "admitted_prefixes": list(decision.admitted_prefixes),
             "public_ip": nic["public_ip"],
-            "exposed": admits and bool(nic["public_ip"]),
-            "private_only": admits and not nic["public_ip"],
+            "public_ip_sku": nic.get("public_ip_sku"),
+            "exposed": admits and internet_path(nic, subnet_nsg, nic_nsg),
+            "private_only": admits and not internet_path(nic, subnet_nsg, nic_nsg),
             "open_by_jit_request": open_by_jit_request,
             "jit_bypassed": jit_bypassed,
             "bypass_rules": bypass_rules,

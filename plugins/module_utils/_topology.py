@@ -153,6 +153,7 @@ def _nic_record(nic, subnets, public_ips):
         "subnet_nsg_id": subnet_nsg,
         "public_ip_id": public_ip_id,
         "public_ip": properties_of(public_ip).get("ipAddress") if public_ip else None,
+        "public_ip_sku": ((public_ip.get("sku") or {}).get("name") if isinstance(public_ip, dict) else None) if public_ip else None,
         "vnet_address_prefixes": spaces,
     }
 

@@ -385,6 +385,12 @@ ansible_facts:
                 public_ip_id:
                   description: Public IP resource id, or V(null).
                   type: str
+                public_ip_sku:
+                  description:
+                    - SKU of the public IP (V(Standard), V(Basic)), or V(null). A Standard public IP is closed to
+                      inbound traffic unless an NSG on the path allows it.
+                  type: str
+                  version_added: 0.2.0
             exposure:
               description:
                 - One entry per NIC and port - the management ports 22, 3389, 5985, 5986 (TCP) and every policy port.
@@ -425,12 +431,16 @@ ansible_facts:
                   type: list
                   elements: str
                 exposed:
-                  description: The NSGs admit the Internet (all or part of it) and the NIC has a public IP.
+                  description:
+                    - Reachable from the Internet - the NSGs admit the Internet (all or part of it) and the NIC has a
+                      public IP that lets it in. A Standard-SKU public IP with no NSG on the path lets nothing in (it
+                      is closed to inbound traffic unless an NSG allows it); a Basic or unknown SKU counts as open.
                   type: bool
                 private_only:
                   description:
-                    - The NSGs admit the Internet but the NIC has no public IP - reachable only through a load balancer,
-                      NAT or firewall that forwards to it.
+                    - The NSGs admit any source but the Internet has no way in (no public IP, or a Standard public IP
+                      and no NSG) - open to any source inside the network, or through a load balancer, NAT or
+                      firewall that forwards to it.
                   type: bool
                 open_by_jit_request:
                   description:

@@ -54,6 +54,9 @@ class Gate:
             decisions = nsgeval.evaluate_path(app.state, vm, src_ip, src_port, dst_port=self.port, protocol="Tcp")
         if decisions is None:
             return False, "the VM has no network interface"
+        if all(d.nsg is None for d in decisions) and nsgeval.standard_public_ip(app.state, vm):
+            # a Standard-SKU public IP is closed to inbound traffic unless an NSG allows it
+            return False, "no NSG on the path and a Standard public IP: inbound is closed"
         for d in decisions:
             if not d.allowed:
                 return False, f"denied by rule {d.rule} of {d.nsg}"

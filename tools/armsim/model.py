@@ -167,6 +167,7 @@ class PublicIp:
     ip_configuration_id: str | None
     etag: str
     resource_guid: str
+    sku: str = "Standard"  # Standard: inbound closed unless an NSG allows it; Basic: open (retired)
     json_cache: bytes | None = None
 
 

@@ -313,7 +313,7 @@ def public_ip_json(pip: model.PublicIp) -> dict:
         "type": "Microsoft.Network/publicIPAddresses",
         "location": pip.location,
         "tags": {},
-        "sku": {"name": "Standard", "tier": "Regional"},
+        "sku": {"name": pip.sku, "tier": "Regional"},
         "properties": props,
     }
 

@@ -134,6 +134,14 @@ def evaluate_nsg(rules: list, *, src: str, src_port: int, dst: str, dst_port: in
     return False, "DenyAllInBound"  # unreachable: DenyAllInBound matches everything
 
 
+def standard_public_ip(state, vm) -> bool:
+    """Whether the VM's primary NIC has a Standard-SKU public IP ("secure by default": closed to
+    inbound traffic unless an NSG on the path allows it; Basic-SKU addresses are retired)."""
+    nic = next((state.nics.get(n.lower()) for n in vm.nic_ids if state.nics.get(n.lower())), None)
+    pip = state.public_ips.get(nic.public_ip_id.lower()) if nic is not None and nic.public_ip_id else None
+    return pip is not None and pip.sku.lower() == "standard"
+
+
 def evaluate_path(state, vm, src: str, src_port: int, *, dst_port: int, protocol: str = "Tcp") -> list[Decision] | None:
     """Evaluate every NSG on the way to the VM's primary NIC. None if the VM has no NIC."""
     nic = next((state.nics.get(n.lower()) for n in vm.nic_ids if state.nics.get(n.lower())), None)

@@ -326,6 +326,10 @@ class _Builder:
     def _public_ip(self, rg: ResourceGroup, location: str, nic_id: str, name: str, value: Any) -> str:
         s = self.state
         self.pip_counter += 1
+        sku = "Standard"
+        if isinstance(value, dict):  # {address: ..., sku: Basic|Standard}
+            sku = str(value.get("sku") or "Standard")
+            value = value.get("address") or True
         if isinstance(value, str):
             address = value
         else:
@@ -341,6 +345,7 @@ class _Builder:
             ip_configuration_id=nic_id + "/ipConfigurations/ipconfig1",
             etag=model.new_etag(),
             resource_guid=model.stable_uuid(pip_id),
+            sku=sku,
         )
         return pip_id
 

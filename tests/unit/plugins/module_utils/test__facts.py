@@ -457,3 +457,17 @@ def test_summary_detail_keeps_identity_status_findings_and_the_same_counts():
     assert "nics" not in db and "jit_rules" not in db and "ports" not in db and "active_requests" not in db
     with pytest.raises(JitValidationError, match="detail 'brief' is not valid: expected one of full, summary"):
         fleet.facts(detail="brief")
+
+
+def test_the_internet_has_a_way_in_only_through_a_public_ip_that_lets_it_in():
+    """A Standard public IP is closed to inbound traffic unless an NSG allows it; Basic (retired) and
+    unknown SKUs count as open (a verdict must not hide exposure); no public IP, no Internet."""
+    from ansible_collections.jitaccess.azure.plugins.module_utils._facts import internet_path
+
+    nsg = object()
+    assert internet_path({"public_ip": None, "public_ip_sku": None}, nsg, nsg) is False
+    assert internet_path({"public_ip": "20.0.0.1", "public_ip_sku": "Standard"}, None, None) is False
+    assert internet_path({"public_ip": "20.0.0.1", "public_ip_sku": "standard"}, nsg, None) is True
+    assert internet_path({"public_ip": "20.0.0.1", "public_ip_sku": "Standard"}, None, nsg) is True
+    assert internet_path({"public_ip": "20.0.0.1", "public_ip_sku": "Basic"}, None, None) is True
+    assert internet_path({"public_ip": "20.0.0.1"}, None, None) is True

@@ -481,7 +481,9 @@ def test_my_requests_are_recognised_from_the_claims_every_token_has():
     end = "2026-11-21T11:00:00Z"
     for claims, requestor in ((app_only, "o-1"), (app_only, "a-1"), (user, "alice@contoso.example")):
         names = _request.token_identities(_token(claims))
-        active = _request.active_requests({"properties": {"requests": [dict(request("a", 22, start="2026-11-21T09:00:00Z", end=end), requestor=requestor)]}}, NOW)
+        active = _request.active_requests(
+            {"properties": {"requests": [dict(request("a", 22, start="2026-11-21T09:00:00Z", end=end), requestor=requestor)]}}, NOW
+        )
         (found,) = active.values()
         assert any(_request.request_covers(found, None, NOW, requestor=name) for name in names), (claims, requestor)
     # someone else's request is not ours
