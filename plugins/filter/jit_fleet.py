@@ -66,6 +66,7 @@ def jit_fleet_selection(  # noqa: PLR0913, PLR0917 - one argument per role varia
     update_configured=False,
     drift=None,
     stale_rules=None,
+    subscriptions_without_jit=None,
 ):
     """``{candidates, ports_by_os_type, already_configured, skipped, drifted}`` from nsg_jit_facts VM
     entries (and its ``drift`` list: ``drifted`` are the VMs under JIT, in scope and not already
@@ -84,12 +85,15 @@ def jit_fleet_selection(  # noqa: PLR0913, PLR0917 - one argument per role varia
     exclude_res = [(pattern, _glob_re(pattern)) for pattern in exclude_name_patterns]
     prefixes = list(allowed_source_address_prefixes or [])
     os_port_lists = {}
+    no_jit = {_text(sub).lower() for sub in subscriptions_without_jit or []}
     candidates, configured, skipped = [], [], []
     for vm in virtual_machines or []:
         name = _text(vm.get("name"))
         status = vm.get("jit_status")
         tags = {_text(key).lower(): _text(value) for key, value in (vm.get("tags") or {}).items()}
         reasons = []
+        if _subscription_of(vm.get("id")).lower() in no_jit:
+            reasons.append("subscription %s has no Defender for Servers Plan 2: JIT is not available there" % _subscription_of(vm.get("id")))
         if status == "unsupported":
             reasons.append("unsupported: " + (vm.get("unsupported_reason") or "JIT cannot protect this VM"))
         for key, value in include_tags.items():
@@ -227,6 +231,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
         }
         for policy in apply.get("policies") or []
     ]
+    enabled = list(apply.get("defender_for_servers_enabled") or [])
     exposures, bypasses = [], []
     for vm in after.get("virtual_machines") or []:
         public_ips = {nic.get("name"): nic.get("public_ip") for nic in vm.get("nics") or []}
@@ -289,6 +294,11 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
         ],
         "summary_before": before.get("summary"),
         "summary_after": after.get("summary"),
+        "defender_for_servers": {
+            "plans": before.get("defender_for_servers") or [],
+            "without_jit": [sub for sub in (before.get("summary") or {}).get("subscriptions_without_jit") or [] if sub not in enabled],
+            "enabled_by_this_run": enabled,
+        },
     }
 
 
@@ -356,6 +366,14 @@ def report_markdown(report):
         lines.append("Audit mode: nothing was written to Azure. %d VM(s) would be put under JIT by `jit_fleet_mode: enforce`." % len(candidates))
     else:
         lines.append("Enforce mode: %d JIT polic%s written%s." % (written, "y" if written == 1 else "ies", " (nothing to change)" if written == 0 else ""))
+    plans = r.get("defender_for_servers") or {}
+    for sub in plans.get("without_jit") or []:
+        lines.append(
+            "**Subscription `%s` cannot have JIT**: Microsoft Defender for Servers Plan 2 is not enabled; its VMs were skipped."
+            " `jit_fleet_enable_defender_for_servers: true` turns it on (billed per server)." % _text(sub)
+        )
+    for sub in plans.get("enabled_by_this_run") or []:
+        lines.append("**Defender for Servers Plan 2 was turned on for subscription `%s` by this run: it is billed per server.**" % _text(sub))
     lines += ["", "## Coverage", "", "| | VMs | under JIT | not under JIT | unsupported | coverage of eligible VMs |", "|---|---:|---:|---:|---:|---:|"]
     for moment in ("before", "after"):
         c = coverage.get(moment) or {}

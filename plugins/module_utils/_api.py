@@ -356,6 +356,20 @@ def list_jit_policies(api, subscriptions=None):
     return policies
 
 
+PRICING_API_VERSION = "2024-01-01"
+SERVERS_PLAN_PATH = "/subscriptions/%s/providers/Microsoft.Security/pricings/VirtualMachines"
+
+
+def read_servers_plan(api, subscription):
+    """``GET .../pricings/VirtualMachines`` (Defender for Servers) of ``subscription``: REST JSON."""
+    return api.get(SERVERS_PLAN_PATH % subscription, PRICING_API_VERSION)
+
+
+def enable_servers_plan_2(api, subscription):
+    """``PUT .../pricings/VirtualMachines`` with Defender for Servers Plan 2 (billed per server)."""
+    return api.put(SERVERS_PLAN_PATH % subscription, PRICING_API_VERSION, {"properties": {"pricingTier": "Standard", "subPlan": "P2"}})
+
+
 def initiate_jit_request(api, policy_id, body):
     """``POST {policy}/initiate``: the request's echo as REST JSON (202 Accepted)."""
     return api.post(policy_id, "initiate", SECURITY_API_VERSION, body)

@@ -535,3 +535,17 @@ def find_policy_vm(policy_or_entries, vm_id_value):
         if _entry_id(entry) == key:
             return entry
     return None
+
+
+def servers_plan(subscription_id, pricing):
+    """What the Defender for Servers pricing of a subscription (REST JSON, or ``None`` when it
+    could not be read) means for JIT: ``{subscription_id, pricing_tier, sub_plan, jit_available}``.
+    JIT exists only with Plan 2 (tier ``Standard``, sub-plan ``P2``; a Standard pricing without a
+    sub-plan predates the plans and is Plan 2). ``jit_available`` is ``None`` when unknown."""
+    if not isinstance(pricing, dict):
+        return {"subscription_id": subscription_id, "pricing_tier": None, "sub_plan": None, "jit_available": None}
+    props = properties_of(pricing)
+    tier = props.get("pricingTier")
+    sub_plan = props.get("subPlan")
+    available = tier == "Standard" and sub_plan in (None, "P2")
+    return {"subscription_id": subscription_id, "pricing_tier": tier, "sub_plan": sub_plan, "jit_available": available}

@@ -157,6 +157,19 @@ options:
     choices: [full, summary]
     default: full
     version_added: 0.2.0
+  enable_defender_for_servers:
+    description:
+      - Just-in-time VM access exists only on subscriptions with Microsoft Defender for Servers Plan 2.
+        With V(true), each subscription of the given VMs that lacks it gets Plan 2 turned on (its
+        C(VirtualMachines) pricing set to V(Standard), sub-plan V(P2)) before any policy is written,
+        and RV(defender_for_servers_enabled) lists them.
+      - B(Plan 2 is billed per server and hour) for every server of the subscription, not only
+        those under JIT. Off by default; without it, a policy write on such a subscription fails
+        with Azure's error. M(jitaccess.azure.nsg_jit_facts) reports each subscription's plan.
+      - Needs C(Microsoft.Security/pricings/read) and C(Microsoft.Security/pricings/write).
+    type: bool
+    default: false
+    version_added: 0.2.0
   policy_name:
     description:
       - Name of the JIT policy. The Azure portal and Defender for Cloud use V(default).
@@ -294,6 +307,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+defender_for_servers_enabled:
+  description:
+    - Subscriptions on which Defender for Servers Plan 2 was turned on (would be, in check mode), with
+      O(enable_defender_for_servers).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+  version_added: 0.2.0
 policies:
   description:
     - Each policy holding one of the given VMs, as it is after the run (as it would be, in check mode).
@@ -473,7 +495,12 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit, _nsg  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._api import SECURITY_API_VERSION, transient_delay  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # noqa: E402
+    SECURITY_API_VERSION,
+    enable_servers_plan_2,
+    read_servers_plan,
+    transient_delay,
+)
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
@@ -507,6 +534,7 @@ ARGUMENT_SPEC = dict(
     ports=_PORT_RULES,
     ports_by_os_type=dict(type="dict"),
     detail=dict(type="str", choices=["full", "summary"], default="full"),
+    enable_defender_for_servers=dict(type="bool", default=False),
     policy_name=dict(type="str", default=_arm.DEFAULT_POLICY_NAME),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     purge_virtual_machines=dict(type="bool", default=False),
@@ -600,6 +628,7 @@ class PolicyOptions:
     update_existing: bool = True
     wait_timeout: int = DEFAULT_WAIT_TIMEOUT
     full_detail: bool = True
+    enable_defender_for_servers: bool = False
 
 
 def parse_options(params, subscription):
@@ -621,6 +650,7 @@ def parse_options(params, subscription):
         update_existing=params["update_existing"],
         wait_timeout=params["wait_timeout"],
         full_detail=params["detail"] == "full",
+        enable_defender_for_servers=present and params["enable_defender_for_servers"],
     )
 
 
@@ -955,6 +985,22 @@ def wait_for_deny_rules(module, repaired, topology, nsgs, policies, *, timeout, 
         )
 
 
+def enable_plans(module, groups):
+    """With enable_defender_for_servers: turn on Defender for Servers Plan 2 (billed per server) on
+    each subscription of ``groups`` that lacks it, before any policy write; the ids it enabled (or
+    would enable, in check mode)."""
+    enabled = []
+    for subscription in sorted({key.subscription for key in groups}):
+        pricing = module.azure_call("read the Defender for Servers plan of %s" % subscription, lambda s=subscription: read_servers_plan(module.api, s))
+        plan = _jit.servers_plan(subscription, pricing)
+        if plan["jit_available"]:
+            continue
+        if not module.check_mode:
+            module.azure_call("enable Defender for Servers Plan 2 on %s" % subscription, lambda s=subscription: enable_servers_plan_2(module.api, s))
+        enabled.append(subscription)
+    return enabled
+
+
 def run(module):
     """The module's work, once its options are known to Ansible."""
     error = None
@@ -986,6 +1032,7 @@ def run(module):
     if problems:
         module.fail_json(msg="%s. Nothing was written: make room in the NSG first (remove unused rules)" % "; ".join(problems), errors=problems, changed=False)
 
+    enabled = enable_plans(module, groups) if present and options.enable_defender_for_servers else []
     policies, diffs = [], []
     api = PolicyApi(module, done=policies)
     changed = False
@@ -1042,7 +1089,8 @@ def run(module):
     if repaired and not module.check_mode:
         wait_for_deny_rules(module, repaired, topology, nsgs, policies, timeout=options.wait_timeout)
     result = {
-        "changed": changed,
+        "changed": changed or bool(enabled),
+        "defender_for_servers_enabled": enabled,
         "policies": policies,
         "skipped_virtual_machines": skipped,
         "repaired": [dict(item, policy_id=policy_id) for policy_id, items in repaired for item in items],

@@ -506,6 +506,17 @@ ansible_facts:
           type: list
           elements: dict
           returned: always
+        defender_for_servers:
+          description:
+            - Microsoft Defender for Servers on each subscription read (one GET of its C(VirtualMachines)
+              pricing). Just-in-time VM access exists only with Plan 2.
+            - Keys C(subscription_id), C(pricing_tier) (V(Standard) or V(Free)), C(sub_plan) (V(P1), V(P2)
+              or V(null)) and C(jit_available) (V(null) when the plan could not be read, for example without
+              C(Microsoft.Security/pricings/read); the module then warns).
+          type: list
+          elements: dict
+          returned: always
+          version_added: 0.2.0
         summary:
           description:
             - Counts over the VMs in scope.
@@ -554,6 +565,13 @@ ansible_facts:
             drift:
               description: Length of RV(ansible_facts.azure_jit.drift).
               type: int
+            subscriptions_without_jit:
+              description:
+                - Subscriptions where JIT cannot be used (Defender for Servers Plan 2 is not enabled), from
+                  RV(ansible_facts.azure_jit.defender_for_servers).
+              type: list
+              elements: str
+              version_added: 0.2.0
             subscriptions:
               description:
                 - The same counts (every key above) for each subscription read, by subscription id.
@@ -709,9 +727,18 @@ import datetime  # noqa: E402 - imports follow the documentation in Ansible modu
 import re  # noqa: E402 - imports follow the documentation in Ansible modules
 from dataclasses import dataclass  # noqa: E402 - imports follow the documentation in Ansible modules
 
-from ansible_collections.jitaccess.azure.plugins.module_utils._api import list_jit_policies, subscription_ids  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, vm_id_from_reference  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # noqa: E402 - imports follow the documentation in Ansible modules
+    list_jit_policies,
+    read_servers_plan,
+    subscription_ids,
+)
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (  # noqa: E402 - imports follow the documentation in Ansible modules
+    JitValidationError,
+    describe_error,
+    vm_id_from_reference,
+)
 from ansible_collections.jitaccess.azure.plugins.module_utils._facts import DETAIL_FULL, DETAILS, build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._jit import servers_plan  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule, vm_references  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, subscriptions_of  # noqa: E402 - imports follow the documentation in Ansible modules
 
@@ -770,6 +797,17 @@ def parse_options(params, subscription):
     )
 
 
+def read_plan(module, subscription_id):
+    """Defender for Servers on one subscription (one GET); unknown, with a warning, when it cannot be read."""
+    try:
+        pricing = read_servers_plan(module.api, subscription_id)
+    except Exception as exc:  # pylint: disable=broad-except  # a missing read permission must not hide the rest
+        reason = describe_error(exc, "read")
+        module.warn("could not read the Defender for Servers plan of subscription %s (%s): reported as unknown" % (subscription_id, reason))
+        pricing = None
+    return servers_plan(subscription_id, pricing)
+
+
 def run(module):
     """The module's work, once its options are known to Ansible."""
     api = module.api
@@ -805,6 +843,8 @@ def run(module):
         )
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
+    facts["defender_for_servers"] = [read_plan(module, subscription_id) for subscription_id in subscriptions]
+    facts["summary"]["subscriptions_without_jit"] = [plan["subscription_id"] for plan in facts["defender_for_servers"] if plan["jit_available"] is False]
     for group in options.resource_groups or []:
         if not any(vm["resource_group"].lower() == group.lower() for vm in facts["virtual_machines"]) and not (options.virtual_machines or options.tags):
             module.warn(f"resource group {group!r} has no virtual machines in subscription(s) {', '.join(subscriptions)}")

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 
 from harness import run_module, run_playbook
 
+from armsim.model import stable_uuid
+
 ARMSIM_SEED = "nsg_jit_facts.yaml"
 
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -85,10 +87,13 @@ def test_whole_subscription_report_in_normal_and_check_mode(armsim):
         report.pop("generated_at")
     assert checked == facts
 
-    # Bulk reads only: the six list operations, once per run (all fit in one page), no write.
+    # Bulk reads only: the six list operations, once per run (all fit in one page), and the
+    # subscription's Defender for Servers plan (one GET); no write.
     stats = armsim.stats()
     assert stats["writes"] == 0
-    assert stats["by_operation"] == dict.fromkeys(LIST_OPERATIONS, 2)
+    assert stats["by_operation"] == dict(dict.fromkeys(LIST_OPERATIONS, 2), **{"GET pricings": 2})
+    assert facts["defender_for_servers"] == [{"subscription_id": SUB, "pricing_tier": "Standard", "sub_plan": "P2", "jit_available": True}]
+    assert facts["summary"]["subscriptions_without_jit"] == []
 
     vms = by_name(facts)
     assert sorted(vms) == sorted(vm["name"] for vm in state["virtual_machines"])
@@ -160,7 +165,9 @@ def test_whole_subscription_report_in_normal_and_check_mode(armsim):
         entry = exposure(vms["private-open"], port)
         assert entry["internet_allowed"] and entry["private_only"] and not entry["exposed"]
     assert vms["private-open"]["nics"][0]["public_ip"] is None
-    assert all(entry["exposed"] and entry["decided_by"]["nsg"] is None for entry in vms["no-nsg"]["exposure"])
+    # no NSG and a Standard public IP: closed to the Internet (secure by default), open inside the network
+    assert vms["no-nsg"]["nics"][0]["public_ip_sku"] == "Standard"
+    assert all(not entry["exposed"] and entry["private_only"] and entry["decided_by"]["nsg"] is None for entry in vms["no-nsg"]["exposure"])
 
     # Stale rules: the left-behind JIT allow rule (which really opens the port) and the deny for a VM in no policy.
     stale = {(rule["vm_name"], rule["kind"], rule["nsg"]): rule for rule in facts["stale_rules"]}
@@ -182,8 +189,9 @@ def test_whole_subscription_report_in_normal_and_check_mode(armsim):
         }
     ]
     summary = facts["summary"]
-    # exposed: bypass:22, stale:22, no-nsg:22/3389/5985/5986 (public IP); private-open: 22 and 3389
-    assert (summary["exposed_ports"], summary["exposed_virtual_machines"], summary["private_only_open_ports"]) == (6, 3, 2)
+    # exposed: bypass:22, stale:22; private only: private-open 22 and 3389 (no public IP) and
+    # no-nsg 22/3389/5985/5986 (no NSG, Standard public IP: closed to the Internet)
+    assert (summary["exposed_ports"], summary["exposed_virtual_machines"], summary["private_only_open_ports"]) == (2, 2, 6)
     assert (summary["jit_bypassed_ports"], summary["jit_bypassed_virtual_machines"]) == (1, 1)
     assert (summary["stale_rules"], summary["drift"], summary["active_requests"], summary["open_by_jit_request_ports"]) == (2, 0, 0, 0)
     assert facts["scope"]["whole_subscription"] is True
@@ -242,7 +250,8 @@ def test_drift_after_deny_rule_deletion_and_active_request_with_requestor(armsim
     policy = next(p for p in armsim.state()["jit_policies"] if p["name"] == "default")
     (request,) = policy["properties"]["requests"]
     (active,) = vms["requested"]["active_requests"]
-    assert active["requestor"] == request["requestor"] == "alice@contoso.example"
+    # alice is a service principal: recorded by its object id (its app-only token has no name)
+    assert active["requestor"] == request["requestor"] == stable_uuid("principal", "00000000-0000-0000-0000-0000000000c2")
     assert active["justification"] == "patch window" and active["sources"] == ["203.0.113.7"] and active["port"] == 22
     assert active["end_time_utc"][:19] == request["virtualMachines"][0]["ports"][0]["endTimeUtc"][:19]
     allow = [rule for rule in vms["requested"]["jit_rules"] if rule["kind"] == "allow"]
@@ -300,7 +309,7 @@ def test_scope_filters_and_bad_input(armsim):
     # Three reports plus the unknown VM (found missing after the bulk reads); the two bad inputs fail before any call.
     stats = armsim.stats()
     assert stats["writes"] == 0
-    assert stats["by_operation"] == dict.fromkeys(LIST_OPERATIONS, 4)
+    assert stats["by_operation"] == dict(dict.fromkeys(LIST_OPERATIONS, 4), **{"GET pricings": 3})  # the unknown VM fails before
 
 
 def test_cloud_error_is_a_clean_failure(armsim):

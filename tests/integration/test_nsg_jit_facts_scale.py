@@ -136,7 +136,7 @@ def test_list_calls_do_not_grow_with_the_fleet(tmp_path):
         check_summary(summary, expected, vms)
         assert stats["writes"] == 0
         # Exactly one paged list per kind: every GET is a page of one of the six lists.
-        assert stats["by_operation"] == expected_pages(state), vms
+        assert stats["by_operation"] == dict(expected_pages(state), **{"GET pricings": 1}), vms  # and the plan: one GET
         calls[vms] = stats["by_operation"]
     # Ten times the VMs: the same six list operations; only the number of pages grows.
     assert set(calls[100]) == set(calls[1000]) == set(LIST_OPERATIONS)

@@ -10,7 +10,7 @@ import uuid
 import zlib
 from typing import Any
 
-from armsim import model, network, nsgeval, schema
+from armsim import model, network, nsgeval, pricing, schema
 from armsim.arm import ArmError, Ctx, Response, dumps, json_response, rg_not_found
 from armsim.clock import iso, parse_duration, parse_iso
 from armsim.model import JitPolicy, JitRequest, JitRequestPort, JitRequestVm, Nsg, Rule, State, Vm
@@ -656,6 +656,7 @@ def put_policy_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Resp
     _check_api(ctx, loc)
     delayed = ctx.app.deny_apply_delay > 0
     body = schema.security_body(ctx.req.json(), schema.JIT_POLICY)
+    pricing.require_jit(ctx.state)
     policy = put_policy(ctx.state, rg, loc, name, body, now=ctx.now, sync_deny=not delayed)
     if delayed:
         ctx.app.schedule_deny_sync(policy.id.lower())
@@ -684,6 +685,7 @@ def initiate_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Respon
     _check_api(ctx, loc)
     policy = _get(ctx, rg, loc, name)
     body = schema.security_body(ctx.req.json(), schema.JIT_INITIATE)
+    pricing.require_jit(ctx.state)
     req = initiate(
         ctx.state, policy, body, caller_ip=ctx.req.client_ip, requestor=requestor_of(ctx.principal), now=ctx.now, source_rule=ctx.app.initiate_source_rule
     )

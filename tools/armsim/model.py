@@ -284,6 +284,8 @@ class State:
         self.policies: dict[str, JitPolicy] = {}
         self.vm_policy: dict[str, str] = {}  # lower VM id -> lower id of the policy that has it
         self.next_expiry: float | None = None  # earliest endTime of an active JIT port
+        # Microsoft.Security/pricings/VirtualMachines: Defender for Servers (JIT needs Standard + P2)
+        self.servers_plan: dict[str, str] = {"pricingTier": "Standard", "subPlan": "P2"}
 
     # lookups -----------------------------------------------------------------------------------
     def rg(self, name: str) -> ResourceGroup | None:

@@ -99,6 +99,10 @@ class _Builder:
         d = self.data
         s.subscription_id = str(d.get("subscription_id") or DEFAULT_SUBSCRIPTION)
         s.subscription_name = str(d.get("subscription_name") or "armsim")
+        plan = str(d.get("defender_for_servers") or "P2")  # P2 (default), P1 or Free
+        if plan not in ("P2", "P1", "Free"):
+            raise SeedError(f"defender_for_servers must be P2, P1 or Free, not {plan!r}")
+        s.servers_plan = {"pricingTier": "Free"} if plan == "Free" else {"pricingTier": "Standard", "subPlan": plan}
         s.tenant_id = str(d.get("tenant_id") or DEFAULT_TENANT)
         s.tenants = {s.tenant_id.lower()}
         principals = _list(d.get("principals")) or [DEFAULT_PRINCIPAL]

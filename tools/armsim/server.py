@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from armsim import admin, certs, compute, jit, network, rbac, resources, seed
+from armsim import admin, certs, compute, jit, network, pricing, rbac, resources, seed
 from armsim.arm import ArmError, Ctx, Operations, Request, Response, error_response, json_response
 from armsim.auth import Auth
 from armsim.clock import Clock, http_date
@@ -266,7 +266,7 @@ class App:
         self.request_log: collections.deque = collections.deque(maxlen=5000)
         self.routes = [
             (method, re.compile(pattern, re.IGNORECASE), handler)
-            for method, pattern, handler in resources.ROUTES + network.ROUTES + compute.ROUTES + jit.ROUTES
+            for method, pattern, handler in resources.ROUTES + network.ROUTES + compute.ROUTES + jit.ROUTES + pricing.ROUTES
         ]
 
     def _generate_certificates(self, directory: str) -> dict[str, str]:

@@ -585,3 +585,16 @@ def test_a_replaced_entry_keeps_what_azure_had_that_we_do_not_set():
     (merged,) = jit.merge_policy_vms([existing], [desired])
     assert merged["publicIpAddress"] == "20.1.2.3" and merged["futureField"] == {"x": 1}
     assert merged["ports"] == [dict(desired["ports"][0], portHint="ssh")]
+
+
+def test_servers_plan_says_where_jit_exists():
+    from ansible_collections.jitaccess.azure.plugins.module_utils._jit import servers_plan
+
+    def pricing(**props):
+        return {"name": "VirtualMachines", "properties": props}
+
+    assert servers_plan("s", pricing(pricingTier="Standard", subPlan="P2"))["jit_available"] is True
+    assert servers_plan("s", pricing(pricingTier="Standard"))["jit_available"] is True  # before sub-plans: Plan 2
+    assert servers_plan("s", pricing(pricingTier="Standard", subPlan="P1"))["jit_available"] is False
+    assert servers_plan("s", pricing(pricingTier="Free")) == {"subscription_id": "s", "pricing_tier": "Free", "sub_plan": None, "jit_available": False}
+    assert servers_plan("s", None)["jit_available"] is None  # could not be read: unknown, never "no"
