@@ -98,6 +98,11 @@ def handle(app: Any, req: Request, path: str) -> Response:
             app.deny_apply_delay = float(body["deny_apply_delay"])
         if "apply_hold" in body:
             app.apply_hold = bool(body["apply_hold"])
+        if "deny_placement" in body:
+            if body["deny_placement"] not in jit.DENY_PLACEMENTS:
+                return _bad(f"deny_placement must be one of {', '.join(jit.DENY_PLACEMENTS)}")
+            for state in app.subscriptions.values():
+                state.deny_placement = body["deny_placement"]
         if "initiate_source_rule" in body:
             if body["initiate_source_rule"] not in jit.SOURCE_RULES:
                 return _bad(f"initiate_source_rule must be one of {', '.join(jit.SOURCE_RULES)}")
@@ -143,6 +148,7 @@ def _config(app: Any) -> dict:
         "deny_apply_delay": app.deny_apply_delay,
         "apply_hold": app.apply_hold,
         "initiate_source_rule": app.initiate_source_rule,
+        "deny_placement": app.state.deny_placement,
         "page_size": app.page_size,
         "lro_retry_after": app.lro_retry_after,
     }

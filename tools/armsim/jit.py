@@ -246,8 +246,19 @@ def _overlapping_max(nsg: Nsg, ports: list[str]) -> int | None:
     return max(prios) if prios else None
 
 
-def deny_priority(nsg: Nsg, ports: list[str], current: Rule | None = None) -> int:
-    """After any existing (non-JIT) rule overlapping the ports, else the highest free from 4096 down."""
+DENY_PLACEMENTS = ("top", "bottom")
+"""Where a new JIT deny rule goes when no existing rule overlaps its ports (admin /config
+``deny_placement``). ``top`` (default): Microsoft's documentation says the new rules "take top
+priority" when no rule exists for the ports; public exports show them from 1000 up, which leaves
+100-999 for the allow rules that must come before them. ``bottom``: from 4096 down, also seen in
+public exports. With an overlapping rule, both put the deny rule right after the last one ("those
+existing rules take priority"). Nothing in the collection may depend on the numbers: its tests run
+under both."""
+TOP_BASE = 1000
+
+
+def deny_priority(nsg: Nsg, ports: list[str], current: Rule | None = None, placement: str = "top") -> int:
+    """After any existing (non-JIT) rule overlapping the ports, else by ``placement``."""
     used = {r.priority for r in nsg.rules.values() if r.direction.lower() == "inbound" and r is not current}
     after = _overlapping_max(nsg, ports)
     if current is not None and (after is None or current.priority > after):
@@ -256,18 +267,21 @@ def deny_priority(nsg: Nsg, ports: list[str], current: Rule | None = None) -> in
         for p in range(after + 1, 4097):
             if p not in used:
                 return p
-    for p in range(4096, 99, -1):
+    order = list(range(TOP_BASE, 4097)) + list(range(TOP_BASE - 1, 99, -1)) if placement == "top" else list(range(4096, 99, -1))
+    for p in order:
         if p not in used:
             return p
     raise ArmError(400, "SecurityRulesLimitReached", f"No free inbound priority left in network security group {nsg.id}.")
 
 
-def allow_priority(nsg: Nsg) -> int:
+def allow_priority(nsg: Nsg, before: int = 4097) -> int | None:
+    """The lowest free inbound priority below ``before`` (the VM's deny rule on this NSG, which the
+    allow rule must precede); ``None`` when there is none (the rule cannot be applied there)."""
     used = nsg.inbound_priorities()
-    for p in range(100, 4097):
+    for p in range(100, min(before, 4097)):
         if p not in used:
             return p
-    raise ArmError(400, "SecurityRulesLimitReached", f"No free inbound priority left in network security group {nsg.id}.")
+    return None
 
 
 def _sync_deny_rules(state: State, policy: JitPolicy, vm: Vm, ports: list[int]) -> None:
@@ -287,12 +301,12 @@ def _sync_deny_rules(state: State, policy: JitPolicy, vm: Vm, ports: list[int]) 
         _dest(props, ips)
         if rule is None:
             network.check_rule_room(len(nsg.rules) + 1)  # assumption: the policy write fails (README)
-            props["priority"] = deny_priority(nsg, port_ranges)
+            props["priority"] = deny_priority(nsg, port_ranges, placement=state.deny_placement)
             new = Rule(deny_rule_name(policy, vm), props)
             nsg.rules[new.name.lower()] = new
             nsg.touch()
             continue
-        props["priority"] = deny_priority(nsg, port_ranges, current=rule)
+        props["priority"] = deny_priority(nsg, port_ranges, current=rule, placement=state.deny_placement)
         if rule.name.lower().startswith("microsoftdefenderforcloud"):
             props["description"] = DENY_DESCRIPTION.format(policy=policy.name, vm=vm.name)
         else:  # an older SecurityCenter-JITRule: keep its description, update its ports
@@ -548,13 +562,17 @@ def apply_request(state: State, policy_key: str, req: JitRequest, now: float) ->
             for nsg, ips in state.nsg_path(vm):
                 if len(nsg.rules) >= network.NSG_RULE_LIMIT or len(nsg.inbound_priorities()) >= 3997:
                     continue  # assumption: Defender cannot add the rule and says nothing (README)
+                deny = find_deny_rule(nsg, policy.name, vm, ips)
+                priority = allow_priority(nsg, deny.priority if deny is not None else 4097)
+                if priority is None:
+                    continue  # no free priority before the deny rule: as above (README)
                 props: dict[str, Any] = {
                     "description": ALLOW_DESCRIPTION.format(policy=policy.name, vm=vm.name),
                     "protocol": protocol,
                     "sourcePortRange": "*",
                     "destinationPortRange": str(port.number),
                     "access": "Allow",
-                    "priority": allow_priority(nsg),
+                    "priority": priority,
                     "direction": "Inbound",
                 }
                 if port.sources:

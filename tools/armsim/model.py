@@ -286,6 +286,7 @@ class State:
         self.next_expiry: float | None = None  # earliest endTime of an active JIT port
         # Microsoft.Security/pricings/VirtualMachines: Defender for Servers (JIT needs Standard + P2)
         self.servers_plan: dict[str, str] = {"pricingTier": "Standard", "subPlan": "P2"}
+        self.deny_placement = "top"  # jit.DENY_PLACEMENTS (admin /config)
 
     # lookups -----------------------------------------------------------------------------------
     def rg(self, name: str) -> ResourceGroup | None:

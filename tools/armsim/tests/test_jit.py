@@ -164,11 +164,24 @@ def test_deny_rules_on_nic_and_subnet_nsg(arm):
         assert (p["direction"], p["access"], p["protocol"], p["sourceAddressPrefix"], p["sourcePortRange"]) == ("Inbound", "Deny", "*", "*", "*")
         assert p["destinationAddressPrefix"] == "10.1.0.4"
         assert p["destinationPortRanges"] == ["22", "3389"]
-        assert p["priority"] == 4096
+        assert p["priority"] == 1000  # "top priority" when no rule exists for the ports: from 1000 up
     assert arm.call("GET", NET + "/nsg-web").json()["etag"] != etag
     arm.policy("PUT", policy_body(("rg-web", "web-1", [port(22)]), ("rg-web", "win-1", [port(3389)])))
     prios = sorted(r["properties"]["priority"] for r in jit_rules(arm, "nsg-web", "Deny"))
-    assert prios == [4095, 4096]
+    assert prios == [1000, 1001]
+
+
+def test_deny_placement_bottom_and_allow_rules_always_before_the_deny_rule(arm, sim):
+    """deny_placement: top (default, documented) or bottom (4096 down, seen in exports). Either
+    way an allow rule goes before its VM's deny rule, at the lowest free priority."""
+    sim.config(deny_placement="bottom")
+    put_web1(arm)
+    assert [r["properties"]["priority"] for r in jit_rules(arm, "nsg-web-1", "Deny")] == [4096]
+    body = initiate_body(("web-1", [{"number": 22, "endTimeUtc": end(), "allowedSourceAddressPrefix": "10.9.9.9"}]))
+    assert arm.policy("POST", body, action="/initiate").status_code == 202
+    assert [r["properties"]["priority"] for r in jit_rules(arm, "nsg-web-1", "Allow")] == [100]
+    with pytest.raises(Exception, match="deny_placement"):
+        sim.config(deny_placement="middle")
 
 
 def test_deny_rule_after_overlapping_allow_rule(arm):
@@ -178,7 +191,12 @@ def test_deny_rule_after_overlapping_allow_rule(arm):
     [deny] = jit_rules(arm, "nsg-open", "Deny")
     assert deny["properties"]["priority"] == 301
     [subnet_deny] = jit_rules(arm, "nsg-web", "Deny")  # AllowHttps (443) does not overlap 22
-    assert subnet_deny["properties"]["priority"] == 4096
+    assert subnet_deny["properties"]["priority"] == 1000
+    # the allow rule of a request goes before the deny rule on each NSG, even right after 300
+    body = initiate_body(("web-2", [{"number": 22, "endTimeUtc": end(), "allowedSourceAddressPrefix": "10.9.9.9"}]))
+    assert arm.policy("POST", body, action="/initiate").status_code == 202
+    [allow] = jit_rules(arm, "nsg-open", "Allow")
+    assert allow["properties"]["priority"] == 100 < deny["properties"]["priority"]
 
 
 def test_policy_update_keeps_rules_consistent(arm):
@@ -243,7 +261,7 @@ def test_seed_policies():
     assert [len(v["ports"]) for v in policy.virtual_machines] == [1, 1]
     nsg = state.nsgs[f"/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.Network/networkSecurityGroups/nsg-web".lower()]
     denies = [r for r in nsg.rules.values() if r.access == "Deny"]
-    assert sorted(r.priority for r in denies) == [4095, 4096]
+    assert sorted(r.priority for r in denies) == [1000, 1001]
     bad = copy.deepcopy(SEED)
     bad["jit_policies"] = [{"resource_group": "rg-web", "virtual_machines": ["bare-1"]}]
     with pytest.raises(seed.SeedError, match="VirtualMachineNotSupported"):
