@@ -18,12 +18,13 @@ SOURCES := $(shell git ls-files -co --exclude-standard plugins meta roles playbo
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help venv compat-venv build install lint sanity unit armsim-test integration reliability molecule compat test demo bench clean
+.PHONY: help venv compat-venv build install lint sanity unit armsim-test integration reliability molecule compat test test-live demo bench clean
 
 help:
 	@echo "make demo   - run the JIT rollout + open/configure/close job against armsim (offline Azure)"
 	@echo "make test   - lint, sanity, unit, armsim, integration and molecule suites, then the compat suite"
 	@echo "make compat - the module/role/pattern integration tests beside azure.azcollection 3.12.0's SDK pins"
+	@echo "make test-live - the live suite against a real subscription (AZURE_*, JITACCESS_LIVE_VMS: docs/live-testing.md)"
 	@echo "make bench  - performance run (QUICK=1 for the 100/1,000-VM subset)"
 
 # The venv is rebuilt when a requirements file changes; ranges, not pins (see requirements*.txt).
@@ -94,6 +95,13 @@ test: lint sanity install
 	$(MAKE) --no-print-directory bench QUICK=1
 	$(MAKE) --no-print-directory compat
 	$(BIN)/pytest -n 2 --dist loadfile tests/unit tools/armsim/tests tests/integration tests/reliability
+
+# The live suite against whatever AZURE_* names (a real subscription, or armsim in CI through the
+# same variables): docs/live-testing.md. It refuses to run without the VMs it may touch.
+test-live: venv
+	@test -n "$$JITACCESS_LIVE_VMS" || { echo "test-live: set JITACCESS_LIVE_VMS and the AZURE_* credentials (docs/live-testing.md)" >&2; exit 2; }
+	@test -f $(COLLECTIONS)/ansible_collections/jitaccess/azure/MANIFEST.json || $(MAKE) install
+	$(BIN)/pytest -q -p no:cacheprovider tests/live
 
 demo: install
 	demo/run.sh
