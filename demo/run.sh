@@ -46,12 +46,12 @@ echo "   armsim is up (HTTPS on 127.0.0.1, TLS verified with its own CA); 45 VMs
 step "1/3 Fleet rollout, audit mode (reads only): ansible-playbook jitaccess.azure.enable_jit_fleet"
 run_logged "$OUT/audit.log" ansible-playbook jitaccess.azure.enable_jit_fleet \
   -e jit_fleet_mode=audit -e "jit_fleet_report_dir=$OUT" -e jit_fleet_report_name=audit
-grep -E '"JIT fleet|"candidates|"exposed' "$OUT/audit.log" | sed 's/^ *"/   /; s/",\?$//'
+grep -E '"JIT fleet|"candidates|"reachable' "$OUT/audit.log" | sed 's/^ *"/   /; s/",\?$//'
 
 step "2/3 Fleet rollout, enforce mode: -e jit_fleet_mode=enforce"
 run_logged "$OUT/enforce.log" ansible-playbook jitaccess.azure.enable_jit_fleet \
   -e jit_fleet_mode=enforce -e "jit_fleet_report_dir=$OUT" -e jit_fleet_report_name=enforce
-grep -E '"JIT fleet|"candidates|"exposed' "$OUT/enforce.log" | sed 's/^ *"/   /; s/",\?$//'
+grep -E '"JIT fleet|"candidates|"reachable' "$OUT/enforce.log" | sed 's/^ *"/   /; s/",\?$//'
 
 step "3/3 Open / configure / close: ansible-playbook jitaccess.azure.configure_with_jit (jit_guard enabled)"
 "$PY" "$ROOT/demo/demo_tool.py" inventory "$OUT/ready.json" "$OUT/inventory.ini"

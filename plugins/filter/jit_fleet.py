@@ -266,6 +266,15 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
                         "admitted_prefixes": entry.get("admitted_prefixes", []),
                     }
                 )
+    coverage = {"before": _coverage(before), "after": _coverage(after)}
+    if mode == "audit":  # what enforce would give: every candidate under JIT
+        would = dict(coverage["before"])
+        added = sum(1 for vm in candidates if vm["jit_status_before"] == "not_configured")
+        would["configured"] = _int(would.get("configured")) + added
+        would["not_configured"] = max(_int(would.get("not_configured")) - added, 0)
+        eligible = _int(would.get("eligible"))
+        would["percent"] = round(100.0 * would["configured"] / eligible, 1) if eligible else 100.0
+        coverage["would_be"] = would
     return {
         "generated_at": after.get("generated_at", before.get("generated_at", "")),
         "mode": mode,
@@ -274,7 +283,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
         "subscription_ids": list(before.get("subscription_ids") or [before.get("subscription_id", "")]),
         "scope": dict(scope or {}),
         "settings": dict(settings or {}),
-        "coverage": {"before": _coverage(before), "after": _coverage(after)},
+        "coverage": coverage,
         "coverage_by_subscription": _subscription_coverage(before, after),
         "candidates": candidates,
         "already_configured": selection.get("already_configured") or [],
@@ -282,6 +291,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
         "policies_written": sum(1 for policy in policies if policy["changed"]),
         "policies": policies,
         "exposures": exposures,
+        "exposure_counts": exposure_counts(exposures),
         "bypasses": bypasses,
         "skipped": selection.get("skipped") or [],
         "stale_rules": len(after.get("stale_rules") or []),
@@ -331,6 +341,33 @@ def _row(*cells):
     return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
 
 
+def _pairs(count):
+    count = count or {}
+    pairs, vms = _int(count.get("pairs")), _int(count.get("virtual_machines"))
+    return "%d (VM, port) pair%s on %d VM%s" % (pairs, "" if pairs == 1 else "s", vms, "" if vms == 1 else "s")
+
+
+def _where(entry):
+    return "%s (%s)" % (_text(entry.get("vm")), _text(entry.get("resource_group")))
+
+
+def _deciding_rule(entry):
+    decided = entry.get("decided_by") or {}
+    if not decided.get("nsg"):
+        return "no NSG"
+    return "%s @ %s" % (_text(decided.get("rule")), _text(decided["nsg"]))
+
+
+def exposure_counts(exposures):
+    """``{"internet", "inside_network"}``: each ``{"pairs", "virtual_machines"}`` - the one way every
+    output counts exposure: (VM, port) pairs, and the VMs they are on."""
+    result = {}
+    for key, private in (("internet", False), ("inside_network", True)):
+        chosen = [e for e in exposures or [] if bool(e.get("private_only")) == private]
+        result[key] = {"pairs": len(chosen), "virtual_machines": len({_text(e.get("id")).lower() for e in chosen})}
+    return result
+
+
 def _exposure_state(entry):
     if entry.get("jit_bypassed"):
         return "bypassed"
@@ -375,10 +412,11 @@ def report_markdown(report):
     for sub in plans.get("enabled_by_this_run") or []:
         lines.append("**Defender for Servers Plan 2 was turned on for subscription `%s` by this run: it is billed per server.**" % _text(sub))
     lines += ["", "## Coverage", "", "| | VMs | under JIT | not under JIT | unsupported | coverage of eligible VMs |", "|---|---:|---:|---:|---:|---:|"]
-    for moment in ("before", "after"):
+    for moment in ("before", "would_be" if audit and coverage.get("would_be") else "after"):
         c = coverage.get(moment) or {}
+        label = "would be, with enforce" if moment == "would_be" else moment
         lines.append(
-            _row(moment, c.get("virtual_machines"), c.get("configured"), c.get("not_configured"), c.get("unsupported"), "%s%%" % _text(c.get("percent")))
+            _row(label, c.get("virtual_machines"), c.get("configured"), c.get("not_configured"), c.get("unsupported"), "%s%%" % _text(c.get("percent")))
         )
     by_subscription = r.get("coverage_by_subscription") or {}
     if len(by_subscription) > 1:
@@ -399,17 +437,27 @@ def report_markdown(report):
             name = _text(policy.get("id")).rsplit("/", 1)[-1]
             rows.append(_row(name, policy.get("resource_group"), policy.get("location"), policy.get("action"), policy.get("virtual_machines")))
         _table(lines, ("policy", "resource group", "region", "action", "VMs"), rows)
-    lines += ["", "## Exposed management ports (%d)" % len(exposures), ""]
+    counts = r.get("exposure_counts") or exposure_counts(exposures)
+    internet = [e for e in exposures if not e.get("private_only")]
+    inside = [e for e in exposures if e.get("private_only")]
+    lines += ["", "## Reachable from the Internet: %s" % _pairs(counts.get("internet")), ""]
     rows = []
-    for e in exposures:
-        sources = "the whole Internet" if e.get("whole_internet") else ", ".join(_text(item) for item in e.get("admitted_prefixes") or [])
-        decided = e.get("decided_by") or {}
-        rule = _text(decided.get("rule")) or "-"
-        if decided.get("nsg"):
-            rule += " @ " + _text(decided["nsg"])
-        where = "%s (%s)" % (_text(e.get("vm")), _text(e.get("resource_group")))
-        rows.append(_row(where, e.get("port"), sources + (" (no public IP)" if e.get("private_only") else ""), rule, _exposure_state(e)))
-    _table(lines, ("VM", "port", "reached from", "deciding rule", "JIT"), rows, empty="No management port is reachable from the Internet.")
+    for e in internet:
+        sources = "any Internet address" if e.get("whole_internet") else ", ".join(_text(item) for item in e.get("admitted_prefixes") or [])
+        rows.append(_row(_where(e), e.get("port"), sources, e.get("public_ip"), _deciding_rule(e), _exposure_state(e)))
+    _table(lines, ("VM", "port", "admitted from", "public IP", "deciding rule", "JIT"), rows, empty="No management port is reachable from the Internet.")
+    lines += ["", "## Open to any source inside the network: %s" % _pairs(counts.get("inside_network")), ""]
+    if inside:
+        lines += [
+            "The NSGs admit any source, but the Internet has no way in (no public IP, or a Standard public IP and no NSG):"
+            " anything inside the network, or a load balancer, NAT or firewall that forwards to the VM, can reach the port.",
+            "",
+        ]
+    rows = [
+        _row(_where(e), e.get("port"), "Standard public IP, no NSG" if e.get("public_ip") else "no public IP", _deciding_rule(e), _exposure_state(e))
+        for e in inside
+    ]
+    _table(lines, ("VM", "port", "why not from the Internet", "deciding rule", "JIT"), rows)
     lines += ["", "## JIT bypasses (%d)" % len(bypasses), ""]
     if bypasses:
         lines += ["JIT protects these ports, but an allow rule evaluated before the JIT deny rule admits the Internet anyway. Remove or narrow the rule.", ""]

@@ -157,12 +157,19 @@ def test_documents_json_and_markdown_page():
     assert "| before | 3 | 0 | 2 | 1 | 0.0% |" in page
     assert "## Put under JIT (2)" in page and "| web-1 | RG | Linux | 22 |" in page and "| win-1 | RG | Windows | 3389, 5986 |" in page
     assert "| default | RG | westeurope | created | 2 |" in page
-    assert "| web-1 (RG) | 22 | the whole Internet | AllowSshAnywhere @ nsg-web | bypassed |" in page
+    assert "## Reachable from the Internet: 1 (VM, port) pair on 1 VM" in page
+    assert "| web-1 (RG) | 22 | any Internet address |  | AllowSshAnywhere @ nsg-web | bypassed |" in page
+    assert "## Open to any source inside the network: 0 (VM, port) pairs on 0 VMs" in page
+    assert report["exposure_counts"] == {"internet": {"pairs": 1, "virtual_machines": 1}, "inside_network": {"pairs": 0, "virtual_machines": 0}}
     assert "| web-1 (RG) | 22 | AllowSshAnywhere (priority 200 on nsg-web) |" in page
     assert "| bare-1 | RG | unsupported: no NSG \\| none |" in page  # a pipe in a value does not break the table
     assert "- JIT deny rules still missing (deleted by another tool): 1" in page and "- Stale JIT rules: 1" in page
     quiet = jit_fleet_report_documents(jit_fleet_report(select([]), {"virtual_machines": []}, None, {"skipped": True}))["markdown"]
     assert "Audit mode: nothing was written to Azure. 0 VM(s)" in quiet and "No management port is reachable from the Internet." in quiet
+    # audit shows what enforce would give, never "0/N after"
+    audit = jit_fleet_report(selection, before, None, {"skipped": True}, mode="audit")
+    assert audit["coverage"]["would_be"]["configured"] == 2 and audit["coverage"]["would_be"]["percent"] == 100.0
+    assert "| would be, with enforce | 3 | 2 | 0 | 1 | 100.0% |" in jit_fleet_report_documents(audit)["markdown"]
     assert "## Drift" not in quiet and "### Policies" not in quiet
 
 
