@@ -129,11 +129,13 @@ def port_facts(entry):
     return sorted(result, key=_jit.port_sort_key)
 
 
-def request_facts(requests):
-    """Active requests (``_request.ActiveRequest`` values) as dicts, sorted by port."""
+def request_facts(requests, closed_early=()):
+    """Active requests (``_request.ActiveRequest`` values) as dicts, sorted by port;
+    ``closed_early``: the ports whose allow rules were deleted before the request's end."""
     return [
         {
             "port": request.port,
+            "closed_early": request.port in closed_early,
             "sources": list(request.sources),
             "start_time_utc": _arm.format_azure_datetime(request.start_time),
             "end_time_utc": _arm.format_azure_datetime(request.end_time),
@@ -290,6 +292,18 @@ class _Builder:
                 self._contexts[key] = _nsg.AddressContext()
         return self._contexts[key]
 
+    def closed_early(self, requests, jit_rules):
+        """Ports of ``requests`` that were closed early: Azure keeps the request ``Initiated`` until
+        its end, but no JIT allow rule for the port is left on the path, and the request is past the
+        time Defender may take to apply it."""
+        allowed = set()
+        for fact in jit_rules:
+            if fact["kind"] == _nsg.JIT_KIND_ALLOW:
+                for item in fact["ports"]:
+                    low, _sep, high = str(item).partition("-")
+                    allowed.update(range(int(low), int(high or low) + 1))
+        return {request.port for request in requests if request.port not in allowed and not _request.may_still_apply(request, self.now)}
+
     def nsg(self, nsg_id):
         return self.nsgs.get(_arm.normalize_id(nsg_id)) if nsg_id else None
 
@@ -386,7 +400,7 @@ class _Builder:
             "unsupported_reason": record["unsupported_reason"],
             "policy": policy_summary(policy) if policy is not None else None,
             "ports": ports,
-            "active_requests": request_facts(requests),
+            "active_requests": request_facts(requests, closed_early=self.closed_early(requests, jit_rules)),
             "jit_rules": jit_rules,
             "nics": nics,
             "exposure": exposure,
@@ -593,7 +607,7 @@ class _Counts:
         self.reasons = {}
         self.exposed_ports = self.private_only = self.bypassed = 0
         self.exposed_vms = self.bypassed_vms = 0
-        self.requests = self.jit_open = 0
+        self.requests = self.jit_open = self.closed_early = 0
 
     def add(self, vm):
         self.vms += 1
@@ -608,7 +622,8 @@ class _Counts:
         bypasses = [item for item in vm["exposure"] if item["jit_bypassed"]]
         self.bypassed += len(bypasses)
         self.bypassed_vms += bool(bypasses)
-        self.requests += len(vm["active_requests"])
+        self.requests += sum(1 for request in vm["active_requests"] if not request.get("closed_early"))
+        self.closed_early += sum(1 for request in vm["active_requests"] if request.get("closed_early"))
 
     def summary(self, stale, drift, policies):
         return {
@@ -617,6 +632,7 @@ class _Counts:
             "unsupported_reasons": self.reasons,
             "policies": len(policies),
             "active_requests": self.requests,
+            "closed_early_requests": self.closed_early,
             "exposed_ports": self.exposed_ports,
             "exposed_virtual_machines": self.exposed_vms,
             "open_by_jit_request_ports": self.jit_open,

@@ -297,6 +297,13 @@ ansible_facts:
                 port:
                   description: Port number.
                   type: int
+                closed_early:
+                  description:
+                    - V(true) when the access was closed before the request's end (its JIT allow rules are gone
+                      from the path, for example by M(jitaccess.azure.jit_request) O(jitaccess.azure.jit_request#module:state=absent)).
+                      Azure has no way to revoke a request, so it keeps the status V(Initiated) until its end time.
+                  type: bool
+                  version_added: 0.2.0
                 sources:
                   description: Requested source prefixes (empty when the service recorded none).
                   type: list
@@ -539,8 +546,14 @@ ansible_facts:
               description: Length of RV(ansible_facts.azure_jit.policies).
               type: int
             active_requests:
-              description: Active requests over all VMs (one per VM and port).
+              description: Active requests over all VMs (one per VM and port) whose access is still open - those closed early are counted in C(closed_early_requests).
               type: int
+            closed_early_requests:
+              description:
+                - Requests Azure still shows as V(Initiated) whose access was closed before their end (no JIT allow rule
+                  left); not an open port.
+              type: int
+              version_added: 0.2.0
             exposed_ports:
               description: Exposure entries exposed to the Internet other than by an active access request.
               type: int
@@ -603,6 +616,7 @@ ansible_facts:
             - {number: 22, protocol: TCP, allowed_source_address_prefixes: ["*"], max_request_access_duration: PT3H}
           active_requests:
             - port: 22
+              closed_early: false
               sources: [203.0.113.7]
               start_time_utc: "2026-11-21T09:30:00Z"
               end_time_utc: "2026-11-21T10:30:00Z"

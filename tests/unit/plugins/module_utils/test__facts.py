@@ -305,6 +305,7 @@ def test_requests_stale_allow_and_open_by_request():
     assert active["active_requests"] == [
         {
             "port": 22,
+            "closed_early": False,
             "sources": ["203.0.113.7"],
             "start_time_utc": "2026-11-21T09:30:00Z",
             "end_time_utc": end,
@@ -325,6 +326,25 @@ def test_requests_stale_allow_and_open_by_request():
     assert facts["summary"]["exposed_ports"] == 1 and facts["summary"]["open_by_jit_request_ports"] == 2
     assert [(item["vm_name"], item["kind"], item["reason"]) for item in facts["stale_rules"]] == [("expired", "allow", _facts.STALE_ALLOW_NO_REQUEST)]
     assert facts["summary"]["active_requests"] == 2 and facts["summary"]["stale_rules"] == 1
+    assert facts["summary"]["closed_early_requests"] == 0
+
+
+def test_a_request_closed_early_is_not_counted_as_open_access():
+    """Azure keeps a request Initiated until its end; once its allow rules are deleted (closed early)
+    and Defender is past applying it, it is listed as closed_early, not as active access."""
+    end = (NOW + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fleet = (
+        Fleet()
+        .subnet("s1", "nsg-sub")
+        .add_nsg("nsg-sub", jit_allow(7, "10.0.0.4", priority=100), jit_deny(1, "10.0.0.4", priority=4096), jit_deny(2, "10.0.0.5", priority=4095))
+        .vm("open", "10.0.0.4", public_ip="20.50.0.11")
+        .vm("closed", "10.0.0.5", public_ip="20.50.0.12")
+        .policy({"open": [22], "closed": [22]}, requests=[request("open", 22, end), request("closed", 22, end)])
+    )
+    facts = fleet.facts()
+    assert [item["closed_early"] for item in by_name(facts, "open")["active_requests"]] == [False]
+    assert [item["closed_early"] for item in by_name(facts, "closed")["active_requests"]] == [True]
+    assert facts["summary"]["active_requests"] == 1 and facts["summary"]["closed_early_requests"] == 1
 
 
 def test_deny_for_vm_in_no_policy_orphans_and_drift():
