@@ -84,10 +84,8 @@ def summary(out_dir):
     for vm in enforce["skipped"][:3]:
         print("      - %s (%s): %s" % (vm["name"], vm["resource_group"], vm["reason"]))
     counts = enforce["exposure_counts"]
-    print(
-        "    reachable from the Internet: %d (VM, port) pairs on %d VMs; open to any source inside the network: %d pairs on %d VMs"
-        % (counts["internet"]["pairs"], counts["internet"]["virtual_machines"], counts["inside_network"]["pairs"], counts["inside_network"]["virtual_machines"])
-    )
+    print("    reachable from the Internet: %s" % counts["internet"]["text"])
+    print("    open to any source inside the network: %s" % counts["inside_network"]["text"])
     print("    JIT bypasses: %d, for example:" % len(enforce["bypasses"]))
     for item in [b for b in enforce["bypasses"] if b["vm"].startswith("demo-")][:1] + enforce["bypasses"][:1]:
         rules = ", ".join("%s (priority %s)" % (rule["name"], rule["priority"]) for rule in item["bypass_rules"])

@@ -365,6 +365,7 @@ def exposure_counts(exposures):
     for key, private in (("internet", False), ("inside_network", True)):
         chosen = [e for e in exposures or [] if bool(e.get("private_only")) == private]
         result[key] = {"pairs": len(chosen), "virtual_machines": len({_text(e.get("id")).lower() for e in chosen})}
+        result[key]["text"] = _pairs(result[key])
     return result
 
 

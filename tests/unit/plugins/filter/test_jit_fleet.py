@@ -160,7 +160,10 @@ def test_documents_json_and_markdown_page():
     assert "## Reachable from the Internet: 1 (VM, port) pair on 1 VM" in page
     assert "| web-1 (RG) | 22 | any Internet address |  | AllowSshAnywhere @ nsg-web | bypassed |" in page
     assert "## Open to any source inside the network: 0 (VM, port) pairs on 0 VMs" in page
-    assert report["exposure_counts"] == {"internet": {"pairs": 1, "virtual_machines": 1}, "inside_network": {"pairs": 0, "virtual_machines": 0}}
+    assert report["exposure_counts"] == {
+        "internet": {"pairs": 1, "virtual_machines": 1, "text": "1 (VM, port) pair on 1 VM"},
+        "inside_network": {"pairs": 0, "virtual_machines": 0, "text": "0 (VM, port) pairs on 0 VMs"},
+    }
     assert "| web-1 (RG) | 22 | AllowSshAnywhere (priority 200 on nsg-web) |" in page
     assert "| bare-1 | RG | unsupported: no NSG \\| none |" in page  # a pipe in a value does not break the table
     assert "- JIT deny rules still missing (deleted by another tool): 1" in page and "- Stale JIT rules: 1" in page
