@@ -108,7 +108,7 @@ def test_user_and_password_credential(armsim):
     )
     run = open_and_close(armsim, env)
     (request,) = requests_of(armsim)
-    assert request["requestor"] == USER["name"]  # the user's own request, not an application's
+    assert request["requestor"] == USER["username"]  # the user's own request (its UPN), not an application's
     assert run.result("close")["closed"][0]["port"] == 22
     assert allow_rules_left(armsim) == []
     assert USER["password"] not in run.stdout + run.stderr

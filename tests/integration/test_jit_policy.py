@@ -125,7 +125,8 @@ def test_merge_into_shared_policy_per_vm_ports_deny_rules_and_idempotency(armsim
         assert props["destinationAddressPrefix"] == "10.1.0.4" and ports_of(rule) == [22]
     subnet_deny = deny_rules(state, "nsg-web-subnet", "web-1")[0]["properties"]["priority"]
     assert 200 < subnet_deny <= 4096  # after AllowSshFromCorp (200), which overlaps port 22 and so bypasses JIT
-    assert deny_rules(state, "nsg-web-nic", "web-1")[0]["properties"]["priority"] == 4096  # empty NSG: highest free
+    # empty NSG: armsim's default placement ("top priority", from 1000 up); nothing depends on the number
+    assert deny_rules(state, "nsg-web-nic", "web-1")[0]["properties"]["priority"] == 1000
     assert ports_of(deny_rules(state, "nsg-web-subnet", "web-2")[0]) == [22, 8443]
     assert ports_of(deny_rules(state, "nsg-web-subnet", "win-1")[0]) == [3389, 5985, 5986]
     assert deny_rules(state, "nsg-web-subnet", "win-1")[0]["properties"]["destinationAddressPrefix"] == "10.1.0.6"

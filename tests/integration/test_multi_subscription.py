@@ -65,7 +65,7 @@ def play(*tasks):
 
 
 def test_policy_request_and_facts_over_two_subscriptions(armsim):
-    ports = [{"number": 22, "allowed_source_address_prefixes": ["203.0.113.0/24"]}]
+    ports = [{"number": 22, "allowed_source_address_prefixes": ["203.0.113.7/32", "203.0.113.0/24"]}]  # the request's source is one of them
     policy = {"name": "policy", "jitaccess.azure.jit_policy": {"virtual_machines": VMS, "ports": ports}}
     run = run_playbook(armsim, play(policy, dict(policy, name="again")))
     assert run.rc == 0, run.stdout[-3000:]

@@ -42,9 +42,11 @@ def test_audit_reports_and_writes_nothing(armsim, tmp_path):
     assert skipped["web-test"] == "name excluded by pattern *-TEST"
     assert report["coverage"]["before"] == report["coverage"]["after"]
     assert report["coverage"]["before"]["configured"] == 1 and report["coverage"]["before"]["eligible"] == 8
-    # Exposure: web-1 has a public IP and SSH from anywhere; bare-1 has no NSG at all.
+    # Exposure: web-1 has a public IP and SSH from anywhere; bare-1 has no NSG at all and a Standard
+    # public IP, closed to the Internet unless an NSG allows it: open only inside the network.
     exposed = {(item["vm"], item["port"]) for item in report["exposures"] if not item["private_only"]}
-    assert ("web-1", 22) in exposed and ("bare-1", 22) in exposed
+    inside = {(item["vm"], item["port"]) for item in report["exposures"] if item["private_only"]}
+    assert ("web-1", 22) in exposed and ("bare-1", 22) in inside and ("bare-1", 22) not in exposed
     assert "# JIT fleet report — audit" in markdown and "nothing was written to Azure" in markdown
     assert "| bare-1 | rg-web | unsupported: no network security group" in markdown
     assert "JIT fleet audit: 1/8 eligible VMs under JIT before" in run.stdout
