@@ -18,10 +18,11 @@ SOURCES := $(shell git ls-files -co --exclude-standard plugins meta roles playbo
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help venv compat-venv build install lint sanity unit armsim-test integration reliability molecule compat test test-live demo bench clean
+.PHONY: help venv compat-venv build install lint sanity unit armsim-test integration reliability molecule compat test test-live demo sandbox bench clean
 
 help:
 	@echo "make demo   - run the JIT rollout + open/configure/close job against armsim (offline Azure)"
+	@echo "make sandbox - armsim with the demo fleet, kept running until Ctrl-C, with an env file to source"
 	@echo "make test   - lint, sanity, unit, armsim, integration and molecule suites, then the compat suite"
 	@echo "make compat - the module/role/pattern integration tests beside azure.azcollection 3.12.0's SDK pins"
 	@echo "make test-live - the live suite against a real subscription (AZURE_*, JITACCESS_LIVE_VMS: docs/live-testing.md)"
@@ -102,6 +103,10 @@ test-live: venv
 	@test -n "$$JITACCESS_LIVE_VMS" || { echo "test-live: set JITACCESS_LIVE_VMS and the AZURE_* credentials (docs/live-testing.md)" >&2; exit 2; }
 	@test -f $(COLLECTIONS)/ansible_collections/jitaccess/azure/MANIFEST.json || $(MAKE) install
 	$(BIN)/pytest -q -p no:cacheprovider tests/live
+
+# armsim with the demo fleet until Ctrl-C: source the env file it prints and try the collection.
+sandbox: install
+	demo/sandbox.sh
 
 demo: install
 	demo/run.sh
