@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -64,3 +65,20 @@ def write_inventory(sim, path, hosts, group="targets", extra=""):
     with open(path, "w", encoding="utf-8") as stream:
         stream.write("\n".join(lines) + "\n" + extra)
     return path
+
+
+def gate_open(port):
+    """True when armsim's data-plane gate on ``port`` admits us (its banner comes); a denied
+    connection is closed at once."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.settimeout(5)
+        try:
+            data = conn.recv(64)
+        except (ConnectionResetError, TimeoutError):
+            return False
+    return data.startswith(b"armsim")
+
+
+def gate_admits(sim, vm, port=22):
+    """:func:`gate_open` for the gate of ``vm``'s ``port``."""
+    return gate_open(sim.gates()["%s:%d" % (vm, port)]["listen_port"])

@@ -3,24 +3,13 @@ rule goes is documented only loosely ("top priority", seen from 1000 up and at 4
 open-and-close path runs under both of armsim's placements and must give the same outcome - the
 VM under JIT, the facts' verdicts, access through the data-plane gate, and the close."""
 
-import socket
-
 import pytest
 from harness import run_module
+from roles_support import gate_admits
 
 ARMSIM_SEED = "jit_request.yaml"
 SUB = "00000000-0000-0000-0000-000000000001"
 SOURCE = "127.0.0.1"
-
-
-def gate_admits(armsim, vm):
-    port = armsim.gates()["%s:22" % vm]["listen_port"]
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.settimeout(5)
-        try:
-            return conn.recv(64).startswith(b"armsim")
-        except (ConnectionResetError, TimeoutError):
-            return False
 
 
 def ssh_verdict(armsim, vm):

@@ -5,13 +5,13 @@ proves the module waits: the rules are asserted right after the run returns.
 """
 
 import os
-import socket
 import threading
 import time
 
 import pytest
 import yaml
 from harness import run_playbook
+from roles_support import gate_open
 
 from armsim.model import stable_uuid
 
@@ -129,17 +129,6 @@ def request_ports(state, name, port, group="rg-jit"):
 
 def ops(armsim):
     return armsim.stats()["by_operation"]
-
-
-def gate_open(port):
-    """True when the data-plane gate admits us (banner received); denied connections are closed at once."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.settimeout(5)
-        try:
-            data = conn.recv(64)
-        except (ConnectionResetError, TimeoutError):
-            return False
-    return data.startswith(b"armsim")
 
 
 # -- open ---------------------------------------------------------------------------------------

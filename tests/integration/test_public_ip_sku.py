@@ -3,9 +3,8 @@ Internet only through a Basic-SKU public IP; a Standard-SKU one is closed to inb
 an NSG allows it, and a VM without a public IP is never "exposed". nsg_jit_facts and armsim's
 data-plane gate must agree, VM by VM."""
 
-import socket
-
 from harness import run_module
+from roles_support import gate_admits
 
 ARMSIM_SEED = {
     "subscription_id": "00000000-0000-0000-0000-000000000001",
@@ -35,16 +34,6 @@ ARMSIM_SEED = {
         }
     ],
 }
-
-
-def gate_admits(armsim, vm):
-    port = armsim.gates()["%s:22" % vm]["listen_port"]
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.settimeout(5)
-        try:
-            return conn.recv(64).startswith(b"armsim")
-        except (ConnectionResetError, TimeoutError):
-            return False
 
 
 def test_exposure_follows_the_public_ip_sku_and_the_gate_agrees(armsim):

@@ -17,13 +17,12 @@ import io
 import json
 import os
 import signal
-import socket
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from reltools import Background, jit_rules
-from roles_support import PLAYBOOKS, write_inventory
+from roles_support import PLAYBOOKS, gate_open, write_inventory
 
 ARMSIM_SEED = "reliability.yaml"
 ARMSIM_OPTIONS = {"apply_delay": 0}
@@ -74,17 +73,6 @@ def _open_for_another_party(sim):
     security.jit_network_access_policies.initiate("rg-app", "westeurope", "default", io.BytesIO(json.dumps(body).encode()), content_type="application/json")
     _wait(lambda: _theirs(sim), "the other party's access")
     return _theirs(sim)
-
-
-def _gate_open(port):
-    """True when the data-plane gate admits us (banner received); denied connections close at once."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.settimeout(5)
-        try:
-            data = conn.recv(64)
-        except (ConnectionResetError, TimeoutError):
-            return False
-    return data.startswith(b"armsim")
 
 
 def _requests_per_policy(sim):
@@ -197,7 +185,7 @@ def test_a_two_hour_guarded_run_keeps_working_access_with_one_initiate_per_polic
         for _step in range(steps):
             reads = _ops(armsim).get("GET jitNetworkAccessPolicies", 0)
             armsim.advance(60)
-            assert all(_gate_open(port) for port in ports), "access lapsed during the run:\n" + run.output()[-3000:]
+            assert all(gate_open(port) for port in ports), "access lapsed during the run:\n" + run.output()[-3000:]
             # two checks of both policies after the step: any renewal due has been sent and applied
             _wait(lambda reads=reads: _ops(armsim).get("GET jitNetworkAccessPolicies", 0) >= reads + 4, "the guard's checks", run)
         armsim.advance(RENEW_BEFORE)  # the last renewal is no longer being applied when the run closes
@@ -217,7 +205,7 @@ def test_a_two_hour_guarded_run_keeps_working_access_with_one_initiate_per_polic
     assert output.count("jit_guard: renewed 2 leases") == 0  # one lease per policy: never batched wrongly
     assert output.count("jit_guard: renewed 1 lease on JIT policy") == sum(per_policy.values()) - 2
     assert _ours(armsim) == []
-    assert all(not _gate_open(port) for port in ports)
+    assert all(not gate_open(port) for port in ports)
 
 
 def test_a_close_right_after_a_renewal_leaves_nothing_open(armsim, tmp_path):
