@@ -484,8 +484,9 @@ def test_my_requests_are_recognised_from_the_claims_every_token_has():
         active = _request.active_requests(
             {"properties": {"requests": [dict(request("a", 22, start="2026-11-21T09:00:00Z", end=end), requestor=requestor)]}}, NOW
         )
-        (found,) = active.values()
-        assert any(_request.request_covers(found, None, NOW, requestor=name) for name in names), (claims, requestor)
+        found = list(active.values())
+        assert len(found) == 1
+        assert any(_request.request_covers(found[0], None, NOW, requestor=name) for name in names), (claims, requestor)
     # someone else's request is not ours
     other = _request.active_requests({"properties": {"requests": [dict(request("a", 22, start="2026-11-21T09:00:00Z", end=end), requestor="o-9")]}}, NOW)
     assert not any(_request.request_covers(next(iter(other.values())), None, NOW, requestor=name) for name in _request.token_identities(_token(app_only)))
