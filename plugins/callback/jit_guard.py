@@ -540,31 +540,32 @@ class CallbackModule(CallbackBase):
             if key[0] != vm_key or access["port"] != port.get("number"):
                 continue
             action = port.get("action")
-            if action in ("closed", "not_open"):
-                access["renew"] = False  # closed by the run: never renewed again
-                if renewed_since is not None and access.get("renewed_mono", -1.0) >= renewed_since:
-                    # kept: the end-of-run close waits for its rules while Azure may still apply it
-                    access["sites"] = None
-                    continue
+            deleted = set()
             if action == "not_open":
-                if close_sources is None or access["sources"] is None or source_set(access["sources"]) <= source_set(close_sources):
-                    del self._open[key]
+                ours = close_sources is None or access["sources"] is None or source_set(access["sources"]) <= source_set(close_sources)
             elif action == "closed":
                 deleted = {
                     normalize_id(rule.get("nsg_id") or "")
                     for rule in as_list(port.get("access"))
                     if access["sources"] is None or source_set(rule.get("source_address_prefixes")) == source_set(access["sources"])
                 }
-                if not deleted:
-                    continue  # the rules it deleted were for other sources
-                remaining = access.get("sites")
-                remaining = None if remaining is None else remaining - deleted
-                if not remaining:
-                    del self._open[key]
-                else:  # some NSGs of the path had no rule yet: it may still appear there
-                    access.update(sites=remaining, pending=True)
-            elif action == "pending":
-                access["pending"] = True
+                ours = bool(deleted)  # else the rules it deleted were for other sources
+            else:
+                ours = False
+                if action == "pending":
+                    access["pending"] = True
+            if not ours:
+                continue
+            access["renew"] = False  # closed by the run: never renewed again
+            if renewed_since is not None and access.get("renewed_mono", -1.0) >= renewed_since:
+                access["sites"] = None  # kept: the end-of-run close waits for its rules while Azure may still apply the renewal
+                continue
+            remaining = access.get("sites")
+            remaining = None if remaining is None or action == "not_open" else remaining - deleted
+            if not remaining:
+                del self._open[key]
+            else:  # some NSGs of the path had no rule yet: it may still appear there
+                access.update(sites=remaining, pending=True)
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._task_started.setdefault(getattr(task, "_uuid", None), time.monotonic())
