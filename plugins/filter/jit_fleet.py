@@ -284,6 +284,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
         "scope": dict(scope or {}),
         "settings": dict(settings or {}),
         "coverage": coverage,
+        "coverage_text": _coverage_text(coverage),
         "coverage_by_subscription": _subscription_coverage(before, after),
         "candidates": candidates,
         "already_configured": selection.get("already_configured") or [],
@@ -339,6 +340,18 @@ def _cell(value):
 
 def _row(*cells):
     return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
+
+
+def _coverage_text(coverage):
+    """``0/40 eligible VMs under JIT before, 40/40 after (100.0%)``; in audit mode what enforce would
+    give instead of an unchanged "after"."""
+    before = coverage.get("before") or {}
+    text = "%s/%s eligible VMs under JIT before, " % (before.get("configured"), before.get("eligible"))
+    would = coverage.get("would_be")
+    if would is not None:
+        return text + "would be %s/%s with jit_fleet_mode=enforce (%s%%)" % (would.get("configured"), would.get("eligible"), would.get("percent"))
+    after = coverage.get("after") or {}
+    return text + "%s/%s after (%s%%)" % (after.get("configured"), after.get("eligible"), after.get("percent"))
 
 
 def _pairs(count):

@@ -173,6 +173,7 @@ def test_documents_json_and_markdown_page():
     audit = jit_fleet_report(selection, before, None, {"skipped": True}, mode="audit")
     assert audit["coverage"]["would_be"]["configured"] == 2 and audit["coverage"]["would_be"]["percent"] == 100.0
     assert "| would be, with enforce | 3 | 2 | 0 | 1 | 100.0% |" in jit_fleet_report_documents(audit)["markdown"]
+    assert audit["coverage_text"] == "0/2 eligible VMs under JIT before, would be 2/2 with jit_fleet_mode=enforce (100.0%)"
     assert "## Drift" not in quiet and "### Policies" not in quiet
 
 
