@@ -569,13 +569,23 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._task_started.setdefault(getattr(task, "_uuid", None), time.monotonic())
-        if self._is_jit_request(task) and self._renewals is None and os.getpid() == self._pid:
-            # renews leases (jit_request lease=...) while the run is alive; dies with the controller
+        self._start_renewals()
+
+    def _start_renewals(self):
+        """Start the lease thread once the ledger holds a lease (never in a run without one: Ansible
+        forks its workers from this process, and a thread is best not running then for nothing)."""
+        if self._renewals is not None or os.getpid() != self._pid:
+            return
+        self._ingest_records()  # what a task still running recorded
+        with self._lock:
+            leased = any(access.get("lease") for access in self._open.values())
+        if leased:  # renews leases (jit_request lease=...) while the run is alive; dies with the controller
             self._renewals = threading.Thread(target=self._lease_loop, name="jit_guard-leases", daemon=True)
             self._renewals.start()
 
     def v2_runner_on_ok(self, result):
         self._observe(result)
+        self._start_renewals()
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._observe(result)

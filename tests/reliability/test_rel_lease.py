@@ -48,7 +48,7 @@ def _quiet(sim):
     return stats["requests"] == sum(stats["by_status"].values()) and sim.admin("GET", "/applies")["due"] == 0
 
 
-def _wait(predicate, what, run=None, timeout=120):
+def _wait(predicate, what, run=None, timeout=300):
     deadline = time.monotonic() + timeout
     while not predicate():
         if run is not None:
