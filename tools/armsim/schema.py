@@ -302,19 +302,20 @@ JIT_POLICY, JIT_INITIATE = _security_schemas()
 NETWORK_SECURITY_GROUP, SECURITY_RULE = _network_schemas()
 
 
-def security_body(body: Any, contract: Schema) -> Any:
-    """``body`` when it follows the Microsoft.Security contract, else Azure's 400."""
+def _checked(body: Any, contract: Schema, code: str, prefix: str) -> Any:
+    """``body`` named as the contract spells it, when it follows the contract; else a 400 ``code``."""
     try:
         validate(body, contract)
     except ContractError as exc:
-        raise ArmError(400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: '{exc}'") from None
+        raise ArmError(400, code, prefix % exc) from None
     return canonical(body, contract)
+
+
+def security_body(body: Any, contract: Schema) -> Any:
+    """``body`` when it follows the Microsoft.Security contract, else Azure's 400."""
+    return _checked(body, contract, "InvalidRequestContent", "The request content was invalid and could not be deserialized: '%s'")
 
 
 def network_body(body: Any, contract: Schema) -> Any:
     """``body`` when it follows the Microsoft.Network contract, else NRP's 400 (see README)."""
-    try:
-        validate(body, contract)
-    except ContractError as exc:
-        raise ArmError(400, "InvalidRequestFormat", f"Cannot parse the request. {exc}") from None
-    return canonical(body, contract)
+    return _checked(body, contract, "InvalidRequestFormat", "Cannot parse the request. %s")
