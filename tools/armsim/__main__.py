@@ -22,6 +22,7 @@ def _write_ready(path: str, info: dict) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from armsim import profile
     from armsim.seed import SeedError
     from armsim.server import App, ArmSimServer
 
@@ -29,12 +30,19 @@ def serve(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="armsim-")
     os.makedirs(state_dir, exist_ok=True)
     try:
+        service = profile.load(args.profile, args.profile_set)
+    except ValueError as exc:
+        print(f"armsim: {exc}", file=sys.stderr)
+        return 2
+    # The profile's figures unless the command line names its own.
+    try:
         app = App(
             args.seed,
-            apply_delay=args.apply_delay,
+            apply_delay=service.apply_delay if args.apply_delay is None else args.apply_delay,
             page_size=args.page_size,
-            lro_retry_after=args.lro_retry_after,
-            lro_in_progress=args.lro_in_progress,
+            lro_retry_after=service.lro_retry_after if args.lro_retry_after is None else args.lro_retry_after,
+            lro_in_progress=service.lro_in_progress if args.lro_in_progress is None else args.lro_in_progress,
+            profile=service,
             token_lifetime=args.token_lifetime,
             state_dir=state_dir,
         )
@@ -102,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=0, help="HTTPS port (default 0: any free port)")
     s.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1; keep it on loopback)")
     s.add_argument("--ready-file", help="write the ready JSON here (default: print it on stdout)")
-    s.add_argument("--apply-delay", type=float, default=0.0, help="seconds before an initiated JIT request's allow rules appear (default 0)")
+    s.add_argument("--profile", default="instant", help="service profile: instant (default: no latency, no throttling) or azure (README.md, Profiles)")
+    s.add_argument("--profile-set", action="append", default=[], metavar="KEY=VALUE", help="override one figure of the profile (repeatable)")
+    s.add_argument(
+        "--apply-delay", type=float, default=None, help="seconds before an initiated JIT request's allow rules appear (default: the profile's, 0 for instant)"
+    )
     s.add_argument("--page-size", type=int, default=100, help="items per list page before a nextLink (default 100)")
-    s.add_argument("--lro-retry-after", type=int, default=1, help="Retry-After seconds on long-running operations (default 1)")
-    s.add_argument("--lro-in-progress", type=float, default=0.5, help="seconds an operation reports InProgress (default 0.5)")
+    s.add_argument("--lro-retry-after", type=int, default=None, help="Retry-After seconds on long-running operations (default: the profile's, 1)")
+    s.add_argument("--lro-in-progress", type=float, default=None, help="seconds an operation reports InProgress (default: the profile's, 0.5)")
     s.add_argument("--token-lifetime", type=int, default=3599, help="access token lifetime in seconds (default 3599)")
     s.add_argument("--state-dir", help="directory for ca.pem (default: a temporary directory removed on exit)")
     s.add_argument("--verbose", action="store_true", help="log every request to stderr")

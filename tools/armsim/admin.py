@@ -14,7 +14,8 @@ never hit by faults.
     POST   /reset                  back to the seed: state, counters, faults, clock
     GET    /state                  every resource as JSON
     GET    /gates                  data-plane gates: {"<vm>:<port>": {...}}
-    GET    /config, POST /config   {"apply_delay", "deny_apply_delay", "page_size", "lro_retry_after"}
+    GET    /config, POST /config   {"apply_delay", "deny_apply_delay", "page_size", "lro_retry_after"}; GET also
+                                   shows the service profile and how many calls its token buckets throttled
     POST   /vm/power               {"id" | "resource_group"+"name", "power_state"}: change a VM's power state
 """
 
@@ -151,6 +152,8 @@ def _config(app: Any) -> dict:
         "deny_placement": app.state.deny_placement,
         "page_size": app.page_size,
         "lro_retry_after": app.lro_retry_after,
+        "profile": app.profile.describe(),
+        "throttled": app.throttle.throttled,
     }
 
 

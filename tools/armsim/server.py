@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from armsim import admin, certs, compute, jit, network, pricing, rbac, resources, seed
+from armsim import profile as profiles
 from armsim.arm import ArmError, Ctx, Operations, Request, Response, error_response, json_response
 from armsim.auth import Auth
 from armsim.clock import Clock, http_date
@@ -240,6 +241,7 @@ class App:
         lro_in_progress: float = 0.5,
         token_lifetime: int = 3599,
         state_dir: str | None = None,
+        profile: profiles.Profile | None = None,
     ) -> None:
         self.seed_data = copy.deepcopy(seed.load(seed_source))
         self.certificate_paths = self._generate_certificates(state_dir or tempfile.gettempdir())
@@ -258,6 +260,8 @@ class App:
         self.stats = Stats()
         self.faults = Faults()
         self.ratelimit = RateLimit()
+        self.profile = profile or profiles.PROFILES["instant"]
+        self.throttle = profiles.Throttle(self.profile)
         self.generation = 0  # bumped by reset: pending apply timers of an older generation do nothing
         self.token_lifetime = token_lifetime
         self.arm_url = ""
@@ -314,6 +318,7 @@ class App:
             self.faults.clear()
             self.operations.clear()
             self.ratelimit.reset()
+            self.throttle.reset()
             self.request_log.clear()
             if self.gates is not None:
                 self.gates.reset_counters()
@@ -427,8 +432,30 @@ class App:
             err.headers["x-ms-ratelimit-remaining-subscription-" + ("writes" if req.method in WRITE_METHODS else "reads")] = "0"
         return error_response(err)
 
+    def _throttled(self, req: Request) -> tuple[Response | None, dict]:
+        """A 429 when the profile's token bucket of this subscription and operation type is empty
+        (else None), and the remaining-tokens header for the answer ({} without buckets)."""
+        m = re.match(r"^/subscriptions/([^/]+)", req.path, re.IGNORECASE)
+        subscription = m.group(1) if m else self.state.subscription_id
+        kind, left, wait = self.throttle.take(subscription, req.method)
+        if left is None:
+            return None, {}
+        header = {f"x-ms-ratelimit-remaining-subscription-{kind}": str(left)}
+        if not wait:
+            return None, header
+        err = ArmError(
+            429,
+            "SubscriptionRequestsThrottled",
+            f"Number of '{kind[:-1]}' requests for subscription '{subscription}' exceeded. "
+            f"Please try again after '{wait}' seconds after additional tokens are available.",
+        )
+        err.headers["Retry-After"] = str(wait)
+        return error_response(err), header
+
     def _login(self, req: Request, m: re.Match) -> Response:
         self.stats.token()
+        if self.profile.token:
+            time.sleep(self.profile.token)
         resp = self._faults_for(req)
         if resp is not None:
             return resp
@@ -454,13 +481,20 @@ class App:
         self.stats.count(req.method, operation)
         kind = "writes" if req.method in WRITE_METHODS else "reads"
         remaining = self.ratelimit.hit(kind)
-        resp = self._faults_for(req)
+        resp, bucket_header = self._throttled(req)
+        if resp is None:
+            resp = self._faults_for(req)
         if resp is None:
             try:
                 resp = self._route(req)
             except ArmError as err:
                 resp = error_response(err)
+            # The profile's latency, outside App.lock: concurrent calls overlap as on Azure.
+            delay = self.profile.latency(req.method, resp.body[:9] == b'{"value":')
+            if delay:
+                time.sleep(delay)
         if not resp.drop:
+            resp.headers.update(bucket_header)
             resp.headers.setdefault(f"x-ms-ratelimit-remaining-subscription-{kind}", str(remaining))
         self.stats.status(resp.status)
         self.request_log.append({"method": req.method, "path": req.path, "query": req.raw_query, "status": resp.status, "operation": operation})

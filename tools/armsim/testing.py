@@ -36,12 +36,13 @@ class ArmSim:
     def __init__(
         self,
         seed: str | os.PathLike | dict,
-        apply_delay: float = 0,
+        apply_delay: float | None = 0,
         page_size: int | None = None,
         extra_args: tuple | list = (),
         *,
         timeout: float = 30.0,
         python: str | None = None,
+        profile: str = "instant",
     ) -> None:
         self.seed = seed
         self.apply_delay = apply_delay
@@ -49,6 +50,7 @@ class ArmSim:
         self.extra_args = list(extra_args)
         self.timeout = timeout
         self.python = python or sys.executable
+        self.profile = profile
         self.info: dict[str, Any] = {}
         self.proc: subprocess.Popen | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -64,7 +66,9 @@ class ArmSim:
                 yaml.safe_dump(self.seed, fh, sort_keys=False)
         ready = os.path.join(tmp, "ready.json")
         cmd = [self.python, "-m", "armsim", "serve", "--seed", str(seed_path), "--port", "0", "--ready-file", ready]
-        cmd += ["--apply-delay", str(self.apply_delay), "--state-dir", os.path.join(tmp, "state")]
+        cmd += ["--profile", self.profile, "--state-dir", os.path.join(tmp, "state")]
+        if self.apply_delay is not None:
+            cmd += ["--apply-delay", str(self.apply_delay)]
         if self.page_size is not None:
             cmd += ["--page-size", str(self.page_size)]
         cmd += [str(a) for a in self.extra_args]
