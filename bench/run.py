@@ -47,6 +47,7 @@ ROOT = os.path.dirname(BENCH)
 TOOLS = os.path.join(ROOT, "tools")
 sys.path.insert(0, TOOLS)
 
+from armsim.profile import PROFILES as PROFILE_FIGURES  # noqa: E402
 from armsim.testing import ArmSim  # noqa: E402
 
 PYTHON = sys.executable
@@ -56,13 +57,19 @@ MANIFEST = os.path.join(INSTALLED, "ansible_collections", "jitaccess", "azure", 
 
 # Fleet size -> (resource groups, regions). One JIT policy per resource group (each group lives in
 # one region), so VMs per policy is what the naive loop multiplies its writes by.
-FLEETS = {100: (5, 2), 1000: (20, 5), 10000: (100, 5)}
+FLEETS = {100: (5, 2), 1000: (20, 5), 10000: (100, 5), 50000: (500, 5)}
 ACCESS_HOSTS_FULL = [10, 100, 500]
 ACCESS_HOSTS_QUICK = [10, 100]
 ACCESS_GROUPS = 5  # the access fleet: Linux VMs with a data-plane gate on port 22, 5 policies
-APPLY_DELAY = 2.0
+APPLY_DELAY = 2.0  # instant profile; the azure profile brings its own (tools/armsim/README.md, Profiles)
 FORKS = 5  # Ansible's default, the same for both approaches
 ACCESS_PORT_TIMEOUT = 120
+PROFILES = ("instant", "azure")
+# Under the azure profile a naive per-VM call costs its latency (about 1.1 s a VM): the naive
+# loops run on a sample spread over every policy and are extrapolated linearly (marked so).
+AZURE_NAIVE_SAMPLE = {"quick": 20, "full": 200}
+AZURE_SIZES = {"quick": [100], "full": [100, 1000]}
+AZURE_HOSTS = {"quick": [10], "full": [10, 100]}
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -122,7 +129,8 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="jit-bench-")
         self.results = []
         self.checks = []  # (target, ok, detail)
-        self.profile = {}
+        self.breakdown = {}  # per-task timings and calls per operation, by run label
+        self.current = "instant"  # the armsim profile of the phase being measured
         self.notes = []
         self.errors = []
         # A private copy of the installed collection: a concurrent `make install` cannot pull it
@@ -159,6 +167,7 @@ class Bench:
             if not os.path.exists(inventory):
                 with open(inventory, "w", encoding="utf-8") as stream:
                     stream.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % PYTHON)
+        label = "%s-%s" % (self.current, label)
         timer = self.path(label + ".tasks.jsonl")
         command = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook]
         if extra_vars:
@@ -171,7 +180,7 @@ class Bench:
         if os.path.exists(timer):
             with open(timer, encoding="utf-8") as stream:
                 tasks = [json.loads(line) for line in stream if line.strip()]
-        self.profile.setdefault("calls", {})[label] = stats["by_operation"]
+        self.breakdown.setdefault("calls", {})[label] = stats["by_operation"]
         if m.rc != 0:
             raise RuntimeError("%s: ansible-playbook exited %d:\n%s" % (label, m.rc, tail(log)))
         return m, stats, tasks
@@ -180,23 +189,26 @@ class Bench:
         rec = {
             "phase": phase,
             "approach": approach,
+            "profile": self.current,
             "vms": vms,
             "hosts": hosts,
             "wall_s": round(m.wall_s * scale, 2),
+            "cpu_s": round(m.cpu_s * scale, 2),
             "reads": int(round(stats["reads"] * scale)),
             "writes": int(round(stats["writes"] * scale)),
             "initiates": int(round(stats["by_operation"].get("POST initiate", 0) * scale)),
+            "throttled": int(round((stats.get("by_status") or {}).get("429", 0) * scale)),
             "peak_rss_mb": m.peak_rss_mb,
         }
         if extrapolated_from:
             rec["extrapolated_from"] = extrapolated_from
         self.results.append(rec)
-        label = "%-9s %-10s vms=%-6s hosts=%-4s" % (phase, approach, vms, hosts if hosts is not None else "-")
+        label = "%-7s %-9s %-10s vms=%-6s hosts=%-4s" % (self.current, phase, approach, vms, hosts if hosts is not None else "-")
         unit = "hosts" if phase == "access" else "VMs"
         extra = " (extrapolated linearly from %d %s)" % (extrapolated_from, unit) if extrapolated_from else ""
         print(
-            "  %s wall %7.2fs  reads %6d  writes %6d  initiates %4d  peak RSS %6.1f MB (tree %6.1f MB, CPU %6.1fs)%s"
-            % (label, rec["wall_s"], rec["reads"], rec["writes"], rec["initiates"], m.peak_rss_mb, m.tree_rss_mb, m.cpu_s, extra),
+            "  %s wall %7.2fs  reads %6d  writes %6d  initiates %4d  429s %3d  peak RSS %6.1f MB (tree %6.1f MB, CPU %6.1fs)%s"
+            % (label, rec["wall_s"], rec["reads"], rec["writes"], rec["initiates"], rec["throttled"], m.peak_rss_mb, m.tree_rss_mb, m.cpu_s, extra),
             flush=True,
         )
         return rec
@@ -208,9 +220,11 @@ class Bench:
         if slow:
             print("      slowest tasks: " + "; ".join("%s %.1fs" % (t["task"].split(" : ")[-1][:60], t["seconds"]) for t in slow), flush=True)
 
-    def check(self, target, ok, detail):
-        self.checks.append({"target": target, "ok": bool(ok), "detail": detail})
-        print("  [%s] %s: %s" % ("ok" if ok else "MISSED", target, detail), flush=True)
+    def check(self, target, ok, detail, enforced=True):
+        """A target; ``enforced=False`` (wall-time ratios in quick mode, where a busy machine moves
+        them) reports without failing the run."""
+        self.checks.append({"target": target, "ok": bool(ok), "detail": detail, "enforced": enforced})
+        print("  [%s] %s: %s" % ("ok" if ok else ("MISSED" if enforced else "missed, reported only"), target, detail), flush=True)
 
     # --- fleets ----------------------------------------------------------------------------------
     def fleet_seed(self, vms, groups, locations, extra_args=()):
@@ -240,50 +254,84 @@ class Bench:
                 targets.append({"id": vm["id"], "resource_group": parts[4], "location": policy["location"], "ports": vm["ports"]})
         return sorted(targets, key=lambda t: t["id"].rsplit("/", 1)[1])
 
-    def naive(self, sim, label, targets_path, sample=0):
-        info_path = self.path("armsim-info.json")
-        with open(info_path, "w", encoding="utf-8") as stream:
-            json.dump(sim.info, stream)
-        command = [PYTHON, os.path.join(BENCH, "naive.py"), "--info", info_path, "--targets", targets_path]
-        if sample:
-            command += ["--sample", str(sample)]
+    def script(self, sim, label, command):
+        """Run a plain Python script (naive loop, floor) against ``sim``, measured; its last line is JSON."""
+        label = "%s-%s" % (self.current, label)
         env = dict(os.environ, REQUESTS_CA_BUNDLE=sim.info["ca_bundle"], SSL_CERT_FILE=sim.info["ca_bundle"])
         sim.reset_stats()
         log = self.path(label + ".log")
-        m = measure(command, env=env, cwd=self.work, log_path=log)
+        m = measure([PYTHON, *command], env=env, cwd=self.work, log_path=log)
         stats = sim.stats()
-        self.profile.setdefault("calls", {})[label] = stats["by_operation"]
+        self.breakdown.setdefault("calls", {})[label] = stats["by_operation"]
         if m.rc != 0:
-            raise RuntimeError("%s: naive loop exited %d:\n%s" % (label, m.rc, tail(log)))
+            raise RuntimeError("%s exited %d:\n%s" % (label, m.rc, tail(log)))
         return m, stats, json.loads(tail(log, 1))
+
+    def info_file(self, sim):
+        path = self.path("armsim-info-%s.json" % self.current)
+        with open(path, "w", encoding="utf-8") as stream:
+            json.dump(sim.info, stream)
+        return path
+
+    def floor(self, sim, label, phase, plan=None):
+        command = [os.path.join(BENCH, "floor.py"), "--info", self.info_file(sim), "--phase", phase]
+        if plan is not None:
+            plan_path = self.path("%s-%s.plan.json" % (self.current, label))
+            with open(plan_path, "w", encoding="utf-8") as stream:
+                json.dump(plan, stream)
+            command += ["--plan", plan_path]
+        return self.script(sim, label, command)
+
+    def naive(self, sim, label, targets_path, sample=0):
+        command = [os.path.join(BENCH, "naive.py"), "--info", self.info_file(sim), "--targets", targets_path]
+        if sample:
+            command += ["--sample", str(sample)]
+        return self.script(sim, label, command)
+
+    def naive_sample(self, vms, targets):
+        """How many targets the naive loop runs on (0: all): a spread sample when a full loop would
+        take too long (the azure profile, or 10,000 VMs), extrapolated linearly."""
+        size = AZURE_NAIVE_SAMPLE["quick" if self.quick else "full"] if self.current == "azure" else (self.args.naive_sample if vms >= 10000 else 0)
+        return size if size and size < len(targets) else 0
 
     # --- phases ----------------------------------------------------------------------------------
     def fleet_phases(self, vms):
         groups, locations = FLEETS[vms]
-        print("\n== fleet of %d VMs (%d resource groups, %d regions)" % (vms, groups, locations), flush=True)
+        print("\n== %s profile: fleet of %d VMs (%d resource groups, %d regions)" % (self.current, vms, groups, locations), flush=True)
         seed = self.fleet_seed(vms, groups, locations)
         facts_play = self.path("discovery.yml")
         with open(facts_play, "w", encoding="utf-8") as stream:
             yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "discover", "jitaccess.azure.nsg_jit_facts": {}}]}], stream)
         fleet_book = os.path.join(ROOT, "playbooks", "enable_jit_fleet.yml")
-        fleet_vars = {"jit_fleet_mode": "enforce", "jit_fleet_report_dir": self.path("reports-%d" % vms)}
-        with ArmSim(seed, page_size=100, timeout=120) as sim:
+        fleet_vars = {"jit_fleet_mode": "enforce", "jit_fleet_report_dir": self.path("reports-%s-%d" % (self.current, vms))}
+        apply_delay = None if self.current == "azure" else 0  # azure: the profile's own
+        with ArmSim(seed, page_size=100, timeout=120, profile=self.current, apply_delay=apply_delay) as sim:
             self.latency(sim, vms)
             m, stats, _ = self.playbook(sim, "discovery-%d" % vms, facts_play)
-            self.record("discovery", "collection", vms, None, m, stats)
+            discovery = self.record("discovery", "collection", vms, None, m, stats)
+            m, stats, summary = self.floor(sim, "floor-discovery-%d" % vms, "discovery")
+            self.record("discovery", "floor", vms, None, m, stats)
 
+            sim.reset()
             m, stats, tasks = self.playbook(sim, "rollout-%d" % vms, fleet_book, extra_vars=fleet_vars)
             rollout = self.record("rollout", "collection", vms, None, m, stats)
             self.show_tasks(tasks)
-            self.profile.setdefault("rollout_tasks_s", {})[str(vms)] = tasks
+            self.breakdown.setdefault("rollout_tasks_s", {})["%s-%d" % (self.current, vms)] = tasks
             state = sim.state()
             policies = self.policy_map(state)
             targets = self.naive_targets(state)
             covered = sum(len(v) for v in policies.values())
             self.check(
-                "rollout writes = affected policies (%d VMs)" % vms,
+                "rollout writes = affected policies (%s, %d VMs)" % (self.current, vms),
                 rollout["writes"] == len(policies) and stats["by_operation"].get("PUT jitNetworkAccessPolicies", 0) == len(policies),
                 "%d writes for %d policies covering %d VMs" % (rollout["writes"], len(policies), covered),
+            )
+            reads_ratio = rollout["reads"] / discovery["reads"] if discovery["reads"] else float("inf")
+            self.check(
+                "rollout reads within 1.5x discovery's (%s, %d VMs)" % (self.current, vms),
+                reads_ratio <= 1.5,
+                "%d reads vs %d (%.2fx)" % (rollout["reads"], discovery["reads"], reads_ratio),
+                enforced=vms >= 10000,
             )
             if vms >= 10000:
                 self.check("<= 500 policy writes at 10,000 VMs", rollout["writes"] <= 500, "%d writes" % rollout["writes"])
@@ -291,30 +339,55 @@ class Bench:
             m, stats, tasks = self.playbook(sim, "rerun-%d" % vms, fleet_book, extra_vars=fleet_vars)
             rerun = self.record("rerun", "collection", vms, None, m, stats)
             self.show_tasks(tasks)
-            self.profile.setdefault("rerun_tasks_s", {})[str(vms)] = tasks
-            self.check("second run writes nothing (%d VMs)" % vms, rerun["writes"] == 0, "%d writes" % rerun["writes"])
+            self.breakdown.setdefault("rerun_tasks_s", {})["%s-%d" % (self.current, vms)] = tasks
+            self.check("second run writes nothing (%s, %d VMs)" % (self.current, vms), rerun["writes"] == 0, "%d writes" % rerun["writes"])
+            if self.current == "instant" and vms >= 10000:
+                self.check("peak controller memory < 300 MB at 10,000 VMs", rollout["peak_rss_mb"] < 300, "%.1f MB" % rollout["peak_rss_mb"])
 
-            if vms >= 10000:
-                limit = 60.0
+            # The floor: the same lists, then one GET + PUT per policy with the final bodies given.
+            sim.reset()
+            plan = [
+                {"id": p["id"], "body": {"kind": "Basic", "properties": {"virtualMachines": p["properties"]["virtualMachines"]}}} for p in state["jit_policies"]
+            ]
+            m, stats, _ = self.floor(sim, "floor-rollout-%d" % vms, "rollout", plan)
+            floor = self.record("rollout", "floor", vms, None, m, stats)
+            if self.current == "azure":
+                limit = 3.0 if vms <= 100 else 2.5
+                ratio = rollout["wall_s"] / floor["wall_s"]
                 self.check(
-                    "10,000-VM rollout incl. discovery < %ds" % limit, rollout["wall_s"] < limit, "%.1fs on %d cores" % (rollout["wall_s"], os.cpu_count())
+                    "rollout within %gx the floor (azure, %d VMs)" % (limit, vms),
+                    ratio <= limit,
+                    "%.1fs vs %.1fs (%.2fx)" % (rollout["wall_s"], floor["wall_s"], ratio),
+                    enforced=not self.quick,
                 )
-                self.check("peak controller memory < 500 MB at 10,000 VMs", rollout["peak_rss_mb"] < 500, "%.1f MB" % rollout["peak_rss_mb"])
 
             # The naive loop, from the same seed, on the same VMs with the same ports.
             sim.reset()
             targets_path = self.path("targets-%d.json" % vms)
             with open(targets_path, "w", encoding="utf-8") as stream:
                 json.dump(targets, stream)
-            sample = self.args.naive_sample if (vms >= 10000 and self.args.naive_sample and self.args.naive_sample < len(targets)) else 0
+            sample = self.naive_sample(vms, targets)
             scale = len(targets) / sample if sample else 1.0
             m, stats, summary = self.naive(sim, "naive-rollout-%d" % vms, targets_path, sample)
-            self.record("rollout", "naive", vms, None, m, stats, extrapolated_from=sample or None, scale=scale)
+            naive = self.record("rollout", "naive", vms, None, m, stats, extrapolated_from=sample or None, scale=scale)
             if not sample:
                 same = self.policy_map(sim.state()) == policies
-                self.check("naive loop reaches the same JIT state (%d VMs)" % vms, same, "%d policies, %d VMs" % (len(policies), summary["vms"]))
-            m, stats, summary = self.naive(sim, "naive-rerun-%d" % vms, targets_path, sample)
-            self.record("rerun", "naive", vms, None, m, stats, extrapolated_from=sample or None, scale=scale)
+                self.check(
+                    "naive loop reaches the same JIT state (%s, %d VMs)" % (self.current, vms), same, "%d policies, %d VMs" % (len(policies), summary["vms"])
+                )
+            if self.current == "instant":
+                m, stats, summary = self.naive(sim, "naive-rerun-%d" % vms, targets_path, sample)
+                self.record("rerun", "naive", vms, None, m, stats, extrapolated_from=sample or None, scale=scale)
+            else:
+                ours_429 = rollout["throttled"] + rerun["throttled"] + discovery["throttled"]
+                self.check("no 429 in any run of ours (azure, %d VMs)" % vms, ours_429 == 0, "%d throttled answers" % ours_429)
+                factor = naive["wall_s"] / rollout["wall_s"]
+                wanted = 20 if vms >= 1000 else 1
+                self.check(
+                    "rollout >= %dx faster than the naive loop (azure, %d VMs)" % (wanted, vms),
+                    factor >= wanted,
+                    "%.1fs vs %.1fs (%.1fx)%s" % (rollout["wall_s"], naive["wall_s"], factor, " naive extrapolated from %d VMs" % sample if sample else ""),
+                )
         return policies
 
     def latency(self, sim, label):
@@ -327,11 +400,11 @@ class Bench:
                 security.jit_network_access_policies.get("rg-000", "westeurope", "bench-latency-probe")
             times.append(time.monotonic() - start)
         times.sort()
-        self.profile.setdefault("armsim_get_round_trip_ms", {})[str(label)] = round(times[len(times) // 2] * 1000, 1)
+        self.breakdown.setdefault("armsim_get_round_trip_ms", {})[str(label)] = round(times[len(times) // 2] * 1000, 1)
 
     def access_phases(self, host_counts):
         size = max(host_counts)
-        print("\n== access: %s hosts of a play, apply delay %.0fs" % ("/".join(map(str, host_counts)), APPLY_DELAY), flush=True)
+        print("\n== %s profile: access for %s hosts of a play" % (self.current, "/".join(map(str, host_counts))), flush=True)
         seed_path = self.fleet_seed(
             size, ACCESS_GROUPS, ACCESS_GROUPS, ["--windows-fraction", "0", "--no-nsg-fraction", "0", "--open-ssh-fraction", "0", "--stopped-fraction", "0"]
         )
@@ -387,8 +460,10 @@ class Bench:
             books[name] = self.path("access-%s.yml" % name)
             with open(books[name], "w", encoding="utf-8") as stream:
                 yaml.safe_dump(play, stream, sort_keys=False)
-        with ArmSim(access_seed, apply_delay=APPLY_DELAY, timeout=120) as sim:
+        apply_delay = None if self.current == "azure" else APPLY_DELAY  # azure: the profile's own
+        with ArmSim(access_seed, apply_delay=apply_delay, timeout=120, profile=self.current) as sim:
             self.latency(sim, "access")
+            delay = sim.config()["apply_delay"]
             gates = sim.info["gates"]
             sub = sim.info["subscription_id"]
             for hosts in host_counts:
@@ -405,73 +480,97 @@ class Bench:
                     stream.write("\n".join(lines) + "\n")
                 policies = len({rg for _, rg, _ in chosen})
                 ports = [gates["%s:22" % name] for name, _, _ in chosen]
-                for approach, book in (("collection", books["ours"]), ("naive", books["naive"])):
-                    if approach == "naive" and hosts > self.args.naive_access_max:
+                rows = {}
+                for approach in ("collection", "floor", "naive"):
+                    if approach == "naive" and hosts > self.naive_access_max():
                         self.extrapolate_naive_access(size, hosts)
                         continue
                     sim.reset()
                     if not all(probe(p) is False for p in ports[:5]):
                         raise RuntimeError("access: ports already open before the request")
                     start = time.monotonic()
-                    m, stats, tasks = self.playbook(sim, "access-%s-%d" % (approach, hosts), book, inventory=inventory, extra_vars=common)
-                    wait_all(ports, deadline=start + ACCESS_PORT_TIMEOUT)
+                    if approach == "floor":
+                        m, stats, _ = self.floor(sim, "floor-access-%d" % hosts, "access", access_plan(sub, chosen))
+                    else:
+                        book = books["ours" if approach == "collection" else "naive"]
+                        m, stats, tasks = self.playbook(sim, "access-%s-%d" % (approach, hosts), book, inventory=inventory, extra_vars=common)
+                        self.show_tasks(tasks)
+                        self.breakdown.setdefault("access_tasks_s", {})["%s-%s-%d" % (self.current, approach, hosts)] = tasks
+                    wait_all(ports, deadline=start + ACCESS_PORT_TIMEOUT + delay)
                     m.wall_s = time.monotonic() - start  # open -> every port usable
-                    rec = self.record("access", approach, size, hosts, m, stats)
-                    self.show_tasks(tasks)
-                    self.profile.setdefault("access_tasks_s", {})["%s-%d" % (approach, hosts)] = tasks
-                    if approach == "collection":
-                        self.check(
-                            "one initiate per policy (%d hosts)" % hosts,
-                            rec["initiates"] == policies,
-                            "%d initiates for %d policies" % (rec["initiates"], policies),
-                        )
-                        # Quick mode runs inside `make test` on busy machines: only a gross regression fails.
-                        limit = APPLY_DELAY + (90 if self.quick else 10)
-                        if hosts >= 100:
-                            self.check(
-                                "access for %d hosts within apply delay + %ds" % (hosts, limit - APPLY_DELAY), rec["wall_s"] <= limit, "%.1fs" % rec["wall_s"]
-                            )
+                    rows[approach] = self.record("access", approach, size, hosts, m, stats)
+                ours, floor = rows["collection"], rows["floor"]
+                self.check(
+                    "one initiate per policy (%s, %d hosts)" % (self.current, hosts),
+                    ours["initiates"] == policies,
+                    "%d initiates for %d policies" % (ours["initiates"], policies),
+                )
+                if self.current == "azure":
+                    self.check("no 429 in any run of ours (azure, %d hosts)" % hosts, ours["throttled"] == 0, "%d throttled answers" % ours["throttled"])
+                # ours <= apply delay + 2x the floor's own time (its wall time less the apply delay)
+                limit = delay + 2 * max(floor["wall_s"] - delay, 0.0)
+                self.check(
+                    "access within apply delay + 2x the floor's time (%s, %d hosts)" % (self.current, hosts),
+                    ours["wall_s"] <= limit,
+                    "%.1fs vs %.1fs allowed (floor %.1fs, apply delay %gs)" % (ours["wall_s"], limit, floor["wall_s"], delay),
+                    enforced=not self.quick and hosts >= 500 and self.current == "instant",
+                )
+
+    def naive_access_max(self):
+        """The largest play measured with per-host tasks; larger ones are extrapolated."""
+        if self.current == "azure":
+            return 10  # a per-host task waits out the apply delay itself: minutes per 100 hosts
+        return self.args.naive_access_max
 
     def extrapolate_naive_access(self, size, hosts):
         """Per-host tasks cost the same per host: scale the largest measured naive play linearly."""
-        measured = [r for r in self.results if r["phase"] == "access" and r["approach"] == "naive" and not r.get("extrapolated_from")]
+        measured = [
+            r for r in self.results if r["phase"] == "access" and r["approach"] == "naive" and r["profile"] == self.current and not r.get("extrapolated_from")
+        ]
         if not measured:
-            self.notes.append("naive access for %d hosts not measured (above --naive-access-max %d)" % (hosts, self.args.naive_access_max))
+            self.notes.append("naive access for %d hosts not measured (above %d)" % (hosts, self.naive_access_max()))
             return
         base = max(measured, key=lambda r: r["hosts"])
         scale = hosts / base["hosts"]
-        m = Measured(wall_s=base["wall_s"], peak_rss_mb=base["peak_rss_mb"], tree_rss_mb=0.0, cpu_s=0.0)
-        stats = {"reads": base["reads"], "writes": base["writes"], "by_operation": {"POST initiate": base["initiates"]}}
+        m = Measured(wall_s=base["wall_s"], peak_rss_mb=base["peak_rss_mb"], tree_rss_mb=0.0, cpu_s=base["cpu_s"])
+        stats = {
+            "reads": base["reads"],
+            "writes": base["writes"],
+            "by_operation": {"POST initiate": base["initiates"]},
+            "by_status": {"429": base["throttled"]},
+        }
         self.record("access", "naive", size, hosts, m, stats, extrapolated_from=base["hosts"], scale=scale)
         self.notes.append(
-            "naive access for %d hosts is EXTRAPOLATED linearly from the measured %d-host play (per-host tasks: each host costs the same)"
-            % (hosts, base["hosts"])
+            "%s profile: naive access for %d hosts is EXTRAPOLATED linearly from the measured %d-host play (per-host tasks: each host costs the same)"
+            % (self.current, hosts, base["hosts"])
         )
 
     # --- output ----------------------------------------------------------------------------------
-    def ratios(self):
-        index = {(r["phase"], r["approach"], r["vms"], r["hosts"]): r for r in self.results}
+    def ratios(self, against="naive"):
+        """ours / ``against`` (naive or floor) for every row of ours that has one, same profile."""
+        index = {(r["profile"], r["phase"], r["approach"], r["vms"], r["hosts"]): r for r in self.results}
         lines = []
-        for (phase, approach, vms, hosts), ours in sorted(index.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3] or 0)):
-            if approach != "collection":
-                continue
-            naive = index.get((phase, "naive", vms, hosts))
-            if not naive:
+        for (profile, phase, approach, vms, hosts), ours in sorted(index.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3], kv[0][4] or 0)):
+            other = index.get((profile, phase, against, vms, hosts))
+            if approach != "collection" or not other:
                 continue
 
-            def ratio(key, ours=ours, naive=naive):
-                return round(ours[key] / naive[key], 4) if naive[key] else None
+            def ratio(key, ours=ours, other=other):
+                return round(ours[key] / other[key], 4) if other.get(key) else None
 
             lines.append(
                 {
+                    "profile": profile,
                     "phase": phase,
                     "vms": vms,
                     "hosts": hosts,
                     "wall": ratio("wall_s"),
+                    "cpu": ratio("cpu_s"),
+                    "peak_rss": ratio("peak_rss_mb"),
                     "reads": ratio("reads"),
                     "writes": ratio("writes"),
                     "initiates": ratio("initiates"),
-                    "naive_extrapolated_from": naive.get("extrapolated_from"),
+                    "%s_extrapolated_from" % against: other.get("extrapolated_from"),
                 }
             )
         return lines
@@ -498,14 +597,16 @@ class Bench:
             "mode": "quick" if self.quick else "full",
             "settings": {
                 "fleets": {str(k): {"resource_groups": v[0], "regions": v[1]} for k, v in FLEETS.items() if k in self.sizes},
-                "access_apply_delay_s": APPLY_DELAY,
+                "access_apply_delay_s": {"instant": APPLY_DELAY, "azure": PROFILE_FIGURES["azure"].apply_delay},
+                "profiles": {name: PROFILE_FIGURES[name].describe() for name in self.profiles},
                 "ansible_forks": FORKS,
                 "page_size": 100,
             },
-            "ratios_ours_over_naive": self.ratios(),
+            "ratios_ours_over_naive": self.ratios("naive"),
+            "ratios_ours_over_floor": self.ratios("floor"),
             "targets": self.checks,
             "notes": self.notes,
-            "profile": self.profile,
+            "breakdown": self.breakdown,
         }
         json_path = os.path.join(out_dir, "results%s.json" % suffix)
         with open(json_path, "w", encoding="utf-8") as stream:
@@ -517,21 +618,65 @@ class Bench:
 
     def run(self):
         self.load_at_start = os.getloadavg()
+        mode = "quick" if self.quick else "full"
+        self.profiles = [p for p in (self.args.profiles or ",".join(PROFILES)).split(",") if p]
         self.sizes = [100, 1000] if self.quick else [100, 1000, 10000]
         if self.args.sizes is not None:
             self.sizes = [int(s) for s in self.args.sizes.split(",") if s]
-        for vms in self.sizes:
-            self.fleet_phases(vms)
-        writes = {(r["approach"], r["vms"]): r["writes"] for r in self.results if r["phase"] == "rollout"}
-        if ("collection", 1000) in writes and ("naive", 1000) in writes:
-            ours, naive = writes[("collection", 1000)], writes[("naive", 1000)]
-            factor = naive / ours if ours else float("inf")
-            self.check(">= 20x fewer rollout writes than naive at 1,000 VMs", factor >= 20, "%d vs %d writes (%.1fx fewer)" % (ours, naive, factor))
         hosts = ACCESS_HOSTS_QUICK if self.quick else ACCESS_HOSTS_FULL
         if self.args.hosts is not None:
             hosts = [int(h) for h in self.args.hosts.split(",") if h]
-        if hosts:
-            self.access_phases(hosts)
+        for profile in self.profiles:
+            self.current = profile
+            # The azure profile waits out real latencies: its runs are the smaller sizes.
+            sizes = [v for v in self.sizes if profile == "instant" or v in AZURE_SIZES[mode] or self.args.sizes is not None]
+            for vms in sizes:
+                self.fleet_phases(vms)
+            writes = {(r["approach"], r["vms"]): r["writes"] for r in self.results if r["phase"] == "rollout" and r["profile"] == profile}
+            if ("collection", 1000) in writes and ("naive", 1000) in writes:
+                ours, naive = writes[("collection", 1000)], writes[("naive", 1000)]
+                factor = naive / ours if ours else float("inf")
+                self.check(
+                    ">= 20x fewer rollout writes than naive at 1,000 VMs (%s)" % profile, factor >= 20, "%d vs %d writes (%.1fx fewer)" % (ours, naive, factor)
+                )
+            chosen = [h for h in hosts if profile == "instant" or h in AZURE_HOSTS[mode] or self.args.hosts is not None]
+            if chosen:
+                self.access_phases(chosen)
+        self.scaling()
+
+    def scaling(self):
+        """Time and peak memory of discovery and rollout grow no faster than linearly (instant)."""
+        for phase in ("discovery", "rollout"):
+            rows = sorted(
+                (r for r in self.results if r["phase"] == phase and r["approach"] == "collection" and r["profile"] == "instant"), key=lambda r: r["vms"]
+            )
+            for small, large in zip(rows, rows[1:], strict=False):
+                growth = large["vms"] / small["vms"]
+                for key, unit in (("wall_s", "s"), ("peak_rss_mb", "MB")):
+                    factor = large[key] / small[key] if small[key] else float("inf")
+                    self.check(
+                        "%s %s grows no faster than the fleet (%d -> %d VMs)" % (phase, key, small["vms"], large["vms"]),
+                        factor <= growth,
+                        "%.1f%s -> %.1f%s (%.2fx for %gx the VMs)" % (small[key], unit, large[key], unit, factor, growth),
+                        enforced=not self.quick,
+                    )
+
+
+def access_plan(subscription, chosen, minutes=30):
+    """The floor's initiates: one per policy, every chosen VM's port 22 for 127.0.0.1."""
+    import datetime
+
+    end = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    by_policy = {}
+    for name, rg, location in chosen:
+        policy_id = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Security/locations/%s/jitNetworkAccessPolicies/default" % (
+            subscription,
+            rg,
+            location,
+        )
+        vm_id = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (subscription, rg, name)
+        by_policy.setdefault(policy_id, []).append({"id": vm_id, "ports": [{"number": 22, "allowedSourceAddressPrefix": "127.0.0.1", "endTimeUtc": end}]})
+    return [{"id": policy_id, "body": {"virtualMachines": vms}} for policy_id, vms in by_policy.items()]
 
 
 def probe(port, timeout=2.0):
@@ -562,48 +707,41 @@ def chart(results, path, mode):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    styles = {"collection": ("tab:blue", "o"), "naive": ("tab:red", "s")}
-    for ax, key, title in ((axes[0], "writes", "ARM writes per rollout"), (axes[1], "wall_s", "Rollout wall time (s)")):
-        for approach, (color, marker) in styles.items():
-            for phase, line in (("rollout", "-"), ("rerun", ":")):
-                rows = sorted((r for r in results if r["phase"] == phase and r["approach"] == approach), key=lambda r: r["vms"])
-                if not rows:
-                    continue
-                xs = [r["vms"] for r in rows]
-                ys = [max(r[key], 0.5 if key == "writes" else 0.01) for r in rows]
-                face = color if phase == "rollout" else "white"
-                ax.plot(xs, ys, line, color=color, marker=marker, markerfacecolor=face, label="%s %s" % (approach, phase))
-                for r, y in zip(rows, ys, strict=True):
-                    if r.get("extrapolated_from") and phase == "rollout":
-                        ax.annotate("extrapolated\nfrom %d" % r["extrapolated_from"], (r["vms"], y), fontsize=7, textcoords="offset points", xytext=(-50, 6))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+    styles = {"collection": ("tab:blue", "o"), "naive": ("tab:red", "s"), "floor": ("tab:green", "^")}
+    lines = {"instant": "-", "azure": "--"}
+
+    def plot(ax, rows, x, y, *, color, marker, line, label):
+        rows = sorted(rows, key=lambda r: r[x])
+        if not rows:
+            return
+        ys = [max(r[y], 0.5 if y == "writes" else 0.01) for r in rows]
+        ax.plot([r[x] for r in rows], ys, line, color=color, marker=marker, label=label)
+        for r, value in zip(rows, ys, strict=True):
+            if r.get("extrapolated_from"):
+                ax.annotate("extrapolated\nfrom %d" % r["extrapolated_from"], (r[x], value), fontsize=7, textcoords="offset points", xytext=(-55, 6))
+
+    for approach, (color, marker) in styles.items():
+        for profile, line in lines.items():
+            rows = [r for r in results if r["approach"] == approach and r.get("profile", "instant") == profile]
+            label = "%s, %s" % (approach, profile)
+            if profile == "instant":
+                plot(axes[0], [r for r in rows if r["phase"] == "rollout"], "vms", "writes", color=color, marker=marker, line=line, label=label)
+            plot(axes[1], [r for r in rows if r["phase"] == "rollout"], "vms", "wall_s", color=color, marker=marker, line=line, label=label)
+            plot(axes[2], [r for r in rows if r["phase"] == "access"], "hosts", "wall_s", color=color, marker=marker, line=line, label=label)
+    titles = (
+        ("ARM writes per rollout (0 plotted as 0.5)", "fleet size (VMs)"),
+        ("Rollout wall time, s (azure: realistic latency + throttling)", "fleet size (VMs)"),
+        ("Open access: until every port is usable, s", "hosts in the play"),
+    )
+    for ax, (title, xlabel) in zip(axes, titles, strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("fleet size (VMs)")
-        ax.set_title(title + (" (0 plotted as 0.5)" if key == "writes" else ""))
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    ax = axes[2]
-    for approach, (color, marker) in styles.items():
-        rows = sorted((r for r in results if r["phase"] == "access" and r["approach"] == approach), key=lambda r: r["hosts"])
-        if rows:
-            ax.plot([r["hosts"] for r in rows], [r["wall_s"] for r in rows], "-", color=color, marker=marker, label=approach)
-            for r in rows:
-                if r.get("extrapolated_from"):
-                    ax.annotate(
-                        "extrapolated\nfrom %d hosts" % r["extrapolated_from"],
-                        (r["hosts"], r["wall_s"]),
-                        fontsize=7,
-                        textcoords="offset points",
-                        xytext=(-70, -4),
-                    )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("hosts in the play")
-    ax.set_title("Open access: time until every port is usable (s)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.suptitle("jitaccess.azure vs naive per-VM approach on armsim (%s run)" % mode)
+        ax.legend(fontsize=7)
+    fig.suptitle("jitaccess.azure vs the naive per-VM approach and the floor, on armsim (%s run)" % mode)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -613,7 +751,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="jitaccess.azure benchmark (see docs/bench.md)")
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 VMs, access for 10/100 hosts (runs in make test)")
     parser.add_argument("--out", help="output directory (default: bench/ for a full run, .build/bench/ for --quick)")
-    parser.add_argument("--sizes", help="comma-separated fleet sizes (default 100,1000[,10000])")
+    parser.add_argument("--sizes", help="comma-separated fleet sizes (default 100,1000[,10000]; 50000 on request)")
+    parser.add_argument("--profiles", help="comma-separated armsim profiles (default instant,azure)")
     parser.add_argument("--hosts", help="comma-separated access host counts (default 10,100[,500]); empty: skip access")
     parser.add_argument("--naive-sample", type=int, default=1000, help="at 10,000 VMs run the naive loop on this many VMs and extrapolate (0: all)")
     parser.add_argument(
@@ -645,15 +784,20 @@ def main(argv=None):
         failure = exc
         bench.check("bench completed", False, str(exc))
     json_path, png_path = bench.write(out_dir, "-quick" if args.quick else "")
-    print("\n== ratios (ours / naive, same run)")
-    for r in bench.ratios():
-        what = "%s %s VMs" % (r["phase"], r["vms"]) if r["phase"] != "access" else "access %s hosts" % r["hosts"]
-        unit = "hosts" if r["phase"] == "access" else "VMs"
-        extra = "  (naive extrapolated from %d %s)" % (r["naive_extrapolated_from"], unit) if r["naive_extrapolated_from"] else ""
-        print("  %-22s wall %s  reads %s  writes %s  initiates %s%s" % (what, fmt(r["wall"]), fmt(r["reads"]), fmt(r["writes"]), fmt(r["initiates"]), extra))
+    for against in ("naive", "floor"):
+        print("\n== ratios (ours / %s, same run and profile)" % against)
+        for r in bench.ratios(against):
+            what = "%s %s %s VMs" % (r["profile"], r["phase"], r["vms"]) if r["phase"] != "access" else "%s access %s hosts" % (r["profile"], r["hosts"])
+            unit = "hosts" if r["phase"] == "access" else "VMs"
+            source = r["%s_extrapolated_from" % against]
+            extra = "  (%s extrapolated from %d %s)" % (against, source, unit) if source else ""
+            print(
+                "  %-30s wall %s  CPU %s  peak RSS %s  reads %s  writes %s  initiates %s%s"
+                % (what, fmt(r["wall"]), fmt(r["cpu"]), fmt(r["peak_rss"]), fmt(r["reads"]), fmt(r["writes"]), fmt(r["initiates"]), extra)
+            )
     for note in bench.notes:
         print("  note: " + note)
-    missed = [c for c in bench.checks if not c["ok"]]
+    missed = [c for c in bench.checks if not c["ok"] and c.get("enforced", True)]
     print("\nwrote %s and %s in %.0fs" % (json_path, png_path, time.monotonic() - started))
     if args.keep or failure:
         print("work directory kept: %s" % bench.work)
@@ -664,43 +808,77 @@ def main(argv=None):
         for c in missed:
             print("  - %s: %s" % (c["target"], c["detail"]), file=sys.stderr)
         return 1
-    print("bench: every target met (%d checked)" % len(bench.checks))
+    reported = [c for c in bench.checks if not c["ok"]]
+    print("bench: every enforced target met (%d checked%s)" % (len(bench.checks), ", %d reported only and missed" % len(reported) if reported else ""))
     return 0
 
 
 def markdown(document):
     """The results as Markdown tables (for docs/bench.md): ``bench/run.py --table results.json``."""
     rows = document["results"]
-    index = {(r["phase"], r["approach"], r["vms"], r["hosts"]): r for r in rows}
-    out = ["| phase | VMs | approach | wall s | reads | writes | peak RSS MB | ours / naive: wall, writes |", "|---|---|---|---|---|---|---|---|"]
+    index = {(r.get("profile", "instant"), r["phase"], r["approach"], r["vms"], r["hosts"]): r for r in rows}
+
+    def versus(r, against, keys):
+        other = index.get((r.get("profile", "instant"), r["phase"], against, r["vms"], r["hosts"]))
+        if r["approach"] != "collection" or not other:
+            return ""
+        return ", ".join(fmt(r[k] / other[k]) if other.get(k) else "-" for k in keys)
+
+    def approach(r, unit):
+        return r["approach"] + (" (extrapolated from %d %s)" % (r["extrapolated_from"], unit) if r.get("extrapolated_from") else "")
+
+    out = [
+        "| profile | phase | VMs | approach | wall s | CPU s | reads | writes | 429s | peak RSS MB | ours/naive: wall, writes | ours/floor: wall, CPU, RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["phase"] == "access":
             continue
-        ratio = ""
-        naive = index.get((r["phase"], "naive", r["vms"], r["hosts"]))
-        if r["approach"] == "collection" and naive:
-            ratio = "%s, %s" % (fmt(r["wall_s"] / naive["wall_s"]), fmt(r["writes"] / naive["writes"]) if naive["writes"] else "-")
-        approach = r["approach"] + (" (extrapolated from %d)" % r["extrapolated_from"] if r.get("extrapolated_from") else "")
         out.append(
-            "| %s | %s | %s | %.1f | %d | %d | %.0f | %s |"
-            % (r["phase"], "{:,}".format(r["vms"]), approach, r["wall_s"], r["reads"], r["writes"], r["peak_rss_mb"], ratio)
+            "| %s | %s | %s | %s | %.1f | %s | %d | %d | %s | %.0f | %s | %s |"
+            % (
+                r.get("profile", "instant"),
+                r["phase"],
+                "{:,}".format(r["vms"]),
+                approach(r, "VMs"),
+                r["wall_s"],
+                fmt(r.get("cpu_s")),
+                r["reads"],
+                r["writes"],
+                r.get("throttled", "-"),
+                r["peak_rss_mb"],
+                versus(r, "naive", ("wall_s", "writes")),
+                versus(r, "floor", ("wall_s", "cpu_s", "peak_rss_mb")),
+            )
         )
     out += [
         "",
-        "| hosts | approach | open -> every port usable, s | initiates | reads | writes | ours / naive: time, initiates |",
-        "|---|---|---|---|---|---|---|",
+        "| profile | hosts | approach | open -> every port usable, s | initiates | reads | writes | 429s | ours/naive: time, initiates | ours/floor: time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["phase"] != "access":
             continue
-        ratio = ""
-        naive = index.get(("access", "naive", r["vms"], r["hosts"]))
-        if r["approach"] == "collection" and naive:
-            ratio = "%s, %s" % (fmt(r["wall_s"] / naive["wall_s"]), fmt(r["initiates"] / naive["initiates"]) if naive["initiates"] else "-")
-        approach = r["approach"] + (" (extrapolated from %d hosts)" % r["extrapolated_from"] if r.get("extrapolated_from") else "")
-        out.append("| %d | %s | %.1f | %d | %d | %d | %s |" % (r["hosts"], approach, r["wall_s"], r["initiates"], r["reads"], r["writes"], ratio))
+        out.append(
+            "| %s | %d | %s | %.1f | %d | %d | %d | %s | %s | %s |"
+            % (
+                r.get("profile", "instant"),
+                r["hosts"],
+                approach(r, "hosts"),
+                r["wall_s"],
+                r["initiates"],
+                r["reads"],
+                r["writes"],
+                r.get("throttled", "-"),
+                versus(r, "naive", ("wall_s", "initiates")),
+                versus(r, "floor", ("wall_s",)),
+            )
+        )
     out += ["", "| target | met | measured |", "|---|---|---|"]
-    out += ["| %s | %s | %s |" % (c["target"], "yes" if c["ok"] else "**no**", c["detail"]) for c in document.get("targets", [])]
+    out += [
+        "| %s | %s | %s |" % (c["target"], ("yes" if c["ok"] else "**no**") + ("" if c.get("enforced", True) else " (reported only)"), c["detail"])
+        for c in document.get("targets", [])
+    ]
     return "\n".join(out)
 
 
