@@ -10,6 +10,10 @@ REST-shaped lists into one record per VM describing every NSG on its network pat
 
 from __future__ import annotations
 
+import json
+import os
+import time
+
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import COMPUTE_API_VERSION, NETWORK_API_VERSION, resource_path
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     JitValidationError,
@@ -37,12 +41,17 @@ class Inventory:
 
     KINDS = ("virtual_machines", "network_interfaces", "network_security_groups", "virtual_networks", "public_ip_addresses")
 
-    def __init__(self, virtual_machines=(), network_interfaces=(), network_security_groups=(), virtual_networks=(), public_ip_addresses=()):
-        self.virtual_machines = list(virtual_machines)
-        self.network_interfaces = list(network_interfaces)
-        self.network_security_groups = list(network_security_groups)
-        self.virtual_networks = list(virtual_networks)
-        self.public_ip_addresses = list(public_ip_addresses)
+    def __init__(self, virtual_machines=None, network_interfaces=None, network_security_groups=None, virtual_networks=None, public_ip_addresses=None):
+        given = dict(
+            virtual_machines=virtual_machines,
+            network_interfaces=network_interfaces,
+            network_security_groups=network_security_groups,
+            virtual_networks=virtual_networks,
+            public_ip_addresses=public_ip_addresses,
+        )
+        self.kinds = tuple(kind for kind in self.KINDS if given[kind] is not None)  # what was read (or reused)
+        for kind in self.KINDS:
+            setattr(self, kind, list(given[kind] or ()))
 
 
 RAW_LISTS = {
@@ -76,20 +85,77 @@ def read_nsg(api, nsg_id):
     return api.request("GET", resource_path(nsg_id), NETWORK_API_VERSION)
 
 
-def read_inventory(api, call, kinds=Inventory.KINDS, subscriptions=None):
+def read_inventory(api, call, kinds=Inventory.KINDS, subscriptions=None, reused=None):
     """List every resource of ``kinds`` in each subscription (default: the API's): one paged list
     call per kind and subscription, merged into one :class:`Inventory` (ARM ids are unique across
-    subscriptions).
+    subscriptions). The kinds ``reused`` (an :class:`Inventory` from :func:`load_inventory`)
+    holds are taken from it instead of being listed.
 
     ``call(action, function)`` runs an ARM call and turns errors into a module failure.
     """
     subscriptions = list(subscriptions or [api.subscription_id])
-    merged = {kind: [] for kind in kinds}
+    held = set(reused.kinds) & set(kinds) if reused is not None else set()
+    merged = {kind: list(getattr(reused, kind)) if kind in held else [] for kind in kinds}
     for subscription in subscriptions:
         where = "" if len(subscriptions) == 1 else " in subscription %s" % subscription
         for kind in kinds:
+            if kind in held:
+                continue
             merged[kind].extend(call(RAW_LIST_ACTIONS[kind] + where, lambda kind=kind, subscription=subscription: list_kind(api, kind, subscription)))
     return Inventory(**merged)
+
+
+# -- handing the reads of one task to the next through a file, not Ansible variables ------------
+
+INVENTORY_FILE_FORMAT = "jitaccess.azure/inventory/1"
+INVENTORY_FILE_MAX_AGE = 3600
+"""Seconds a saved inventory may be reused: it is meant for the tasks of one run."""
+STABLE_KINDS = ("virtual_machines", "network_interfaces", "virtual_networks", "public_ip_addresses")
+"""What a JIT policy write or a JIT request does not change (NSGs and JIT policies it does)."""
+
+
+def save_inventory(path, inventory, subscriptions, clock=time.time):
+    """Write ``inventory`` (the lists of :func:`read_inventory`) to ``path``, owner-only (0600),
+    atomically: a later task of the run reuses them instead of listing the fleet again."""
+    document = {
+        "format": INVENTORY_FILE_FORMAT,
+        "saved_at": clock(),
+        "subscriptions": sorted(str(s).lower() for s in subscriptions),
+        "lists": {kind: getattr(inventory, kind) for kind in inventory.kinds},
+    }
+    temporary = "%s.%d.tmp" % (path, os.getpid())
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        json.dump(document, stream, separators=(",", ":"))
+    os.replace(temporary, path)
+
+
+def load_inventory(path, subscriptions, kinds, max_age=INVENTORY_FILE_MAX_AGE, clock=time.time):
+    """``(Inventory with ``kinds`` from the file, None)``, or ``(None, why it cannot be used)``:
+    missing or unreadable, another format, older than ``max_age`` seconds, or not covering every
+    one of ``subscriptions``."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = json.load(stream)
+    except (OSError, ValueError) as exc:
+        return None, "cannot read %s (%s)" % (path, exc.__class__.__name__)
+    if not isinstance(document, dict) or document.get("format") != INVENTORY_FILE_FORMAT:
+        return None, "%s is not an inventory saved by nsg_jit_facts" % path
+    age = clock() - float(document.get("saved_at") or 0)
+    if age > max_age or age < -60:
+        return None, "%s was saved %d s ago (reused for at most %d s)" % (path, age, max_age)
+    missing = sorted({str(s).lower() for s in subscriptions} - set(document.get("subscriptions") or []))
+    if missing:
+        return None, "%s does not cover subscription(s) %s" % (path, ", ".join(missing))
+    lists = document.get("lists") or {}
+    wanted = set(kinds) & set(lists)
+    chosen = {subscription.lower() for subscription in subscriptions}
+    return Inventory(**{kind: [item for item in lists.get(kind) or [] if _subscription_of(item) in chosen] for kind in wanted}), None
+
+
+def _subscription_of(item):
+    parts = str(item.get("id") or "").split("/")
+    return parts[2].lower() if len(parts) > 2 else ""
 
 
 def subscriptions_of(vm_ids, default_subscription=None):

@@ -230,6 +230,18 @@ options:
     type: int
     default: 300
     version_added: 0.2.0
+  reuse_inventory:
+    description:
+      - Path of an inventory file written moments before, in the same run, by
+        P(jitaccess.azure.nsg_jit_facts#module)'s O(jitaccess.azure.nsg_jit_facts#module:save_inventory). The
+        VMs, network interfaces, virtual networks and network security groups are taken from it instead
+        of being listed again (the JIT policies are always read afresh before writing).
+      - A file that cannot be used (missing, older than an hour, another subscription) is ignored with
+        a warning, and the fleet is listed as usual.
+      - The C(jitaccess.azure.jit_fleet) role passes the file of its first read, so a rollout reads the
+        fleet once.
+    type: path
+    version_added: 0.2.0
 notes:
   - "RBAC: configuring JIT needs C(Microsoft.Security/locations/jitNetworkAccessPolicies/write) and
     C(Microsoft.Compute/virtualMachines/write), plus read access to the VMs, network interfaces and
@@ -498,6 +510,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit,
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # noqa: E402
     SECURITY_API_VERSION,
     enable_servers_plan_2,
+    list_jit_policies,
     read_servers_plan,
     transient_delay,
 )
@@ -505,6 +518,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import descri
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     build_topology,
+    load_inventory,
     not_found_message,
     nsgs_by_id,
     read_inventory,
@@ -515,6 +529,10 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAU
 
 MAX_WRITE_ATTEMPTS = 3
 """Writes per policy before giving up on a concurrent writer."""
+
+BATCH_MIN_POLICIES = 3
+"""From this many policies on, they are read with one paged list per subscription before the
+writes and verified with one more after them, instead of two GETs per policy."""
 
 _PORT_RULES = dict(
     type="list",
@@ -542,6 +560,7 @@ ARGUMENT_SPEC = dict(
     drift=dict(type="str", choices=["repair", "report", "ignore"], default="repair"),
     update_existing=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
+    reuse_inventory=dict(type="path"),
 )
 
 
@@ -925,12 +944,30 @@ class PolicyApi:
         self.writes = 0
         self.api = module.api
         self.delays = backoff_delays(first=2, steady_rounds=1, factor=2, maximum=30)
+        self.answers = {}  # policy id (normalised) -> REST body or None: what the next get() returns
+        self.defer_verification = False  # a write's read-back is its own answer; verify_batch() checks later
+
+    def list_policies(self, subscriptions):
+        """{policy id (normalised): REST body} of every JIT policy in ``subscriptions`` (one paged list each)."""
+        try:
+            return {_arm.normalize_id(policy.get("id") or ""): policy for policy in list_jit_policies(self.api, subscriptions)}
+        except AzureError as exc:
+            self.fail(exc, "list JIT network access policies")
+
+    def preload(self, keys):
+        """Answer the first get() of each policy in ``keys`` from one list per subscription."""
+        listed = self.list_policies(sorted({key.subscription for key in keys}, key=str.lower))
+        for key in keys:
+            policy_id = _arm.normalize_id(_arm.policy_key_id(key))
+            self.answers[policy_id] = listed.get(policy_id)
 
     def fail(self, exc, action):
         self.module.fail_azure(exc, action, changed=self.writes > 0, policies=self.done)
 
     def get(self, key):
         policy_id = _arm.policy_key_id(key)
+        if _arm.normalize_id(policy_id) in self.answers:
+            return self.answers.pop(_arm.normalize_id(policy_id))
         try:
             return self.api.get(policy_id, SECURITY_API_VERSION)
         except AzureError as exc:
@@ -944,6 +981,8 @@ class PolicyApi:
         except AzureError as exc:
             self._transient_or_fail(exc, f"write JIT policy {policy_id}")
         self.writes += 1
+        if self.defer_verification:
+            self.answers[_arm.normalize_id(policy_id)] = written
         return written
 
     def delete(self, key):
@@ -952,6 +991,8 @@ class PolicyApi:
         except AzureError as exc:
             self._transient_or_fail(exc, f"delete JIT policy {_arm.policy_key_id(key)}")
         self.writes += 1
+        if self.defer_verification:
+            self.answers[_arm.normalize_id(_arm.policy_key_id(key))] = None
 
     def _transient_or_fail(self, exc, action):
         delay = transient_delay(exc, fallback=next(self.delays))
@@ -1001,6 +1042,51 @@ def enable_plans(module, groups):
     return enabled
 
 
+def policy_result(key, outcome):
+    """One entry of the ``policies`` result."""
+    return {
+        "id": _arm.policy_key_id(key),
+        "name": key.policy_name,
+        "resource_group": key.resource_group,
+        "location": key.location,
+        "action": outcome["action"],
+        "changed": outcome["changed"],
+        "attempts": outcome["attempts"],
+        "changes": _jit.summarize_policy_vm_changes(outcome["before"], outcome["after"]),
+        "virtual_machine_count": len(outcome["after"]),
+        "drift": outcome["drift"],
+    }
+
+
+def verify_batch(api, plans, outcomes, policies, reconcile):
+    """Check every policy written with deferred verification against one list per subscription;
+    reconcile again, with a GET per read, each one another writer changed after our write."""
+    written = [index for index, outcome in enumerate(outcomes) if outcome["attempts"]]
+    if not written:
+        return
+    listed = api.list_policies(sorted({plans[index][0].subscription for index in written}, key=str.lower))
+    for index in written:
+        key, desired, _ = plans[index]
+        outcome = outcomes[index]
+        asked = {_arm.normalize_id(entry["id"]) for entry in desired}
+        after_ids = {_arm.normalize_id(entry["id"]) for entry in outcome["after"]}
+        result = _jit.verify_policy(
+            _jit.policy_vm_entries(listed.get(_arm.normalize_id(_arm.policy_key_id(key)))),
+            [entry for entry in outcome["after"] if _arm.normalize_id(entry["id"]) in asked],
+            preserved_ids=[entry["id"] for entry in outcome["after"] if _arm.normalize_id(entry["id"]) not in asked],
+            removed_ids=[entry["id"] for entry in outcome["before"] if _arm.normalize_id(entry["id"]) not in after_ids],
+        )
+        if result.ok:
+            continue
+        again = reconcile(key, desired, plans[index][2])
+        merged = dict(again, before=outcome["before"], changed=True, drift=outcome["drift"])
+        merged["attempts"] = outcome["attempts"] + again["attempts"]
+        merged["concurrent"] = sorted(set(outcome["concurrent"]) | set(result.lost) | set(again["concurrent"]))
+        merged["action"] = outcome["action"]
+        outcomes[index] = merged
+        policies[index] = policy_result(key, merged)
+
+
 def run(module):
     """The module's work, once its options are known to Ansible."""
     error = None
@@ -1015,7 +1101,12 @@ def run(module):
     # NSGs: for drift, and to know before writing that each can take its JIT deny rules.
     kinds = ("virtual_machines", "network_interfaces", "virtual_networks", "network_security_groups") if present else ("virtual_machines",)
     subscriptions = subscriptions_of([ref["id"] for ref in options.refs])
-    inventory = read_inventory(module.api, module.azure_call, kinds=kinds, subscriptions=subscriptions)
+    reused = None
+    if module.params["reuse_inventory"]:
+        reused, why = load_inventory(module.params["reuse_inventory"], subscriptions, kinds)
+        if why:
+            module.warn("reuse_inventory: %s; listing the fleet again" % why)
+    inventory = read_inventory(module.api, module.azure_call, kinds=kinds, subscriptions=subscriptions, reused=reused)
     topology = build_topology(inventory)
     nsgs = nsgs_by_id(inventory)
     try:
@@ -1035,12 +1126,11 @@ def run(module):
     enabled = enable_plans(module, groups) if present and options.enable_defender_for_servers else []
     policies, diffs = [], []
     api = PolicyApi(module, done=policies)
-    changed = False
     drift = (lambda entries: find_drift(entries, topology, nsgs)) if check_drift else None
-    repaired = []  # (policy id, drift items) whose deny rules a write brings back
-    for key, desired, remove_ids in plans:
+
+    def reconcile(key, desired, remove_ids):
         try:
-            outcome = reconcile_policy(
+            return reconcile_policy(
                 key,
                 desired,
                 remove_ids,
@@ -1055,28 +1145,29 @@ def run(module):
             module.fail_json(msg=str(exc), changed=True, policies=policies, skipped_virtual_machines=skipped)
         except TransientWriteError as exc:
             api.fail(exc.error, f"write JIT policy {_arm.policy_key_id(key)} ({MAX_TRANSIENT_RETRIES} retries)")
-        policy_id = _arm.policy_key_id(key)
+
+    if len(plans) >= BATCH_MIN_POLICIES:
+        api.preload([key for key, _, _ in plans])
+        api.defer_verification = not module.check_mode
+    outcomes = []
+    for key, desired, remove_ids in plans:
+        outcome = reconcile(key, desired, remove_ids)
+        outcomes.append(outcome)
+        policies.append(policy_result(key, outcome))  # what a failure on a later policy reports as done
+    if api.defer_verification:
+        api.defer_verification = False
+        verify_batch(api, plans, outcomes, policies, reconcile)
+    changed = False
+    repaired = []  # (policy id, drift items) whose deny rules a write brings back
+    for outcome, entry in zip(outcomes, policies, strict=True):
+        policy_id = entry["id"]
         changed = changed or outcome["changed"]
-        policies.append(
-            {
-                "id": policy_id,
-                "name": key.policy_name,
-                "resource_group": key.resource_group,
-                "location": key.location,
-                "action": outcome["action"],
-                "changed": outcome["changed"],
-                "attempts": outcome["attempts"],
-                "changes": _jit.summarize_policy_vm_changes(outcome["before"], outcome["after"]),
-                "virtual_machine_count": len(outcome["after"]),
-                "drift": outcome["drift"],
-            }
-        )
         if outcome["drift"] and outcome["changed"] and outcome["after"]:
             repaired.append((policy_id, outcome["drift"]))
         elif outcome["drift"]:
             module.warn(f"JIT policy {policy_id}: {describe_drift(outcome['drift'])} (drift={options.drift}: not repaired)")
         if options.full_detail:
-            policies[-1]["virtual_machines"] = returned_entries(outcome["after"])
+            entry["virtual_machines"] = returned_entries(outcome["after"])
         if outcome["attempts"] > 1:
             lost = ", ".join(outcome["concurrent"]) or "none"
             module.warn(f"JIT policy {policy_id}: another writer replaced it during this run; merged again and rewrote it (entries it removed: {lost})")

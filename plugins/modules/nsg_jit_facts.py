@@ -94,6 +94,24 @@ options:
     type: str
     choices: [full, summary]
     default: full
+  save_inventory:
+    description:
+      - Write what this task listed (VMs, network interfaces, network security groups, virtual networks,
+        public IPs) to this path, owner-only (mode 0600), for later tasks of the same run to reuse
+        (O(reuse_inventory) here, O(jitaccess.azure.jit_policy#module:reuse_inventory) in jit_policy)
+        instead of listing the fleet again. Large data then moves from task to task through a file, not
+        through Ansible variables.
+    type: path
+    version_added: 0.2.0
+  reuse_inventory:
+    description:
+      - Path of a file written moments before, in the same run, by O(save_inventory). The VMs, network
+        interfaces, virtual networks and public IPs are taken from it; the network security groups and
+        JIT policies, which JIT writes change, are listed afresh. For the read right after a rollout.
+      - A file that cannot be used (missing, older than an hour, another subscription) is ignored with a
+        warning, and everything is listed as usual.
+    type: path
+    version_added: 0.2.0
 notes:
   - Needs read access only, at subscription scope - the built-in Reader role, or the least-privilege
     custom role C(docs/rbac/jit-report-readonly.json) shipped with the collection
@@ -754,7 +772,13 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (  # n
 from ansible_collections.jitaccess.azure.plugins.module_utils._facts import DETAIL_FULL, DETAILS, build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._jit import servers_plan  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule, vm_references  # noqa: E402 - imports follow the documentation in Ansible modules
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_inventory, subscriptions_of  # noqa: E402 - imports follow the documentation in Ansible modules
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
+    STABLE_KINDS,
+    load_inventory,
+    read_inventory,
+    save_inventory,
+    subscriptions_of,
+)
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -782,6 +806,8 @@ ARGUMENT_SPEC = dict(
     virtual_machines=vm_references(required=False),
     tags=dict(type="dict"),
     detail=dict(type="str", choices=list(DETAILS), default=DETAIL_FULL),
+    save_inventory=dict(type="path"),
+    reuse_inventory=dict(type="path"),
 )
 
 
@@ -840,7 +866,17 @@ def run(module):
             module.fail_json(msg="subscriptions=all: the identity cannot see any subscription")
     subscriptions = subscriptions or subscriptions_of(options.vm_ids) or [module.subscription_id]
     subscription = subscription or subscriptions[0]
-    inventory = read_inventory(api, module.azure_call, subscriptions=subscriptions)
+    reused = None
+    if module.params["reuse_inventory"]:
+        reused, why = load_inventory(module.params["reuse_inventory"], subscriptions, STABLE_KINDS)
+        if why:
+            module.warn("reuse_inventory: %s; listing the fleet again" % why)
+    inventory = read_inventory(api, module.azure_call, subscriptions=subscriptions, reused=reused)
+    if module.params["save_inventory"]:
+        try:
+            save_inventory(module.params["save_inventory"], inventory, subscriptions)
+        except OSError as exc:
+            module.fail_json(msg="save_inventory: cannot write %s (%s)" % (module.params["save_inventory"], exc.strerror or exc))
     policies = module.azure_call("list JIT network access policies", lambda: list_jit_policies(api, subscriptions))
     now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run Python < 3.11
     try:

@@ -10,6 +10,7 @@ policy VM to request access for (requested). Expectations are checked against ar
 
 import io
 import json
+import os
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -319,3 +320,22 @@ def test_cloud_error_is_a_clean_failure(armsim):
     assert result["error"]["request_id"] in result["msg"]
     assert "Traceback" not in result["msg"] and "ansible_facts" not in result
     assert armsim.stats()["writes"] == 0
+
+
+def test_a_saved_inventory_is_reused_for_what_jit_writes_do_not_change(armsim, tmp_path):
+    """save_inventory writes the lists (0600); reuse_inventory lists only NSGs and JIT policies
+    again, with the same verdicts; a file it cannot use is named in a warning and everything is listed."""
+    path = str(tmp_path / "inventory.json")
+    first = facts_of(run_module(armsim, "nsg_jit_facts", {"save_inventory": path}))
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    armsim.reset_stats()
+    second = facts_of(run_module(armsim, "nsg_jit_facts", {"reuse_inventory": path}))
+    ops = armsim.stats()["by_operation"]
+    assert not any(ops.get("GET " + kind) for kind in ("virtualMachines", "networkInterfaces", "virtualNetworks", "publicIPAddresses")), ops
+    assert ops.get("GET networkSecurityGroups") == 1 and ops.get("GET jitNetworkAccessPolicies") == 1
+    assert second["summary"] == first["summary"] and second["virtual_machines"] == first["virtual_machines"]
+
+    armsim.reset_stats()
+    result = run_module(armsim, "nsg_jit_facts", {"reuse_inventory": str(tmp_path / "missing.json")})
+    assert any("reuse_inventory: cannot read" in warning and "listing the fleet again" in warning for warning in result["warnings"])
+    assert armsim.stats()["by_operation"].get("GET virtualMachines") == 1

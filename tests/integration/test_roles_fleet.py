@@ -67,6 +67,11 @@ def test_enforce_writes_one_put_per_policy_and_rerun_writes_nothing(armsim, tmp_
     ops = armsim.stats()["by_operation"]
     assert ops.get("PUT jitNetworkAccessPolicies") == 3  # rg-web, rg-win (new), rg-db (db-2 added)
     assert armsim.stats()["writes"] == 3
+    # The fleet is listed once: jit_policy and the read after reuse the first read's file; NSGs
+    # and JIT policies, which the writes change, are listed again. Three policies are read with one
+    # list before the writes and verified with one after (not two GETs each).
+    assert [ops.get("GET " + kind) for kind in ("virtualMachines", "networkInterfaces", "virtualNetworks", "publicIPAddresses")] == [1, 1, 1, 1]
+    assert ops.get("GET networkSecurityGroups") == 2 and ops.get("GET jitNetworkAccessPolicies") == 4, ops
     assert policy_vms(armsim) == {"rg-db": ["db-1", "db-2"], "rg-web": ["web-1", "web-2"], "rg-win": ["win-1", "win-2"]}
     windows = [vm for vm in armsim.state()["jit_policies"] if "/rg-win/" in vm["id"]][0]["properties"]["virtualMachines"]
     assert sorted(port["number"] for port in windows[0]["ports"]) == [3389, 5985, 5986]

@@ -1,5 +1,7 @@
 """VM -> NIC -> subnet -> NSG joins from bulk list results (REST shapes, as the SDK returns them)."""
 
+import os
+
 import pytest
 from fakes import SUB, resource_group_id, vm_id
 
@@ -146,3 +148,52 @@ def test_read_inventory_lists_each_kind_once_per_subscription():
     api.calls.clear()
     _topology.read_inventory(api, lambda action, function: function(), kinds=("virtual_machines",))
     assert api.calls == [(SUB, "virtualMachines")]  # default: the API's subscription
+
+
+def test_a_saved_inventory_is_owner_only_and_reused_for_what_it_holds(tmp_path):
+    path = str(tmp_path / "inventory.json")
+    vm = {"id": "/subscriptions/%s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/web-1" % SUB}
+    other = {"id": "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/x"}
+    _topology.save_inventory(path, _topology.Inventory(virtual_machines=[vm, other], network_interfaces=[]), [SUB.upper()], clock=lambda: 1000.0)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    reused, why = _topology.load_inventory(path, [SUB], ("virtual_machines", "network_interfaces", "network_security_groups"), clock=lambda: 1010.0)
+    assert why is None
+    assert reused.kinds == ("virtual_machines", "network_interfaces")  # NSGs were never saved: listed afresh
+    assert reused.virtual_machines == [vm]  # only the subscriptions asked for
+
+
+@pytest.mark.parametrize(
+    ("content", "now", "subscriptions", "reason"),
+    [
+        (None, 1010.0, [SUB], "cannot read"),
+        ("not json", 1010.0, [SUB], "cannot read"),
+        ('{"format": "other"}', 1010.0, [SUB], "is not an inventory saved by nsg_jit_facts"),
+        ("saved", 1000.0 + 3601, [SUB], "was saved 3601 s ago (reused for at most 3600 s)"),
+        ("saved", 1010.0, ["22222222-2222-2222-2222-222222222222"], "does not cover subscription(s) 22222222-2222-2222-2222-222222222222"),
+    ],
+)
+def test_an_unusable_inventory_file_says_why(tmp_path, content, now, subscriptions, reason):
+    path = str(tmp_path / "inventory.json")
+    if content == "saved":
+        _topology.save_inventory(path, _topology.Inventory(virtual_machines=[]), [SUB], clock=lambda: 1000.0)
+    elif content is not None:
+        (tmp_path / "inventory.json").write_text(content)
+    reused, why = _topology.load_inventory(path, subscriptions, ("virtual_machines",), clock=lambda: now)
+    assert reused is None and reason in why
+
+
+def test_read_inventory_lists_only_what_the_reused_file_lacks():
+    listed = []
+
+    class Api:
+        subscription_id = SUB
+
+        def list_in_subscription(self, path, api_version, params, subscription_id=None):
+            listed.append(path.rsplit("/", 1)[-1])
+            return [{"id": "/subscriptions/%s/x/%s" % (SUB, path)}]
+
+    reused = _topology.Inventory(virtual_machines=[{"id": "vm"}], network_interfaces=[])
+    inventory = _topology.read_inventory(Api(), lambda _action, function: function(), reused=reused)
+    assert listed == ["networkSecurityGroups", "virtualNetworks", "publicIPAddresses"]
+    assert inventory.virtual_machines == [{"id": "vm"}] and inventory.network_interfaces == []
+    assert inventory.kinds == _topology.Inventory.KINDS

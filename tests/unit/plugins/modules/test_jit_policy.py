@@ -421,3 +421,46 @@ def test_the_put_body_keeps_what_the_get_returned_that_this_run_does_not_change(
     body = mod.policy_body([{"id": "vm"}], current)
     assert body == {"kind": "Basic", "properties": {"virtualMachines": [{"id": "vm"}], "requests": current["properties"]["requests"], "newThing": 1}}
     assert mod.policy_body([], None) == {"kind": "Basic", "properties": {"virtualMachines": []}}
+
+
+def _batch(api, plans):
+    """Reconcile ``plans`` as run() does with deferred verification (the write's answer as its read-back)."""
+    outcomes = [mod.reconcile_policy(key, desired, removed, False, api, check_mode=False) for key, desired, removed in plans]
+    api.list_policies = lambda subscriptions: {_arm.normalize_id(_arm.policy_key_id(key)): api.get(key) for key, _, _ in plans}
+    calls = []
+
+    def reconcile(key, desired, removed):
+        calls.append(key)
+        return mod.reconcile_policy(key, desired, removed, False, api, check_mode=False)
+
+    policies = [mod.policy_result(key, outcome) for (key, _, _), outcome in zip(plans, outcomes, strict=True)]
+    return outcomes, policies, reconcile, calls
+
+
+def test_batch_verification_leaves_a_policy_written_as_asked_alone():
+    api = FakeApi([entry("other", 22)])
+    plans = [(KEY, [entry("web-1", 22)], [])]
+    outcomes, policies, reconcile, calls = _batch(api, plans)
+    mod.verify_batch(api, plans, outcomes, policies, reconcile)
+    assert calls == [] and outcomes[0]["attempts"] == 1 and policies[0]["attempts"] == 1
+
+
+def test_batch_verification_repairs_a_write_another_writer_replaced_afterwards():
+    api = FakeApi([entry("other", 22)])
+    plans = [(KEY, [entry("web-1", 22)], [])]
+    outcomes, policies, reconcile, calls = _batch(api, plans)
+    api.entries = [entry("other", 22), entry("theirs", 22)]  # a stale list PUT after our write: web-1 is gone
+    mod.verify_batch(api, plans, outcomes, policies, reconcile)
+    assert calls == [KEY]
+    assert [e["id"] for e in api.entries] == [vm_id("other"), vm_id("theirs"), vm_id("web-1")]  # both writers' VMs
+    assert outcomes[0]["attempts"] == 2 and policies[0]["attempts"] == 2 and policies[0]["action"] == "updated"
+
+
+def test_batch_verification_reports_what_another_writer_removed():
+    api = FakeApi([entry("other", 22)])
+    plans = [(KEY, [entry("web-1", 22)], [])]
+    outcomes, policies, reconcile, calls = _batch(api, plans)
+    api.entries = [entry("web-1", 22)]  # another writer removed "other" on purpose after our write
+    mod.verify_batch(api, plans, outcomes, policies, reconcile)
+    assert calls == [KEY] and outcomes[0]["concurrent"] == [vm_id("other").lower()]
+    assert api.entries == [entry("web-1", 22)]  # not restored: its removal was the other writer's choice
