@@ -9,8 +9,10 @@ PY="$ROOT/.venv/bin/python"
 export PYTHONPATH="$ROOT/tools"
 ARMSIM_PID=""
 
+# Ctrl-C reaches armsim too (same process group) and it may be gone before this runs: stop and
+# reap it either way, so the message never depends on who was faster.
 cleanup() {
-  if [[ -n "$ARMSIM_PID" ]] && kill -0 "$ARMSIM_PID" 2>/dev/null; then
+  if [[ -n "$ARMSIM_PID" ]]; then
     kill "$ARMSIM_PID" 2>/dev/null || true
     wait "$ARMSIM_PID" 2>/dev/null || true
     echo "sandbox: armsim stopped"
