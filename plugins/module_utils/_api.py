@@ -202,21 +202,27 @@ class ArmApi:
         """Delete a resource that answers synchronously (200, or 204 when it was already gone)."""
         self.send("DELETE", resource_path(resource_id), api_version, expect=(200, 202, 204), retry=retry)
 
-    def list(self, path, api_version, params=None):
-        """Every item of a paged ARM list, following ``nextLink``."""
+    def list(self, path, api_version, params=None, each=None):
+        """Every item of a paged ARM list, following ``nextLink``. ``each(item)``, when given, runs
+        on every item as its page arrives (to drop what the caller never reads before the next
+        page: at fleet scale the whole list is in memory at once)."""
         items = []
         url, query = path, dict(params or {})
         while url:
             body = self.request("GET", url, api_version, params=query) or {}
-            items.extend(body.get("value") or [])
+            page = body.get("value") or []
+            if each is not None:
+                for item in page:
+                    each(item)
+            items.extend(page)
             url, query = body.get("nextLink"), {}
         return items
 
-    def list_in_subscription(self, provider_path, api_version, params=None, subscription_id=None):
+    def list_in_subscription(self, provider_path, api_version, params=None, subscription_id=None, each=None):
         """Every resource of a type in a subscription (``Microsoft.Network/networkSecurityGroups``);
         by default the API's subscription."""
         subscription_id = subscription_id or self.subscription_id
-        return self.list("/subscriptions/%s/providers/%s" % (subscription_id, provider_path), api_version, params)
+        return self.list("/subscriptions/%s/providers/%s" % (subscription_id, provider_path), api_version, params, each=each)
 
     # -- long-running deletions ---------------------------------------------------------------
     def begin_delete(self, resource_id, api_version):

@@ -73,11 +73,47 @@ RAW_LIST_ACTIONS = {
 }
 
 
+# Members this collection never reads, dropped from each listed item as its page arrives: about a
+# fifth of a 10,000-VM inventory in memory. Etags stay (a rule's etag is its identity, _nsg).
+_UNREAD = {
+    "virtual_machines": (("type", "provisioningState"), ("osProfile", "hardwareProfile", "provisioningState", "vmId")),
+    "network_interfaces": (("type", "kind"), ("dnsSettings", "macAddress", "hostedWorkloads", "tapConfigurations", "provisioningState", "resourceGuid")),
+    "network_security_groups": (("type",), ("provisioningState", "resourceGuid")),
+    "virtual_networks": (("type",), ("provisioningState", "resourceGuid")),
+    "public_ip_addresses": (("type",), ("provisioningState", "resourceGuid")),
+}
+
+
+def _slim(kind):
+    top, in_properties = _UNREAD[kind]
+
+    def drop(item):
+        for key in top:
+            item.pop(key, None)
+        properties = item.get("properties")
+        if not isinstance(properties, dict):
+            return
+        for key in in_properties:
+            properties.pop(key, None)
+        view = properties.get("instanceView")
+        if isinstance(view, dict):  # only the status codes are read
+            properties["instanceView"] = {"statuses": [{"code": status.get("code")} for status in view.get("statuses") or [] if isinstance(status, dict)]}
+        for part_key in ("securityRules", "defaultSecurityRules", "ipConfigurations", "subnets"):
+            for part in properties.get(part_key) or ():
+                if isinstance(part, dict):
+                    part.pop("type", None)
+                    inner = part.get("properties")
+                    if isinstance(inner, dict):
+                        inner.pop("provisioningState", None)
+
+    return drop
+
+
 def list_kind(api, kind, subscription_id=None):
     """Every resource of one :data:`RAW_LISTS` kind in a subscription (default: the API's), as
-    REST dicts: one paged list."""
+    REST dicts without the members this collection never reads: one paged list."""
     path, api_version, extra = RAW_LISTS[kind]
-    return api.list_in_subscription(path, api_version, extra, subscription_id=subscription_id)
+    return api.list_in_subscription(path, api_version, extra, subscription_id=subscription_id, each=_slim(kind))
 
 
 def read_nsg(api, nsg_id):

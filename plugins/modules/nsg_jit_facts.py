@@ -893,6 +893,8 @@ def run(module):
         )
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
+    # The raw lists are no longer needed: free them before Ansible copies the result to send it.
+    del inventory, policies, reused
     facts["defender_for_servers"] = [read_plan(module, subscription_id) for subscription_id in subscriptions]
     facts["summary"]["subscriptions_without_jit"] = [plan["subscription_id"] for plan in facts["defender_for_servers"] if plan["jit_available"] is False]
     for group in options.resource_groups or []:

@@ -131,7 +131,7 @@ def test_read_inventory_lists_each_kind_once_per_subscription():
         def __init__(self):
             self.calls = []
 
-        def list_in_subscription(self, path, api_version, params=None, subscription_id=None):
+        def list_in_subscription(self, path, api_version, params=None, subscription_id=None, each=None):
             self.calls.append((subscription_id, path.rsplit("/", 1)[1]))
             return [{"id": "/subscriptions/%s/%s" % (subscription_id, path)}]
 
@@ -188,7 +188,7 @@ def test_read_inventory_lists_only_what_the_reused_file_lacks():
     class Api:
         subscription_id = SUB
 
-        def list_in_subscription(self, path, api_version, params, subscription_id=None):
+        def list_in_subscription(self, path, api_version, params, subscription_id=None, each=None):
             listed.append(path.rsplit("/", 1)[-1])
             return [{"id": "/subscriptions/%s/x/%s" % (SUB, path)}]
 
@@ -197,3 +197,39 @@ def test_read_inventory_lists_only_what_the_reused_file_lacks():
     assert listed == ["networkSecurityGroups", "virtualNetworks", "publicIPAddresses"]
     assert inventory.virtual_machines == [{"id": "vm"}] and inventory.network_interfaces == []
     assert inventory.kinds == _topology.Inventory.KINDS
+
+
+def test_listed_items_lose_only_members_never_read():
+    vm = {
+        "id": vm_id("web-1"),
+        "type": "Microsoft.Compute/virtualMachines",
+        "tags": {"a": "b"},
+        "properties": {
+            "osProfile": {"adminUsername": "x"},
+            "storageProfile": {"osDisk": {"osType": "Linux"}},
+            "networkProfile": {"networkInterfaces": [{"id": "nic"}]},
+            "instanceView": {"statuses": [{"code": "PowerState/running", "displayStatus": "VM running", "time": "t"}], "vmAgent": {}},
+        },
+    }
+    _topology._slim("virtual_machines")(vm)
+    assert vm == {
+        "id": vm_id("web-1"),
+        "tags": {"a": "b"},
+        "properties": {
+            "storageProfile": {"osDisk": {"osType": "Linux"}},
+            "networkProfile": {"networkInterfaces": [{"id": "nic"}]},
+            "instanceView": {"statuses": [{"code": "PowerState/running"}]},
+        },
+    }
+    assert _topology.power_state_of(vm) == "running"
+    nsg = {
+        "id": "n",
+        "etag": "e",
+        "type": "t",
+        "properties": {
+            "provisioningState": "S",
+            "securityRules": [{"name": "r", "etag": "re", "type": "t", "properties": {"priority": 100, "provisioningState": "S"}}],
+        },
+    }
+    _topology._slim("network_security_groups")(nsg)
+    assert nsg == {"id": "n", "etag": "e", "properties": {"securityRules": [{"name": "r", "etag": "re", "properties": {"priority": 100}}]}}
