@@ -43,18 +43,11 @@ LISTS = (
 class Client:
     def __init__(self, info):
         from azure.core.pipeline.policies import HeadersPolicy, RequestIdPolicy, RetryPolicy, UserAgentPolicy
-        from azure.identity import ClientSecretCredential
         from azure.mgmt.core import ARMPipelineClient
         from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+        from credential import from_ready_info
 
-        credential = ClientSecretCredential(
-            info["tenant_id"],
-            info["client_id"],
-            info["client_secret"],
-            authority=info["login_url"],
-            disable_instance_discovery=True,
-            connection_verify=info["ca_bundle"],
-        )
+        credential = from_ready_info(info)
         arm = info["arm_url"]
 
         policies = [

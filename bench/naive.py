@@ -30,17 +30,10 @@ import time
 
 
 def clients(info):
-    from azure.identity import ClientSecretCredential
     from azure.mgmt.security import SecurityCenter
+    from credential import from_ready_info
 
-    credential = ClientSecretCredential(
-        info["tenant_id"],
-        info["client_id"],
-        info["client_secret"],
-        authority=info["login_url"],
-        disable_instance_discovery=True,
-        connection_verify=info["ca_bundle"],
-    )
+    credential = from_ready_info(info)
     arm = info["arm_url"]
     return SecurityCenter(credential, info["subscription_id"], base_url=arm, credential_scopes=[arm + "/.default"], connection_verify=info["ca_bundle"])
 
