@@ -1066,7 +1066,7 @@ def verify_batch(api, plans, outcomes, policies, reconcile):
         return
     listed = api.list_policies(sorted({plans[index][0].subscription for index in written}, key=str.lower))
     for index in written:
-        key, desired, _ = plans[index]
+        key, desired, removed = plans[index]
         outcome = outcomes[index]
         asked = {_arm.normalize_id(entry["id"]) for entry in desired}
         after_ids = {_arm.normalize_id(entry["id"]) for entry in outcome["after"]}
@@ -1078,7 +1078,7 @@ def verify_batch(api, plans, outcomes, policies, reconcile):
         )
         if result.ok:
             continue
-        again = reconcile(key, desired, plans[index][2])
+        again = reconcile(key, desired, removed)
         merged = dict(again, before=outcome["before"], changed=True, drift=outcome["drift"])
         merged["attempts"] = outcome["attempts"] + again["attempts"]
         merged["concurrent"] = sorted(set(outcome["concurrent"]) | set(result.lost) | set(again["concurrent"]))
@@ -1147,7 +1147,7 @@ def run(module):
             api.fail(exc.error, f"write JIT policy {_arm.policy_key_id(key)} ({MAX_TRANSIENT_RETRIES} retries)")
 
     if len(plans) >= BATCH_MIN_POLICIES:
-        api.preload([key for key, _, _ in plans])
+        api.preload([plan[0] for plan in plans])
         api.defer_verification = not module.check_mode
     outcomes = []
     for key, desired, remove_ids in plans:
