@@ -11,9 +11,10 @@ Terms used in the report:
 * ``jit_status``: ``configured`` (the VM is in a JIT policy), ``not_configured``,
   ``unsupported`` (JIT cannot protect it: ``unsupported_reason`` says why; the VM may still be
   listed in a policy, which is then reported as drift).
-* ``exposure``: one entry per NIC and port (management ports 22, 3389, 5985, 5986, plus the VM's
-  policy ports). The subnet NSG then the NIC NSG are evaluated for an arbitrary Internet source
-  with every rule present (active JIT allow rules included, Azure's default rules last).
+* ``exposure``: one entry per NIC and port (the management ports of the VM's OS - Linux 22,
+  Windows 3389, 5985, 5986, all four when the OS is unknown - plus the VM's policy ports). The
+  subnet NSG then the NIC NSG are evaluated for an arbitrary Internet source with every rule
+  present (active JIT allow rules included, Azure's default rules last).
   ``exposed`` needs the NSGs to admit the Internet *and* a public IP on the NIC; when the NSGs
   admit the Internet but the NIC has no public IP the entry is ``private_only`` (reachable only
   through something that forwards traffic: a load balancer, NAT or firewall rule).
@@ -34,6 +35,13 @@ import ipaddress
 from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit, _nsg, _request, _topology
 
 MANAGEMENT_PORTS = (22, 3389, 5985, 5986)
+
+
+def management_ports(os_type):
+    """The management ports checked on a VM: its OS's (Linux 22; Windows 3389, 5985, 5986, the
+    ports JIT protects by default) or all of them when the OS is unknown. A port another OS uses is
+    checked on this one only when its JIT policy lists it (see docs/nsg_jit_facts.md)."""
+    return _jit.DEFAULT_PORTS_BY_OS.get(str(os_type or "").lower(), MANAGEMENT_PORTS)
 
 STATUS_CONFIGURED = "configured"
 STATUS_NOT_CONFIGURED = "not_configured"
@@ -366,7 +374,7 @@ class _Builder:
             if memberships:
                 self.check_drift(record, nic, levels, denies=denies, ports=ports)
             memo = {}
-            for port, protocol in self.ports_to_check(ports):
+            for port, protocol in self.ports_to_check(ports, record["os_type"]):
                 exposure.append(
                     self.exposure_fact(
                         nic, levels, port, protocol, context=context, denies=denies, active_allow=active_allow, in_policy=port in policy_port_numbers, memo=memo
@@ -409,10 +417,10 @@ class _Builder:
             facts["other_policies"] = [policy_summary(other) for other, _entry in memberships[1:]]
         return facts
 
-    def ports_to_check(self, ports):
-        """(port, protocol) pairs: management ports over TCP plus every policy port (UDP ports
-        over UDP, TCP and ``*`` over TCP), sorted by port."""
-        wanted = {(port, "TCP") for port in MANAGEMENT_PORTS}
+    def ports_to_check(self, ports, os_type=None):
+        """(port, protocol) pairs: the OS's management ports over TCP plus every policy port (UDP
+        ports over UDP, TCP and ``*`` over TCP), sorted by port."""
+        wanted = {(port, "TCP") for port in management_ports(os_type)}
         for port in ports:
             if isinstance(port["number"], int):
                 wanted.add((port["number"], "UDP" if str(port["protocol"]).upper() == "UDP" else "TCP"))

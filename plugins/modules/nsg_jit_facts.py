@@ -418,7 +418,8 @@ ansible_facts:
                   version_added: 0.2.0
             exposure:
               description:
-                - One entry per NIC and port - the management ports 22, 3389, 5985, 5986 (TCP) and every policy port.
+                - One entry per NIC and port - the management ports of the VM's OS (TCP; Linux 22, Windows 3389, 5985
+                  and 5986, all four when the OS is unknown) and every port of the VM's JIT policy.
                 - With O(detail=summary), only the entries that are exposed, private_only or jit_bypassed.
                 - The subnet NSG is evaluated, then the NIC NSG, each in priority order with Azure's default rules,
                   for an arbitrary Internet source; every rule present counts, including JIT allow rules of active requests.

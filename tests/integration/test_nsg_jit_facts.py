@@ -127,7 +127,9 @@ def test_whole_subscription_report_in_normal_and_check_mode(armsim):
     assert vms["drift"]["nics"][0]["nic_nsg"].lower() == nsg_id("nsg-drift").lower()
     assert ok["policy"]["name"] == "default" and ok["policy"]["location"] == "westeurope"
     assert ok["ports"] == [{"number": 22, "protocol": "*", "allowed_source_address_prefixes": ["*"], "max_request_access_duration": "PT3H"}]
-    assert [item["port"] for item in vms["subnet-allows"]["exposure"]] == [22, 3389, 5985, 5986]
+    # The management ports of each VM's OS (docs/nsg_jit_facts.md, "Exposure semantics").
+    assert [item["port"] for item in vms["subnet-allows"]["exposure"]] == [3389, 5985, 5986]  # Windows
+    assert [item["port"] for item in vms["private-open"]["exposure"]] == [22]  # Linux: its 3389 is open, nothing listens
 
     # The JIT rules reported are exactly armsim's JIT rules for each VM's address.
     for vm in vms.values():
@@ -162,9 +164,8 @@ def test_whole_subscription_report_in_normal_and_check_mode(armsim):
     assert ssh["levels"][1]["allowed"] and ssh["levels"][1]["rule"] == "AllowSshAnywhere"
 
     # Open NSGs but no public IP: private_only, not exposed. No NSG at all: everything admitted.
-    for port in (22, 3389):
-        entry = exposure(vms["private-open"], port)
-        assert entry["internet_allowed"] and entry["private_only"] and not entry["exposed"]
+    entry = exposure(vms["private-open"], 22)
+    assert entry["internet_allowed"] and entry["private_only"] and not entry["exposed"]
     assert vms["private-open"]["nics"][0]["public_ip"] is None
     # no NSG and a Standard public IP: closed to the Internet (secure by default), open inside the network
     assert vms["no-nsg"]["nics"][0]["public_ip_sku"] == "Standard"
@@ -190,9 +191,9 @@ def test_whole_subscription_report_in_normal_and_check_mode(armsim):
         }
     ]
     summary = facts["summary"]
-    # exposed: bypass:22, stale:22; private only: private-open 22 and 3389 (no public IP) and
-    # no-nsg 22/3389/5985/5986 (no NSG, Standard public IP: closed to the Internet)
-    assert (summary["exposed_ports"], summary["exposed_virtual_machines"], summary["private_only_open_ports"]) == (2, 2, 6)
+    # exposed: bypass:22, stale:22; private only: private-open 22 (no public IP) and no-nsg 22 (no
+    # NSG, Standard public IP: closed to the Internet); both are Linux, so 3389/5985/5986 are not listed
+    assert (summary["exposed_ports"], summary["exposed_virtual_machines"], summary["private_only_open_ports"]) == (2, 2, 2)
     assert (summary["jit_bypassed_ports"], summary["jit_bypassed_virtual_machines"]) == (1, 1)
     assert (summary["stale_rules"], summary["drift"], summary["active_requests"], summary["open_by_jit_request_ports"]) == (2, 0, 0, 0)
     assert facts["scope"]["whole_subscription"] is True

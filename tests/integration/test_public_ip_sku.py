@@ -52,4 +52,4 @@ def test_exposure_follows_the_public_ip_sku_and_the_gate_agrees(armsim):
     assert gate_admits(armsim, "standard-bare") is False
     assert gate_admits(armsim, "basic-bare") is True
     assert gate_admits(armsim, "standard-open") is True
-    assert facts["summary"]["exposed_ports"] == 5  # basic-bare: 22, 3389, 5985, 5986 (no NSG at all); standard-open: 22
+    assert facts["summary"]["exposed_ports"] == 2  # basic-bare: 22 (no NSG at all; Linux, so 22 only); standard-open: 22

@@ -168,7 +168,7 @@ def test_statuses_and_reasons():
         .subnet("bare")
         .add_nsg("nsg-sub", jit_deny(1, "10.0.0.4"))
         .vm("jit", "10.0.0.4")
-        .vm("plain", "10.0.0.5")
+        .vm("plain", "10.0.0.5", os_type="Windows")
         .vm("no-nsg", "10.0.1.4", subnet="bare")
         .vm("no-nic", nics=False)
         .policy({"jit": [22]})
@@ -184,10 +184,13 @@ def test_statuses_and_reasons():
     jit = by_name(facts, "jit")
     assert jit["policy"]["name"] == "default" and jit["policy"]["resource_group"] == "rg" and jit["policy"]["location"] == "westeurope"
     assert jit["ports"] == [{"number": 22, "protocol": "*", "allowed_source_address_prefixes": ["*"], "max_request_access_duration": "PT3H"}]
-    assert [entry["port"] for entry in jit["exposure"]] == [22, 3389, 5985, 5986]
+    # the management ports of the VM's OS only (Linux: 22), plus its policy ports
+    assert [entry["port"] for entry in jit["exposure"]] == [22]
+    assert [entry["port"] for entry in by_name(facts, "plain")["exposure"]] == [3389, 5985, 5986]
     assert port(jit, 22)["jit_protected"] and port(jit, 22)["in_policy"] and not port(jit, 22)["jit_bypassed"]
     assert port(jit, 22)["decided_by"] == {"level": "subnet", "nsg": "nsg-sub", "rule": jit["jit_rules"][0]["name"], "priority": 4096, "access": "Deny"}
-    assert not port(jit, 3389)["jit_protected"] and port(jit, 3389)["decided_by"]["rule"] == "DenyAllInBound"
+    plain_rdp = port(by_name(facts, "plain"), 3389)
+    assert not plain_rdp["jit_protected"] and plain_rdp["decided_by"]["rule"] == "DenyAllInBound"
     summary = facts["summary"]
     assert summary["jit_status"] == {"configured": 1, "not_configured": 1, "unsupported": 2}
     assert summary["unsupported_reasons"] == {_topology.UNSUPPORTED_NO_NSG: 1, _topology.UNSUPPORTED_NO_NIC: 1}
@@ -195,7 +198,7 @@ def test_statuses_and_reasons():
     bare = by_name(facts, "no-nsg")
     assert port(bare, 22)["internet_allowed"] and port(bare, 22)["private_only"] and not port(bare, 22)["exposed"]
     assert port(bare, 22)["decided_by"]["rule"] is None
-    assert summary["private_only_open_ports"] == 4 and summary["exposed_ports"] == 0
+    assert summary["private_only_open_ports"] == 1 and summary["exposed_ports"] == 0
     assert facts["stale_rules"] == [] and facts["drift"] == []
 
 
@@ -236,7 +239,7 @@ def test_allow_rule_after_the_deny_is_no_bypass_and_partial_source_is():
         )
         .add_nsg("nsg-sub2", rule("AllowOffice", 150, source="198.51.100.0/24"), jit_deny(2, "10.0.0.5", priority=1000))
         .subnet("s2", "nsg-sub2")
-        .vm("late", "10.0.0.4", public_ip="20.50.0.11")
+        .vm("late", "10.0.0.4", public_ip="20.50.0.11", os_type=None)  # OS unknown: every management port
         .vm("office", "10.0.0.5", subnet="s2", public_ip="20.50.0.12")
         .policy({"late": [22], "office": [22]})
     )
@@ -394,14 +397,7 @@ def test_policy_ports_are_evaluated_with_their_protocol():
         {"number": 53, "protocol": "UDP", "allowedSourceAddressPrefix": "*", "maxRequestAccessDuration": "PT1H"}
     )
     vm = fleet.facts()["virtual_machines"][0]
-    assert [(item["port"], item["protocol"]) for item in vm["exposure"]] == [
-        (22, "TCP"),
-        (53, "UDP"),
-        (3389, "TCP"),
-        (5985, "TCP"),
-        (5986, "TCP"),
-        (8443, "TCP"),
-    ]
+    assert [(item["port"], item["protocol"]) for item in vm["exposure"]] == [(22, "TCP"), (53, "UDP"), (8443, "TCP")]
     assert not port(vm, 53)["exposed"]  # the allow rule is Tcp only
     assert port(vm, 8443)["jit_protected"] and port(vm, 8443)["in_policy"] and not port(vm, 22)["in_policy"]
     # only levels that have an NSG are listed
@@ -491,3 +487,9 @@ def test_the_internet_has_a_way_in_only_through_a_public_ip_that_lets_it_in():
     assert internet_path({"public_ip": "20.0.0.1", "public_ip_sku": "Standard"}, None, nsg) is True
     assert internet_path({"public_ip": "20.0.0.1", "public_ip_sku": "Basic"}, None, None) is True
     assert internet_path({"public_ip": "20.0.0.1"}, None, None) is True
+
+
+def test_management_ports_follow_the_os_and_all_when_unknown():
+    assert _facts.management_ports("Linux") == (22,)
+    assert _facts.management_ports("windows") == (3389, 5985, 5986)
+    assert _facts.management_ports(None) == _facts.management_ports("Solaris") == (22, 3389, 5985, 5986)
