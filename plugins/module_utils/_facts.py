@@ -43,6 +43,7 @@ def management_ports(os_type):
     checked on this one only when its JIT policy lists it (see docs/nsg_jit_facts.md)."""
     return _jit.DEFAULT_PORTS_BY_OS.get(str(os_type or "").lower(), MANAGEMENT_PORTS)
 
+
 STATUS_CONFIGURED = "configured"
 STATUS_NOT_CONFIGURED = "not_configured"
 STATUS_UNSUPPORTED = "unsupported"

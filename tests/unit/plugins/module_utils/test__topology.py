@@ -142,7 +142,9 @@ def test_read_inventory_lists_each_kind_once_per_subscription():
         return function()
 
     inventory = _topology.read_inventory(api, call, kinds=("virtual_machines", "network_interfaces"), subscriptions=[SUB, SUB2])
-    assert api.calls == [(SUB, "virtualMachines"), (SUB, "networkInterfaces"), (SUB2, "virtualMachines"), (SUB2, "networkInterfaces")]
+    # Listed side by side (any order), merged in a fixed one.
+    assert sorted(api.calls) == sorted([(SUB, "virtualMachines"), (SUB, "networkInterfaces"), (SUB2, "virtualMachines"), (SUB2, "networkInterfaces")])
+    assert [item["id"].split("/")[2] for item in inventory.virtual_machines] == [SUB, SUB2]
     assert len(inventory.virtual_machines) == 2 and len(inventory.network_interfaces) == 2
     assert actions[2] == "list virtual machines in subscription %s" % SUB2
     api.calls.clear()
@@ -194,7 +196,7 @@ def test_read_inventory_lists_only_what_the_reused_file_lacks():
 
     reused = _topology.Inventory(virtual_machines=[{"id": "vm"}], network_interfaces=[])
     inventory = _topology.read_inventory(Api(), lambda _action, function: function(), reused=reused)
-    assert listed == ["networkSecurityGroups", "virtualNetworks", "publicIPAddresses"]
+    assert sorted(listed) == ["networkSecurityGroups", "publicIPAddresses", "virtualNetworks"]
     assert inventory.virtual_machines == [{"id": "vm"}] and inventory.network_interfaces == []
     assert inventory.kinds == _topology.Inventory.KINDS
 
@@ -233,3 +235,28 @@ def test_listed_items_lose_only_members_never_read():
     }
     _topology._slim("network_security_groups")(nsg)
     assert nsg == {"id": "n", "etag": "e", "properties": {"securityRules": [{"name": "r", "etag": "re", "properties": {"priority": 100}}]}}
+
+
+def test_a_failed_list_fails_through_call_in_the_calling_thread_after_the_others_finish():
+    import threading
+
+    seen = []
+
+    class Api:
+        subscription_id = SUB
+
+        def list_in_subscription(self, path, api_version, params=None, subscription_id=None, each=None):
+            if path.endswith("networkInterfaces"):
+                raise RuntimeError("boom")
+            return []
+
+    def call(action, function):
+        seen.append((action, threading.current_thread() is threading.main_thread()))
+        try:
+            return function()
+        except RuntimeError as exc:
+            raise ValueError(action) from exc
+
+    with pytest.raises(ValueError, match="list network interfaces"):
+        _topology.read_inventory(Api(), call, kinds=("virtual_machines", "network_interfaces", "virtual_networks"))
+    assert seen == [("list virtual machines", True), ("list network interfaces", True)]
