@@ -426,14 +426,14 @@ def test_the_put_body_keeps_what_the_get_returned_that_this_run_does_not_change(
 def _batch(api, plans):
     """Reconcile ``plans`` as run() does with deferred verification (the write's answer as its read-back)."""
     outcomes = [mod.reconcile_policy(key, desired, removed, False, api, check_mode=False) for key, desired, removed in plans]
-    api.list_policies = lambda subscriptions: {_arm.normalize_id(_arm.policy_key_id(key)): api.get(key) for key, _, _ in plans}
+    api.list_policies = lambda subscriptions: {_arm.normalize_id(_arm.policy_key_id(plan[0])): api.get(plan[0]) for plan in plans}
     calls = []
 
     def reconcile(key, desired, removed):
         calls.append(key)
         return mod.reconcile_policy(key, desired, removed, False, api, check_mode=False)
 
-    policies = [mod.policy_result(key, outcome) for (key, _, _), outcome in zip(plans, outcomes, strict=True)]
+    policies = [mod.policy_result(plan[0], outcome) for plan, outcome in zip(plans, outcomes, strict=True)]
     return outcomes, policies, reconcile, calls
 
 
