@@ -536,6 +536,7 @@ initiated:
       justification: Ansible jitaccess.azure.jit_request by deploy@ctl-01
 """  # noqa: E501
 
+import concurrent.futures  # noqa: E402
 import os  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
@@ -571,6 +572,9 @@ ACTION_PENDING = "pending"
 POLICY_HINT = "put it under JIT with jitaccess.azure.jit_policy first"
 
 NSG_GET_LIMIT = 10
+INITIATE_CONCURRENCY = 4
+"""Initiates (one per JIT policy) in flight at once: each takes about a second on Azure, and ARM
+refills 10 writes/s per subscription."""
 """While waiting, up to this many NSGs are read with one GET each per polling round; more are read
 with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
 
@@ -794,25 +798,7 @@ class JitRequest:
                     exclude = _nsg.baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
                     waits.append({"plan": plan, "port": port, "sources": self.port_sources(port), "exclude": exclude})
 
-        for policy_id, items in by_policy.items():
-            body = _request.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], options.justification)
-            try:
-                response = initiate_jit_request(self.module.api, policy_id, body)
-            except AzureError as exc:
-                # What earlier policies opened is live: report it so that it can be closed (jit_guard).
-                self.module.fail_azure(
-                    exc, "initiate JIT request on policy %s" % policy_id, changed=bool(self.opened), opened=self.opened, initiated=self.initiated
-                )
-            recorded = self._recorded_sources(response)
-            fresh = []
-            for item in waits:
-                if item["plan"]["policy"]["id"] == policy_id:
-                    if item["sources"] is None:
-                        item["sources"] = recorded.get((_arm.normalize_id(item["plan"]["record"]["id"]), item["port"]["number"]))
-                    fresh.append(self._opened_item(item["plan"], item["port"], joined(item["sources"]), []))
-            self.opened.extend(fresh)
-            # Before waiting: if the run is interrupted now, jit_guard still knows what to close.
-            self.record_for_guard(fresh)
+        self.initiate_all(by_policy, waits)
 
         if options.wait:
             self.wait_for_rules(waits)
@@ -832,6 +818,49 @@ class JitRequest:
             )
             self.opened.append(self._opened_item(plan, port, source, access))
         return self._finish_present(plans, port_results)
+
+    def initiate_all(self, by_policy, waits):
+        """One initiate per policy, up to :data:`INITIATE_CONCURRENCY` at once. Each accepted request
+        is recorded for jit_guard as soon as Azure answers it. After a refusal no further initiate
+        starts; those in flight finish and are reported, then the module fails naming the refusal."""
+        options = self.options
+        bodies = [
+            (policy_id, _request.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], options.justification))
+            for policy_id, items in by_policy.items()
+        ]
+        refused = None
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(INITIATE_CONCURRENCY, len(bodies))) as pool:
+            futures = {pool.submit(initiate_jit_request, self.module.api, policy_id, body): policy_id for policy_id, body in bodies}
+            for future in concurrent.futures.as_completed(futures):
+                policy_id = futures[future]
+                if future.cancelled():
+                    continue
+                try:
+                    response = future.result()
+                except AzureError as exc:
+                    refused = refused or (policy_id, exc)
+                    for other in futures:
+                        other.cancel()  # those not started yet never start
+                    continue
+                self.accepted(policy_id, response, waits)
+        if refused is not None:
+            # What the other policies opened is live: report it so that it can be closed (jit_guard).
+            policy_id, exc = refused
+            action = "initiate JIT request on policy %s" % policy_id
+            self.module.fail_azure(exc, action, changed=bool(self.opened), opened=self.opened, initiated=self.initiated)
+
+    def accepted(self, policy_id, response, waits):
+        """Note what the initiate on ``policy_id`` opened, and record it for jit_guard (before waiting:
+        if the run is interrupted now, jit_guard still knows what to close)."""
+        recorded = self._recorded_sources(response)
+        fresh = []
+        for item in waits:
+            if item["plan"]["policy"]["id"] == policy_id:
+                if item["sources"] is None:
+                    item["sources"] = recorded.get((_arm.normalize_id(item["plan"]["record"]["id"]), item["port"]["number"]))
+                fresh.append(self._opened_item(item["plan"], item["port"], joined(item["sources"]), []))
+        self.opened.extend(fresh)
+        self.record_for_guard(fresh)
 
     def check_room(self, by_policy):
         """Fail before any write when an NSG on a path cannot take the allow rules a request adds

@@ -228,6 +228,25 @@ def test_three_resource_groups_two_regions_one_put_per_policy_and_skip_unsupport
     assert ports_of(deny_rules(state, "nsg-data", "db-1")[0]) == [22, 3389]
 
 
+def test_a_refused_write_in_a_batch_reports_exactly_the_policies_written_side_by_side(armsim):
+    """Four policies are a batch: their PUTs go side by side. One refused: the failure names it, and
+    the result lists the policies written (in flight or before), which are exactly armsim's."""
+    armsim.fault(method="PUT", path_contains="resourceGroups/rg-app/", status=403, code="AuthorizationFailed", message="No write on rg-app.")
+    args = {"virtual_machines": [vm("web-1"), vm("web-2"), vm("app-1", "rg-app"), vm("db-1", "rg-data"), vm("db-2", "rg-data")], "detail": "summary"}
+    result = run_module(armsim, "jit_policy", args, expect_failure=True)
+    assert "AuthorizationFailed" in result["msg"] and "rg-app" in result["msg"] and "Traceback" not in result["msg"]
+    written = {p["id"].lower() for p in result["policies"]}
+    assert policy_id("rg-app").lower() not in written
+    state = armsim.state()
+    assert policy_id("rg-app").lower() not in policies(state)
+    in_state = {pid.lower() for pid in (policy_id("rg-data", "northeurope"), policy_id("rg-data", "westeurope")) if pid.lower() in policies(state)}
+    if vm_id("web-2").lower() in policy_vms(state):  # rg-web's policy existed: written when web-2 joined it
+        in_state.add(policy_id().lower())
+    assert written == in_state, (written, in_state)
+    assert result["changed"] is (len(written) > 0)
+    assert armsim.stats()["writes"] == len(written) + 1  # the refused PUT, and no write after it was known
+
+
 def test_ports_by_os_type_for_a_mixed_fleet_by_id_with_a_summary_result(armsim):
     """The jit_fleet role's call shape: VMs by id only, port rules once per OS type, detail summary."""
     args = {

@@ -236,6 +236,26 @@ def test_forty_vms_three_policies_three_initiates(armsim):
         assert {tuple(sources(p)) for p in found.values()} == {("198.51.100.10",)}
 
 
+def test_a_refused_initiate_reports_what_the_other_policies_opened(armsim):
+    """The three initiates go side by side. One refused: the failure names it, reports in
+    ``opened`` exactly what the others opened (so that it can be closed), and nothing else."""
+    refused = sorted(FLEET)[1]
+    armsim.fault(method="POST", path_contains="resourceGroups/%s/" % refused, status=403, code="AuthorizationFailed", message="No initiate here.")
+    vms = [vm_ref("%s-%02d" % (group[-1], n), group) for group, (dummy, count) in FLEET.items() for n in range(count)]
+    args = {"virtual_machines": vms, "ports": [22], "source_address_prefixes": ["198.51.100.10"], "duration": "15m"}
+    result = run(armsim, task("open", args, ignore_errors=True))
+    failed = result.result("open")
+    assert failed.get("failed") and "AuthorizationFailed" in failed["msg"] and refused in failed["msg"], failed
+    assert "Traceback" not in failed["msg"]
+    opened_groups = {item["vm_id"].split("/")[4] for item in failed["opened"]}
+    assert refused not in opened_groups
+    state = armsim.state()
+    requested = {group for group in FLEET if policy(state, group)["properties"].get("requests")}
+    assert opened_groups == requested, (opened_groups, requested)
+    assert failed["changed"] is bool(opened_groups)
+    assert len(failed["opened"]) == sum(FLEET[group][1] for group in opened_groups)
+
+
 # -- close --------------------------------------------------------------------------------------
 
 
