@@ -204,7 +204,7 @@ def _breakdown(first, entries, moment):
 
 def _sources(entry):
     if entry.get("whole_internet"):
-        return "any Internet address"
+        return "any source" if entry.get("private_only") else "any Internet address"
     return ", ".join(str(item) for item in entry.get("admitted_prefixes") or []) or "-"
 
 
