@@ -19,7 +19,11 @@ PLAYBOOK = os.path.join(PLAYBOOKS, "enable_jit_fleet.yml")
 OUTPUT = os.path.join(ROOT, "tests", "output")
 HOSTILE = "</script><script>window.pwned=1</script><img src=x onerror=window.pwned=2>&amp;"
 
-ROWS = "Array.from(document.querySelectorAll('#%s tbody tr')).filter(function(r){return !r.hidden;}).map(function(r){return Array.from(r.cells).map(function(c){return c.textContent;});})"
+# The cells' text of a table's visible rows, in page order.
+ROWS = (
+    "Array.from(document.querySelectorAll('#%s tbody tr')).filter(function(r){return !r.hidden;})"
+    ".map(function(r){return Array.from(r.cells).map(function(c){return c.textContent;});})"
+)
 
 
 def json_value(report, key):
@@ -30,7 +34,12 @@ def json_value(report, key):
 
 
 def test_the_report_page_in_a_headless_browser(armsim, tmp_path):
-    extra = {"jit_fleet_report_dir": str(tmp_path), "jit_fleet_mode": "enforce", "jit_fleet_exclude_tags": {"jit": "*"}, "jit_fleet_exclude_name_patterns": ["*-TEST"]}
+    extra = {
+        "jit_fleet_report_dir": str(tmp_path),
+        "jit_fleet_mode": "enforce",
+        "jit_fleet_exclude_tags": {"jit": "*"},
+        "jit_fleet_exclude_name_patterns": ["*-TEST"],
+    }
     run = run_playbook(armsim, PLAYBOOK, extra_vars=extra)
     assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert armsim.stats()["writes"] == 3  # the page reports a real rollout: rg-web, rg-win and rg-db written
@@ -47,7 +56,9 @@ def test_the_report_page_in_a_headless_browser(armsim, tmp_path):
         assert browser.requests() == [url]  # nothing fetched but the page itself
 
         # every number the page shows is the JSON's
-        shown = browser.evaluate("Object.fromEntries(Array.from(document.querySelectorAll('[data-key]')).map(function(e){return [e.dataset.key,e.textContent];}))")
+        shown = browser.evaluate(
+            "Object.fromEntries(Array.from(document.querySelectorAll('[data-key]')).map(function(e){return [e.dataset.key,e.textContent];}))"
+        )
         assert len(shown) > 30 and "coverage.after.percent" in shown and "coverage_by_region.1.after.configured" in shown
         assert shown == {key: str(json_value(report, key)) for key in shown}
         assert shown["coverage.after.configured"] == "6" and shown["bypasses.length"] == "2"
@@ -55,7 +66,10 @@ def test_the_report_page_in_a_headless_browser(armsim, tmp_path):
 
         # each bypass names its NSG, its rule and the fix
         bypasses = browser.evaluate(ROWS % "bypasses")
-        assert sorted((row[0], row[2], row[3], row[4]) for row in bypasses) == [("web-1", "22", "nsg-web", "AllowSshAnywhere"), ("web-2", "22", "nsg-web", "AllowSshAnywhere")]
+        assert sorted((row[0], row[2], row[3], row[4]) for row in bypasses) == [
+            ("web-1", "22", "nsg-web", "AllowSshAnywhere"),
+            ("web-2", "22", "nsg-web", "AllowSshAnywhere"),
+        ]
         assert all(row[6].startswith("Remove rule AllowSshAnywhere on NSG nsg-web, or narrow its source") for row in bypasses)
 
         # sorting: a real click on the "VM" header, then again for the other direction
@@ -87,7 +101,8 @@ def test_the_report_page_in_a_headless_browser(armsim, tmp_path):
 
         os.makedirs(OUTPUT, exist_ok=True)
         screenshot = os.path.join(OUTPUT, "jit_fleet_report.png")
-        browser.evaluate("(function(e){e.value='';e.dispatchEvent(new Event('input'));window.scrollTo(0,0);return true;})(document.querySelector('input[data-table=bypasses]'))")
+        clear = "(function(e){e.value='';e.dispatchEvent(new Event('input'));window.scrollTo(0,0);return true;})"
+        browser.evaluate(clear + "(document.querySelector('input[data-table=bypasses]'))")
         browser.screenshot(screenshot)
     with open(screenshot, "rb") as stream:
         assert stream.read(8) == b"\x89PNG\r\n\x1a\n"
