@@ -151,12 +151,14 @@ def _chart(coverage, audit):
         moments.append(("would_be", "With enforce"))
     else:
         moments.append(("after", "After"))
-    width, left, bar, gap = 720, 110, 26, 14
+    width, left, thickness, gap = 720, 110, 26, 14
     total = max([_int((coverage.get(m) or {}).get("virtual_machines")) for m, _label in moments] + [1])
-    parts = ['<svg role="img" aria-label="JIT coverage before and after" viewBox="0 0 %d %d" width="100%%">' % (width + 60, (bar + gap) * len(moments) + 30)]
+    parts = [
+        '<svg role="img" aria-label="JIT coverage before and after" viewBox="0 0 %d %d" width="100%%">' % (width + 60, (thickness + gap) * len(moments) + 30)
+    ]
     for row, (moment, label) in enumerate(moments):
         c = coverage.get(moment) or {}
-        y = row * (bar + gap)
+        y = row * (thickness + gap)
         parts.append('<text x="0" y="%d">%s</text>' % (y + 17, _t(label)))
         x = float(left)
         for key, title, colour in _COLOURS:
@@ -164,11 +166,11 @@ def _chart(coverage, audit):
             if share > 0:
                 parts.append(
                     '<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s: %s</title></rect>'
-                    % (x, y, share, bar, colour, title, _int(c.get(key)))
+                    % (x, y, share, thickness, colour, title, _int(c.get(key)))
                 )
             x += share
         parts.append('<text x="%.1f" y="%d">%s%%</text>' % (x + 6, y + 17, _t(c.get("percent"))))
-    y = len(moments) * (bar + gap) + 10
+    y = len(moments) * (thickness + gap) + 10
     for index, (_key, title, colour) in enumerate(_COLOURS):
         parts.append(
             '<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>'
