@@ -18,7 +18,7 @@ SOURCES := $(shell git ls-files -co --exclude-standard plugins meta roles playbo
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help venv compat-venv build install lint sanity unit armsim-test integration reliability molecule compat test test-live demo sandbox bench clean
+.PHONY: help venv compat-venv chromium build install lint sanity unit armsim-test integration reliability molecule compat test test-live demo sandbox bench clean
 
 help:
 	@echo "make demo   - run the JIT rollout + open/configure/close job against armsim (offline Azure)"
@@ -47,6 +47,15 @@ $(COMPAT_BIN)/.installed: tests/compat/requirements.txt tests/compat/constraints
 
 compat-venv: $(COMPAT_BIN)/.installed
 
+# tests/integration/test_report_html.py opens the fleet report page in Debian's Chromium, headless.
+# Installed with apt-get where missing (root on Debian/Ubuntu); anywhere else, say how and stop.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  fi; \
+	  command -v chromium >/dev/null || { echo "make chromium: chromium is not on PATH and could not be installed: run 'apt-get install -y chromium' as root (tests/integration/test_report_html.py needs it)" >&2; exit 1; }; }
+
 $(TARBALL): $(BIN)/.installed $(SOURCES)
 	mkdir -p $(BUILD)/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist .
@@ -74,7 +83,7 @@ unit: venv
 armsim-test: venv
 	$(BIN)/pytest -q tools/armsim/tests
 
-integration: install
+integration: install chromium
 	$(BIN)/pytest -q tests/integration
 
 reliability: install
@@ -92,7 +101,7 @@ compat: install compat-venv
 	$(COMPAT_BIN)/pytest -n 2 --dist loadfile $(COMPAT_TESTS)
 
 # Everything, ending with one pytest run whose summary line is the last thing printed.
-test: lint sanity install
+test: lint sanity install chromium
 	$(MAKE) --no-print-directory bench QUICK=1
 	$(MAKE) --no-print-directory compat
 	$(BIN)/pytest -n 2 --dist loadfile tests/unit tools/armsim/tests tests/integration tests/reliability

@@ -72,7 +72,7 @@ step "Summary"
 "$PY" "$ROOT/demo/demo_tool.py" summary "$OUT"
 "$PY" "$ROOT/demo/demo_tool.py" access "$ARMSIM_ADMIN_URL" "$CLOSED_AT"
 echo
-echo "   Reports: $OUT/enforce.md (readable) and $OUT/enforce.json; audit: $OUT/audit.md"
+echo "   Reports: $OUT/enforce.html (open it in a browser), $OUT/enforce.md and $OUT/enforce.json; audit: $OUT/audit.html"
 echo "   Full playbook output: $OUT/*.log"
 cleanup
 echo "   armsim stopped. Done in $(( $(date +%s) - START )) s."

@@ -10,11 +10,15 @@ Documentation: ``jit_fleet_selection.yml``, ``jit_fleet_report.yml`` and
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
+import socket
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.jitaccess.azure.plugins.module_utils._report_html import report_html
 
 
 def _text(value):
@@ -195,7 +199,63 @@ def _summary_coverage(summary, vms=0):
     }
 
 
-def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", policy_name="default", scope=None, settings=None, stale_close=None):  # noqa: PLR0913, PLR0917
+def _group_coverage(before, after, candidates, key_of, audit):
+    """``[{key fields..., before, after[, would_be]}]``: coverage per group of VMs (resource group,
+    region) counted from the VM entries, sorted by key; ``would_be`` (audit) adds the candidates."""
+    counts = {}
+    for moment, facts in (("before", before), ("after", after)):
+        for vm in facts.get("virtual_machines") or []:
+            key = key_of(vm)
+            status = counts.setdefault(tuple(_text(part).lower() for part in key.values()), (key, {"before": {}, "after": {}}))[1][moment]
+            status[vm.get("jit_status")] = status.get(vm.get("jit_status"), 0) + 1
+    added = {}
+    for vm in candidates:
+        if vm.get("jit_status_before") == "not_configured":
+            group = tuple(_text(part).lower() for part in key_of(vm).values())
+            added[group] = added.get(group, 0) + 1
+    result = []
+    for group in sorted(counts):
+        key, moments = counts[group]
+        entry = dict(key, before=_status_coverage(moments["before"]), after=_status_coverage(moments["after"]))
+        if audit:
+            would = dict(moments["before"])
+            would["configured"] = would.get("configured", 0) + added.get(group, 0)
+            would["not_configured"] = max(would.get("not_configured", 0) - added.get(group, 0), 0)
+            entry["would_be"] = _status_coverage(would)
+        result.append(entry)
+    return result
+
+
+def _status_coverage(status):
+    return _summary_coverage({"virtual_machines": sum(status.values()), "jit_status": status})
+
+
+def _run_metadata(before, after, candidates, check_mode, user, host):  # noqa: PLR0917
+    """Who ran it, where, in check mode or not, and how many VMs it put under JIT (read after)."""
+    after_status = {_text(vm.get("id")).lower(): vm.get("jit_status") for vm in after.get("virtual_machines") or []} if after is not before else {}
+    added = sum(1 for vm in candidates if vm["jit_status_before"] != "configured" and after_status.get(_text(vm["id"]).lower()) == "configured")
+    if user is None:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no login name (a container without a passwd entry)
+            user = ""
+    return {"user": user, "host": socket.gethostname() if host is None else host, "check_mode": bool(check_mode), "virtual_machines_added": added}
+
+
+def jit_fleet_report(  # noqa: PLR0913, PLR0917
+    selection,
+    before,
+    after=None,
+    apply=None,
+    mode="audit",
+    policy_name="default",
+    scope=None,
+    settings=None,
+    stale_close=None,
+    check_mode=False,
+    user=None,
+    host=None,
+):
     """The rollout report (what ``<report_dir>/<report_name>.json`` holds)."""
     before = _mapping(before, "before")
     after = _mapping(after, "after") or before
@@ -214,6 +274,7 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
                 "name": vm.get("name"),
                 "subscription_id": _subscription_of(vm.get("id")),
                 "resource_group": vm.get("resource_group"),
+                "location": vm.get("location"),
                 "os_type": vm.get("os_type"),
                 "jit_status_before": vm.get("jit_status"),
                 "ports": ports_by_os_type.get(_text(vm.get("os_type")).lower(), []),
@@ -286,6 +347,15 @@ def jit_fleet_report(selection, before, after=None, apply=None, mode="audit", po
         "coverage": coverage,
         "coverage_text": _coverage_text(coverage),
         "coverage_by_subscription": _subscription_coverage(before, after),
+        "coverage_by_resource_group": _group_coverage(
+            before,
+            after,
+            candidates,
+            lambda vm: {"subscription_id": _subscription_of(vm.get("id")), "resource_group": vm.get("resource_group")},
+            mode == "audit",
+        ),
+        "coverage_by_region": _group_coverage(before, after, candidates, lambda vm: {"region": vm.get("location")}, mode == "audit"),
+        "run": _run_metadata(before, after, candidates, check_mode, user, host),
         "candidates": candidates,
         "already_configured": selection.get("already_configured") or [],
         "changed": bool(apply.get("changed", False)) and not apply.get("skipped", False),
@@ -508,11 +578,15 @@ def report_markdown(report):
 
 
 def jit_fleet_report_documents(report):
-    """``{json, markdown}``: the report as indented JSON and as a Markdown page, in one pass (the
-    role writes both; rendering them with ``to_nice_json`` and a template cost seconds each at
-    10,000 VMs)."""
+    """``{json, markdown, html}``: the report as indented JSON, as a Markdown page and as a
+    self-contained HTML page, in one pass (the role writes all three; rendering them with
+    ``to_nice_json`` and a template cost seconds each at 10,000 VMs)."""
     report = _mapping(report, "report")
-    return {"json": json.dumps(report, indent=2, sort_keys=True, default=_text) + "\n", "markdown": report_markdown(report)}
+    return {
+        "json": json.dumps(report, indent=2, sort_keys=True, default=_text) + "\n",
+        "markdown": report_markdown(report),
+        "html": report_html(report),
+    }
 
 
 class FilterModule:

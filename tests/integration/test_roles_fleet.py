@@ -98,6 +98,7 @@ def test_reports_are_owner_only_in_a_new_directory_and_an_existing_one_keeps_its
     assert {name: oct(os.stat(fresh / name).st_mode & 0o777) for name in os.listdir(fresh)} == {
         "jit_fleet_report.json": "0o600",
         "jit_fleet_report.md": "0o600",
+        "jit_fleet_report.html": "0o600",
     }
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -146,3 +146,68 @@ def opened(vm, port=22, source="127.0.0.1", rules=()):
         "nsg_ids": [APP_NSG],
         "nsg_rules": list(rules),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# nsg_jit_facts (detail=summary) of a large fleet, for the report page's size and render time
+
+
+def fleet_facts(count, subscriptions=2, groups=100, regions=("westeurope", "northeurope", "eastus", "westus2")):
+    """``azure_jit`` facts of ``count`` VMs: 1 in 10 with SSH/RDP open to the Internet (1 in 100 of
+    those JIT-protected but bypassed), 1 in 20 unsupported, 1 in 33 tagged ``jit: skip``, 1 in 4 under JIT."""
+    subs = ["%08d-0000-0000-0000-000000000001" % (index + 1) for index in range(subscriptions)]
+    vms, status = [], {}
+    for index in range(count):
+        sub, group = subs[index % subscriptions], "rg-app-%03d" % (index % groups)
+        windows = index % 3 == 0
+        name = "vm-%05d" % index
+        jit = "unsupported" if index % 20 == 7 else "configured" if index % 4 == 0 else "not_configured"
+        exposure = []
+        if index % 10 == 3 and jit != "unsupported":
+            bypassed = index % 100 == 3
+            rule = {"name": "AllowMgmtAnywhere", "priority": 200, "nsg": "nsg-" + group, "level": "subnet"}
+            exposure.append(
+                {
+                    "port": 3389 if windows else 22,
+                    "nic": name + "-nic",
+                    "public_ip": "20.%d.%d.%d" % (index // 65536 % 256, index // 256 % 256, index % 256),
+                    "exposed": True,
+                    "private_only": False,
+                    "internet_allowed": True,
+                    "admitted_prefixes": ["*"],
+                    "jit_protected": bypassed,
+                    "jit_bypassed": bypassed,
+                    "bypass_rules": [rule] if bypassed else [],
+                    "decided_by": {"nsg": rule["nsg"], "rule": rule["name"], "priority": 200, "access": "Allow"},
+                }
+            )
+        vms.append(
+            {
+                "id": "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (sub, group, name),
+                "name": name,
+                "subscription_id": sub,
+                "resource_group": group,
+                "location": regions[index % len(regions)],
+                "os_type": "Windows" if windows else "Linux",
+                "tags": {"jit": "skip"} if index % 33 == 5 else {"env": "prod"},
+                "jit_status": jit,
+                "unsupported_reason": "no network security group on the VM's NICs or subnets" if jit == "unsupported" else None,
+                "exposure": exposure,
+            }
+        )
+        status.setdefault(sub, {}).setdefault(jit, 0)
+        status[sub][jit] += 1
+    total = {key: sum(per.get(key, 0) for per in status.values()) for key in ("configured", "not_configured", "unsupported")}
+    return {
+        "subscription_id": subs[0],
+        "subscription_ids": subs,
+        "generated_at": "2026-11-21T10:00:00Z",
+        "virtual_machines": vms,
+        "summary": {
+            "virtual_machines": count,
+            "jit_status": total,
+            "subscriptions": {sub: {"virtual_machines": sum(per.values()), "jit_status": per} for sub, per in status.items()},
+        },
+        "stale_rules": [],
+        "drift": [],
+    }

@@ -203,3 +203,30 @@ def test_selection_drifted_and_stale_allow_stay_in_scope():
     assert enforce["stale_allow_rules_removed"] == [{"vm_name": "web-2", "port": 22, "rule": "MicrosoftDefenderForCloud-JITRule-1-A", "nsg": "nsg-a"}]
     page = jit_fleet_report_documents(enforce)["markdown"]
     assert "repaired by writing their policy again" in page and "## Stale JIT allow rules removed (1)" in page
+
+
+def test_report_breaks_coverage_down_per_resource_group_and_region_and_says_who_ran_it():
+    def located(name, rg, location, status="not_configured"):
+        return dict(vm(name, status=status), id="/subscriptions/s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (rg, name),
+                    resource_group=rg, location=location)  # fmt: skip
+
+    before_vms = [located("a", "rg-1", "westeurope"), located("b", "rg-1", "northeurope", "configured"), located("c", "RG-2", "westeurope", "unsupported")]
+    before = {"subscription_id": "s", "virtual_machines": before_vms, "summary": {"virtual_machines": 3, "jit_status": {"configured": 1, "not_configured": 1}}}
+    selection = select(before_vms)
+    audit = jit_fleet_report(selection, before, None, {"skipped": True}, mode="audit", user="alice", host="ctl")
+    assert [
+        (g["resource_group"], g["before"]["configured"], g["before"]["eligible"], g["would_be"]["configured"]) for g in audit["coverage_by_resource_group"]
+    ] == [
+        ("rg-1", 1, 2, 2),
+        ("RG-2", 0, 0, 0),
+    ]
+    assert [(g["region"], g["before"]["virtual_machines"], g["would_be"]["percent"]) for g in audit["coverage_by_region"]] == [
+        ("northeurope", 1, 100.0),
+        ("westeurope", 2, 100.0),
+    ]
+    assert audit["run"] == {"user": "alice", "host": "ctl", "check_mode": False, "virtual_machines_added": 0}
+    after = dict(before, virtual_machines=[dict(before_vms[0], jit_status="configured")] + before_vms[1:])
+    enforce = jit_fleet_report(selection, before, after, {"changed": True}, mode="enforce", check_mode=True)
+    assert enforce["run"]["virtual_machines_added"] == 1 and enforce["run"]["check_mode"] and enforce["run"]["user"]  # the local user by default
+    assert "would_be" not in enforce["coverage_by_region"][0] and enforce["coverage_by_resource_group"][0]["after"]["configured"] == 2
+    assert set(jit_fleet_report_documents(enforce)) == {"json", "markdown", "html"}
