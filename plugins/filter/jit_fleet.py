@@ -325,6 +325,9 @@ def jit_fleet_report(  # noqa: PLR0913, PLR0917
                         **where,
                         "bypass_rules": entry.get("bypass_rules", []),
                         "admitted_prefixes": entry.get("admitted_prefixes", []),
+                        "whole_internet": entry.get("whole_internet", False),
+                        "exposed": entry.get("exposed", False),
+                        "private_only": entry.get("private_only", False),
                     }
                 )
     coverage = {"before": _coverage(before), "after": _coverage(after)}
@@ -544,7 +547,11 @@ def report_markdown(report):
     _table(lines, ("VM", "port", "why not from the Internet", "deciding rule", "JIT"), rows)
     lines += ["", "## JIT bypasses (%d)" % len(bypasses), ""]
     if bypasses:
-        lines += ["JIT protects these ports, but an allow rule evaluated before the JIT deny rule admits the Internet anyway. Remove or narrow the rule.", ""]
+        lines += [
+            "JIT protects these ports, but an allow rule evaluated before the JIT deny rule admits traffic anyway: from the Internet"
+            " where the VM has a public path, else from inside the network. Remove or narrow the rule.",
+            "",
+        ]
     rows = []
     for b in bypasses:
         rules = ", ".join("%s (priority %s on %s)" % (_text(x.get("name")), _text(x.get("priority")), _text(x.get("nsg"))) for x in b.get("bypass_rules") or [])

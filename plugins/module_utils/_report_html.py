@@ -219,12 +219,13 @@ def _state(entry):
 
 
 def _fix(bypass, rule):
-    prefixes = ", ".join(str(item) for item in bypass.get("admitted_prefixes") or []) or "the Internet"
-    return "Remove rule %s on NSG %s, or narrow its source (it admits %s to port %s before the JIT deny rule)" % (
+    where = "from the Internet" if bypass.get("exposed") else "from inside the network (no public path)"
+    return "Remove rule %s on NSG %s, or narrow its source (it admits %s to port %s %s, before the JIT deny rule)" % (
         rule.get("name"),
         rule.get("nsg"),
-        prefixes,
+        _sources(bypass),
         bypass.get("port"),
+        where,
     )
 
 
@@ -336,7 +337,8 @@ def report_html(r):  # noqa: PLR0915 - one page, top to bottom
             )
     if rows:
         out += [
-            "<p>JIT protects these ports, but an allow rule evaluated before the JIT deny rule admits the Internet anyway.</p>",
+            "<p>JIT protects these ports, but an allow rule evaluated before the JIT deny rule admits traffic anyway: from the Internet"
+            " where the VM has a public path, else from inside the network.</p>",
             _filter("bypasses", rows, "bypasses"),
             _table("bypasses", ("VM", "resource group", "port", "NSG", "rule", "priority", "fix"), rows),
         ]

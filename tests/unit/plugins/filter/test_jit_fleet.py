@@ -117,7 +117,7 @@ def test_report_coverage_candidates_policies_exposures_and_bypasses():
     assert [(e["vm"], e["port"], e["public_ip"], e["jit_bypassed"]) for e in report["exposures"]] == [("web-1", 22, "20.0.0.1", True)]
     assert report["bypasses"] == [
         {"vm": "web-1", "subscription_id": "s", "resource_group": "RG", "id": after["virtual_machines"][0]["id"], "port": 22, "nic": "web-1-nic",
-         "bypass_rules": [{"name": "AllowSshAnywhere"}], "admitted_prefixes": []}
+         "bypass_rules": [{"name": "AllowSshAnywhere"}], "admitted_prefixes": [], "whole_internet": False, "exposed": True, "private_only": False}
     ]  # fmt: skip
     assert report["stale_rules"] == 2 and report["generated_at"] == "t1" and report["subscription_id"] == "s"
     assert report["subscription_ids"] == ["s"] and report["coverage_by_subscription"] == {}  # facts without per-subscription counts

@@ -132,3 +132,15 @@ def test_ten_thousand_vms_stay_small_and_put_no_quiet_vm_in_the_dom():
     assert [tag for tag, _attrs in parsed.tags].count("tr") < 1000 + 100 + 2 * 100 + 50
     assert len(json.loads(parsed.scripts[0])["candidates"]) == 6787
     assert re.search(r"<td>vm-00001</td>", documents["html"]) is None  # a candidate without findings
+
+
+def test_a_bypass_says_where_it_admits_from_without_calling_a_private_vm_internet_facing():
+    from ansible_collections.jitaccess.azure.plugins.module_utils._report_html import _fix as fix_text
+
+    rule = {"name": "AllowSshAnywhere", "nsg": "nsg-web"}
+    private = fix_text({"port": 22, "whole_internet": True, "private_only": True, "exposed": False}, rule)
+    public = fix_text({"port": 22, "whole_internet": True, "private_only": False, "exposed": True}, rule)
+    narrow = fix_text({"port": 22, "admitted_prefixes": ["198.51.100.0/24"], "exposed": True}, rule)
+    assert "any source to port 22 from inside the network (no public path)" in private and "Internet" not in private
+    assert "any Internet address to port 22 from the Internet" in public
+    assert "198.51.100.0/24 to port 22 from the Internet" in narrow
