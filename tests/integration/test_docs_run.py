@@ -16,6 +16,7 @@ sandbox's demo resource group (demo/demo_hosts.yaml). What a user would supply i
   127.0.0.1, and `<sub>` is armsim's subscription.
 
 The jit_guard callback is enabled for a document whose examples take a lease, as its text asks.
+Between two playbooks of a document, armsim's clock moves on three minutes (minutes_pass).
 A task list runs in a play on localhost, or on the group `web` when it includes the jit_access
 role (that role acts for the hosts of the play). A block that cannot run offline carries
 `<!-- example: not run - <reason> -->` right before its fence; few may.
@@ -61,6 +62,25 @@ USER_VARS = {
 ADDRESSES = {"203.0.113.7": "127.0.0.1", "203.0.113.0/24": "127.0.0.0/24"}
 AWX_PROJECT = "/runner/project/"  # where AWX checks the project out
 VARIABLE_PREFIXES = ("jit_", "configure_with_jit_")
+# What a document's text assumes happened before its examples, and the JIT access it must leave
+# open afterwards (None: what its requests opened and did not close).
+CANCELLED_JOB = {
+    "name": "A job that was cancelled (SIGKILL) left access open",
+    "hosts": "localhost",
+    "gather_facts": False,
+    "tasks": [
+        {
+            "name": "Open SSH on db-1 from the execution nodes' egress address",
+            "jitaccess.azure.jit_request": {
+                "virtual_machines": [{"name": "db-1", "resource_group": "rg-db"}],
+                "ports": [22],
+                "source_address_prefixes": ["127.0.0.1"],
+                "duration": "20m",
+            },
+        }
+    ],
+}
+DOC_SETUP = {"docs/awx.md": ([CANCELLED_JOB], set())}  # the cleanup playbook closes what the job left
 MAX_NOT_RUN = 3
 FIX_HINT = (
     "An example must run against armsim as written. Name VMs of the docs fleet (rg-web: web-1, web-2, "
@@ -118,6 +138,20 @@ def as_plays(block, data):
         return data
     hosts = "web" if "jitaccess.azure.jit_access" in block.body else "localhost"
     return [{"name": "Example %s" % block.name, "hosts": hosts, "gather_facts": False, "tasks": data}]
+
+
+def minutes_pass(sim):
+    """A play for the time between two playbooks of a document: armsim's clock moves on by more
+    than the two minutes Defender may take to apply a request (a close waits that long for rules
+    that may still come), as between a job and the cleanup job run after it."""
+    advance = {
+        "url": sim.info["admin_url"].rstrip("/") + "/clock/advance",
+        "method": "POST",
+        "body_format": "json",
+        "body": {"seconds": 180},
+        "ca_path": sim.info["ca_bundle"],
+    }
+    return {"name": "Minutes pass", "hosts": "localhost", "gather_facts": False, "tasks": [{"name": "Advance armsim's clock", "ansible.builtin.uri": advance}]}
 
 
 def user_project(tmp):
@@ -211,12 +245,15 @@ def test_not_run_examples_are_marked_with_a_reason_and_few():
 @pytest.mark.parametrize("doc", docs_with_examples())
 def test_doc_examples_run_against_armsim(doc, armsim, tmp_path):
     blocks: list[Block] = [block for block in doc_blocks(doc) if runnable(block)]
-    plays, extra_vars = [], {}
+    prelude, expected_open = DOC_SETUP.get(doc, ([], None))
+    plays, extra_vars = list(prelude), {}
     for block in doc_blocks(doc):
         data = yaml.safe_load(substitute(block.body, armsim, tmp_path))
         if isinstance(data, dict) and all(str(key).startswith(VARIABLE_PREFIXES) for key in data):
             extra_vars.update(data)
         elif block in blocks:
+            if plays and kind_of(data) == "play":
+                plays.append(minutes_pass(armsim))
             plays += as_plays(block, data)
     user_project(tmp_path)
     env = {"ANSIBLE_ROLES_PATH": str(tmp_path / "roles"), "HOME": str(tmp_path)}
@@ -236,7 +273,11 @@ def test_doc_examples_run_against_armsim(doc, armsim, tmp_path):
 
     state = armsim.state()
     # access: exactly what the examples opened and did not close (one that closes leaves nothing)
-    assert allow_rules(state) == (set() if guard else left_open(run.results)), "JIT allow rules in armsim after the %s" % where
+    opened = run.results[0]["result"]["opened"] if prelude else []
+    assert not prelude or len(opened) == 1, run.results[0]  # the setup really left access open
+    if expected_open is None:
+        expected_open = set() if guard else left_open(run.results)
+    assert allow_rules(state) == expected_open, "JIT allow rules in armsim after the %s" % where
     # policies: as the last jit_policy result for each reported them
     policies = policies_in(state)
     reported = {}
