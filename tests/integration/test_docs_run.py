@@ -221,7 +221,7 @@ def named_vms(task, sim):
     args = task["jitaccess.azure.jit_policy"]
     default_ports = args.get("ports")
     for entry in args.get("virtual_machines") if isinstance(args.get("virtual_machines"), list) else []:
-        if "{{" in json.dumps(entry):
+        if "{{" in json.dumps(entry) or not (entry.get("id") or entry.get("resource_group")):
             continue
         vm = entry.get("id") or "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (
             sim.info["subscription_id"],
@@ -229,7 +229,7 @@ def named_vms(task, sim):
             entry["name"],
         )
         ports = entry.get("ports", default_ports)
-        yield vm.lower(), sorted(port["number"] for port in ports) if isinstance(ports, list) else None
+        yield vm.lower(), sorted(port["number"] if isinstance(port, dict) else port for port in ports) if isinstance(ports, list) else None
 
 
 def test_not_run_examples_are_marked_with_a_reason_and_few():
@@ -288,7 +288,7 @@ def test_doc_examples_run_against_armsim(doc, armsim, tmp_path):
         assert len(policies.get(policy_id, {})) == policy["virtual_machine_count"], (policy_id, policy, policies.get(policy_id))
     # every VM an example puts under JIT literally is there, with the ports it names
     for task in example_tasks(plays):
-        if "jitaccess.azure.jit_policy" in task and task["jitaccess.azure.jit_policy"].get("state", "present") == "present":
+        if isinstance(task.get("jitaccess.azure.jit_policy"), dict) and task["jitaccess.azure.jit_policy"].get("state", "present") == "present":
             for vm, ports in named_vms(task, armsim):
                 entries = [entry for entries in policies.values() for vm_id, entry in entries.items() if vm_id == vm]
                 assert entries, "%s is in no JIT policy after %r" % (vm, task["name"])
