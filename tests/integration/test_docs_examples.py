@@ -9,20 +9,44 @@ import re
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 
 import yaml
 from harness import ROOT, collections_path
 
 DOCS = ["README.md"] + sorted(os.path.join("docs", name) for name in os.listdir(os.path.join(ROOT, "docs")) if name.endswith(".md"))
-FENCE = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
+# a fence may be indented (inside a list item); its closing fence has the same indentation
+FENCE = re.compile(r"^( *)```yaml\n(.*?)^\1```", re.S | re.M)
+# `<!-- example: ... -->` right before a fence (blank lines allowed) says how test_docs_run treats it
+MARKER = re.compile(r"<!--\s*example:((?:(?!-->).)*)-->\s*\Z", re.S)
+
+
+@dataclass
+class Block:
+    doc: str  # path relative to the repository
+    index: int  # the n-th YAML block of the document
+    line: int  # line of its opening fence
+    body: str
+    marker: str | None  # the text of an `<!-- example: ... -->` right before the fence
+
+    @property
+    def name(self):
+        return "%s-%d" % (self.doc.replace(os.sep, "_").removesuffix(".md"), self.index)
+
+
+def doc_blocks(doc):
+    with open(os.path.join(ROOT, doc), encoding="utf-8") as stream:
+        text = stream.read()
+    for index, match in enumerate(FENCE.finditer(text)):
+        marker = MARKER.search(text, 0, match.start())
+        body = textwrap.dedent("\n".join(line.removeprefix(match.group(1)) for line in match.group(2).split("\n")))
+        yield Block(doc, index, text.count("\n", 0, match.start()) + 1, body, marker.group(1).strip() if marker else None)
 
 
 def yaml_blocks():
     for doc in DOCS:
-        with open(os.path.join(ROOT, doc), encoding="utf-8") as stream:
-            text = stream.read()
-        for index, match in enumerate(FENCE.finditer(text)):
-            yield "%s-%d" % (doc.replace(os.sep, "_").removesuffix(".md"), index), textwrap.dedent(match.group(1))
+        for block in doc_blocks(doc):
+            yield block.name, block.body
 
 
 def stand_in_azcollection(root):

@@ -21,6 +21,7 @@ import sys
 
 import pytest
 import yaml
+from test_docs_examples import doc_blocks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -62,10 +63,8 @@ def head_version():
 
 
 def yaml_blocks(doc):
-    with open(os.path.join(ROOT, "docs", doc), encoding="utf-8") as stream:
-        text = stream.read()
-    # fenced blocks, also indented ones inside list items
-    return [re.sub(r"(?m)^" + indent, "", body) for indent, body in re.findall(r"(?m)^([ ]*)```yaml\n(.*?)^[ ]*```", text, re.S)]
+    """The YAML blocks of docs/``doc`` (also indented ones inside list items), as test_docs_examples reads them."""
+    return [block.body for block in doc_blocks(os.path.join("docs", doc))]
 
 
 def only(blocks, needle):

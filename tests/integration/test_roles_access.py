@@ -127,3 +127,35 @@ def test_host_without_vm_id_fails_alone(armsim, tmp_path):
     assert [item["vm_name"] for item in request["opened"]] == ["app-1"]
     assert armsim.stats()["by_operation"].get("POST initiate") == 1
     assert {rule["destination"] for rule in jit_rules(armsim)} == {"10.1.0.4"}
+
+
+def task_sections(stdout):
+    """{task banner: [result lines]} of the default stdout callback's output."""
+    sections, current = {}, None
+    for line in stdout.splitlines():
+        if line.startswith(("TASK [", "PLAY [", "PLAY RECAP")):
+            current = line.split(" ***")[0] if line.startswith("TASK [") else None
+            if current:
+                sections.setdefault(current, [])
+        elif current and line.strip():
+            sections[current].append(line)
+    return sections
+
+
+def test_default_output_shows_no_do_nothing_tasks(armsim, tmp_path):
+    """The role's tasks that decide nothing print nothing: no "stop here" or "work out" banners,
+    no task whose only lines are skips; the request, the port waits and the close are shown."""
+    inventory = write_inventory(armsim, str(tmp_path / "inventory.ini"), HOSTS[:2], group="jit_targets")
+    run = run_playbook(armsim, PLAYBOOK, inventory=inventory, extra_vars=access_vars(tmp_path), env={"ANSIBLE_STDOUT_CALLBACK": "default"})
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    role = {banner: lines for banner, lines in task_sections(run.stdout).items() if banner.startswith("TASK [jitaccess.azure.jit_access : ")}
+    names = [banner.removeprefix("TASK [jitaccess.azure.jit_access : ").removesuffix("]") for banner in role]
+    assert "Request JIT access for every VM of the batch (one initiate per JIT policy)" in names, run.stdout
+    assert "Wait until each host's port answers from the controller" in names, run.stdout
+    assert "Close JIT access for every VM of the batch now" in names, run.stdout
+    assert not [name for name in names if name.startswith(("Stop here", "Work out"))], run.stdout
+    skipped_only = [banner for banner, lines in role.items() if lines and all(line.startswith("skipping:") for line in lines)]
+    assert not skipped_only, run.stdout
+    waited = role["TASK [jitaccess.azure.jit_access : Wait until each host's port answers from the controller]"]
+    assert sorted(line.split()[1] for line in waited) == ["[app-1", "[app-2"], waited
+    assert jit_rules(armsim) == []
