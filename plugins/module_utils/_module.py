@@ -8,7 +8,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import json
+import os
 import sys
+import threading
+import time
 import traceback
 
 from ansible.module_utils import basic
@@ -24,6 +28,10 @@ except ImportError:  # reported by AzureJitModule via missing_required_lib
     class AzureError(Exception):
         """Stand-in so ``except AzureError`` stays valid when the SDK is missing."""
 
+
+_PROGRESS_VARIABLE = "JITACCESS_PROGRESS_FILE"  # plugin_utils/_progress.py sets it
+WAIT_HEARTBEAT = 30
+"""Seconds between the lines a long wait shows at the default verbosity."""
 
 VM_REFERENCE_OPTIONS = dict(id=dict(type="str"), name=dict(type="str"), resource_group=dict(type="str"))
 
@@ -86,6 +94,9 @@ class AzureJitModule:
         # keeps them until it exits. With the default thresholds the collector rescans them again
         # and again: a third of nsg_jit_facts' time on a 10,000-VM fleet. The data has no cycles.
         gc.set_threshold(*GC_THRESHOLDS)
+        self.started = time.monotonic()
+        self._progress_lock = threading.Lock()
+        self._wait_started = self._last_heartbeat = None
         spec = copy.deepcopy(_auth.AUTH_ARGUMENT_SPEC)
         spec.update(argument_spec)
         kwargs.setdefault("supports_check_mode", True)
@@ -109,6 +120,35 @@ class AzureJitModule:
     @property
     def params(self):
         return self.module.params
+
+    def progress(self, msg, verbosity=1):
+        """One step of a long run (counts, what comes next), shown while the module still works by
+        the collection's action plugin (plugins/plugin_utils/_progress.py) when it passed a progress
+        file: with ``-v`` (``verbosity=1``), or always (``verbosity=0``, for a long wait). Never
+        anything secret: counts, names and ids only."""
+        path = os.environ.get(_PROGRESS_VARIABLE)
+        if not path:
+            return
+        line = json.dumps({"elapsed": round(time.monotonic() - self.started, 1), "verbosity": verbosity, "msg": scrub(str(msg), self.secrets)})
+        with self._progress_lock:  # writer threads (side-by-side writes) report too
+            try:  # the file the action plugin created; never create one elsewhere
+                descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+            except OSError:
+                return
+            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+                stream.write(line + "\n")
+
+    def wait_progress(self, text):
+        """A polling round's line: each round with ``-v``; at the default verbosity too every
+        :data:`WAIT_HEARTBEAT` seconds once the wait has lasted that long (a long wait shows it is
+        alive without a line per round)."""
+        now = time.monotonic()
+        if self._wait_started is None:
+            self._wait_started = self._last_heartbeat = now
+        loud = now - self._last_heartbeat >= WAIT_HEARTBEAT
+        if loud:
+            self._last_heartbeat = now
+        self.progress("%s (waiting %d s)" % (text, now - self._wait_started), verbosity=0 if loud else 1)
 
     @property
     def check_mode(self):

@@ -536,3 +536,12 @@ def server_time(date_header, fallback):
 def earliest(times):
     values = [parse_azure_datetime(value) for value in times if value]
     return format_azure_datetime(min(values)) if values else None
+
+
+def policy_label(policy_id):
+    """A short name for a JIT policy in progress lines: ``rg-web/default (westeurope)``."""
+    try:
+        key = parse_jit_policy_id(policy_id)
+    except JitValidationError:
+        return str(policy_id)
+    return "%s/%s (%s)" % (key.resource_group, key.policy_name, key.location)

@@ -503,7 +503,6 @@ diff:
 """
 
 
-import concurrent.futures  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -518,8 +517,10 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # n
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._parallel import side_by_side  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     build_topology,
+    describe_inventory,
     load_inventory,
     not_found_message,
     nsgs_by_id,
@@ -991,6 +992,8 @@ class PolicyApi:
             self._transient_or_fail(exc, f"write JIT policy {policy_id}")
         with self.lock:
             self.writes += 1
+            writes = self.writes
+        self.module.progress("wrote JIT policy %s (%d write(s) so far)" % (policy_id, writes))
         if self.defer_verification:
             self.answers[_arm.normalize_id(policy_id)] = written
         return written
@@ -1027,6 +1030,8 @@ def wait_for_deny_rules(module, repaired, topology, nsgs, policies, *, timeout, 
             nsgs[_arm.normalize_id(nsg_id)] = module.azure_call(f"read network security group {nsg_id}", read_nsg, api, nsg_id)
         entries = [{"id": item["vm_id"], "ports": [{"number": port} for port in item["missing_ports"]]} for item in pending]
         pending = find_drift(entries, topology, nsgs)
+        if pending:
+            module.wait_progress("%d VM(s) still miss deny rules: %s" % (len(pending), describe_drift(pending)))
         return not pending
 
     if not wait_until(deny_rules_back, timeout, sleep=sleep, clock=clock):
@@ -1080,34 +1085,6 @@ class PolicyFailure(Exception):
         self.action = action
 
 
-def reconcile_side_by_side(plans, attempt, workers=WRITE_CONCURRENCY):
-    """``attempt(*plan)`` for each plan, up to ``workers`` at once. Returns the outcomes in plan
-    order (None where the plan failed or never started) and ``(index, error)`` of the first error in
-    plan order, or None.
-    After a failure no further plan starts; those already in flight finish (their writes are
-    reported as done)."""
-    failed = threading.Event()
-
-    def guarded(plan):
-        if failed.is_set():
-            return None
-        try:
-            return attempt(*plan)
-        except Exception:
-            failed.set()
-            raise
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(plans)))) as pool:
-        futures = [pool.submit(guarded, plan) for plan in plans]
-    outcomes, error = [], None
-    for index, future in enumerate(futures):
-        exc = future.exception()
-        outcomes.append(None if exc is not None else future.result())
-        if exc is not None and error is None:
-            error = (index, exc)
-    return outcomes, error
-
-
 def verify_batch(api, plans, outcomes, policies, reconcile):
     """Check every policy written with deferred verification against one list per subscription;
     reconcile again, with a GET per read, each one another writer changed after our write."""
@@ -1157,6 +1134,7 @@ def run(module):
         if why:
             module.warn("reuse_inventory: %s; listing the fleet again" % why)
     inventory = read_inventory(module.api, module.azure_call, kinds=kinds, subscriptions=subscriptions, reused=reused)
+    module.progress(describe_inventory(inventory, subscriptions, reused))
     topology = build_topology(inventory)
     nsgs = nsgs_by_id(inventory)
     try:
@@ -1211,11 +1189,13 @@ def run(module):
         api.preload([plan[0] for plan in plans])
         api.defer_verification = not module.check_mode
     outcomes = []
+    if not module.check_mode:
+        module.progress("%d JIT polic%s to bring to the wanted state" % (len(plans), "y" if len(plans) == 1 else "ies"))
     if api.defer_verification:
         # A batch: each policy is one PUT (its read came from the list, its check comes after), so
         # the writes go side by side; an error is reported from here, after those in flight.
         api.raise_failures = True
-        written, error = reconcile_side_by_side(plans, attempt)
+        written, error = side_by_side(plans, attempt, WRITE_CONCURRENCY)
         api.raise_failures = False
         for (key, _desired, _removed), outcome in zip(plans, written, strict=True):
             if outcome is not None:

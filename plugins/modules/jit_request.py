@@ -536,7 +536,6 @@ initiated:
       justification: Ansible jitaccess.azure.jit_request by deploy@ctl-01
 """  # noqa: E501
 
-import concurrent.futures  # noqa: E402
 import os  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
@@ -547,9 +546,11 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import descri
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import RECORD_VARIABLE, closed_items, read_closed, write_guard_record  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._parallel import side_by_side  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._request import PortResult  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     build_topology,
+    describe_inventory,
     list_kind,
     nsgs_by_id,
     read_inventory,
@@ -662,6 +663,7 @@ class JitRequest:
         if error:
             self.module.fail_json(msg=error)
         self.inventory = read_inventory(api, self.call, subscriptions=subscriptions)
+        self.module.progress(describe_inventory(self.inventory, subscriptions))
         self.topology = build_topology(self.inventory)
         self.nsgs = nsgs_by_id(self.inventory)
         resolved = None
@@ -823,29 +825,22 @@ class JitRequest:
         """One initiate per policy, up to :data:`INITIATE_CONCURRENCY` at once. Each accepted request
         is recorded for jit_guard as soon as Azure answers it. After a refusal no further initiate
         starts; those in flight finish and are reported, then the module fails naming the refusal."""
-        options = self.options
-        bodies = [
-            (policy_id, _request.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], options.justification))
+        api, justification = self.module.api, self.options.justification
+        jobs = [
+            (policy_id, _request.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], justification))
             for policy_id, items in by_policy.items()
         ]
-        refused = None
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(INITIATE_CONCURRENCY, len(bodies))) as pool:
-            futures = {pool.submit(initiate_jit_request, self.module.api, policy_id, body): policy_id for policy_id, body in bodies}
-            for future in concurrent.futures.as_completed(futures):
-                policy_id = futures[future]
-                if future.cancelled():
-                    continue
-                try:
-                    response = future.result()
-                except AzureError as exc:
-                    refused = refused or (policy_id, exc)
-                    for other in futures:
-                        other.cancel()  # those not started yet never start
-                    continue
-                self.accepted(policy_id, response, waits)
+        _responses, refused = side_by_side(
+            jobs,
+            lambda policy_id, body: initiate_jit_request(api, policy_id, body),
+            INITIATE_CONCURRENCY,
+            on_result=lambda index, response: self.accepted(jobs[index][0], response, waits),
+        )
         if refused is not None:
             # What the other policies opened is live: report it so that it can be closed (jit_guard).
-            policy_id, exc = refused
+            policy_id, exc = jobs[refused[0]][0], refused[1]
+            if not isinstance(exc, AzureError):
+                raise exc
             action = "initiate JIT request on policy %s" % policy_id
             self.module.fail_azure(exc, action, changed=bool(self.opened), opened=self.opened, initiated=self.initiated)
 
@@ -861,6 +856,7 @@ class JitRequest:
                 fresh.append(self._opened_item(item["plan"], item["port"], joined(item["sources"]), []))
         self.opened.extend(fresh)
         self.record_for_guard(fresh)
+        self.module.progress("initiated a JIT request on policy %s: %d VM port(s)" % (_request.policy_label(policy_id), len(fresh)))
 
     def check_room(self, by_policy):
         """Fail before any write when an NSG on a path cannot take the allow rules a request adds
@@ -932,6 +928,7 @@ class JitRequest:
     def wait_for_rules(self, waits):
         """Poll the NSGs on the path until each initiated VM port has its allow rule on all of them."""
         pending = list(waits)
+        total = len(pending)
 
         def all_applied():
             nonlocal pending
@@ -947,6 +944,10 @@ class JitRequest:
                 else:
                     item["access"] = access
             pending = still
+            if pending:
+                names = ", ".join("%s:%s" % (item["plan"]["record"]["name"], item["port"]["number"]) for item in pending[:5])
+                more = " and %d more" % (len(pending) - 5) if len(pending) > 5 else ""
+                self.module.wait_progress("allow rules applied for %d of %d port(s); waiting for %s%s" % (total - len(pending), total, names, more))
             return not pending
 
         if wait_until(all_applied, self.options.wait_timeout):

@@ -775,6 +775,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._jit import server
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule, vm_references  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     STABLE_KINDS,
+    describe_inventory,
     load_inventory,
     read_inventory,
     save_inventory,
@@ -872,13 +873,16 @@ def run(module):
         reused, why = load_inventory(module.params["reuse_inventory"], subscriptions, STABLE_KINDS)
         if why:
             module.warn("reuse_inventory: %s; listing the fleet again" % why)
+    module.progress("listing the fleet (VMs, network interfaces, NSGs, virtual networks, public IPs) in %d subscription(s)" % len(subscriptions))
     inventory = read_inventory(api, module.azure_call, subscriptions=subscriptions, reused=reused)
+    module.progress(describe_inventory(inventory, subscriptions, reused))
     if module.params["save_inventory"]:
         try:
             save_inventory(module.params["save_inventory"], inventory, subscriptions)
         except OSError as exc:
             module.fail_json(msg="save_inventory: cannot write %s (%s)" % (module.params["save_inventory"], exc.strerror or exc))
     policies = module.azure_call("list JIT network access policies", lambda: list_jit_policies(api, subscriptions))
+    module.progress(f"listed {len(policies):,} JIT policies; evaluating the NSG rules of each VM")
     now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run Python < 3.11
     try:
         facts = build_facts(
@@ -894,6 +898,12 @@ def run(module):
         )
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))
+    summary = facts["summary"]
+    module.progress(
+        "evaluated {:,} VMs: {:,} exposed (VM, port) pair(s), {:,} JIT bypass(es)".format(
+            len(facts["virtual_machines"]), summary.get("exposed_ports", 0) + summary.get("private_only_open_ports", 0), summary.get("jit_bypassed_ports", 0)
+        )
+    )
     # The raw lists are no longer needed: free them before Ansible copies the result to send it.
     del inventory, policies, reused
     facts["defender_for_servers"] = [read_plan(module, subscription_id) for subscription_id in subscriptions]

@@ -16,6 +16,7 @@ LAYERS = {
     "_arm": 0,  # resource ids, the validation error, REST fields, timestamps, error text
     "_auth": 0,  # settings and credentials
     "_wait": 0,  # the one waiter
+    "_parallel": 0,  # independent writes side by side
     "_report_html": 0,  # the jit_fleet report as an HTML page (used by the filter plugin)
     "_jit": 1,  # policy logic
     "_nsg": 1,  # NSG rules: model, evaluation, a VM's path, JIT rule matching

@@ -34,3 +34,47 @@ def test_plain_numbers_pass():
     raw = {"wait_timeout": 300, "ports": [22, "3389", " 5985 "], "virtual_machines": [{"id": "x", "ports": None}], "duration": "PT1H"}
     assert _module.loose_numbers(jit_request.ARGUMENT_SPEC, raw) == []
     assert _module.loose_numbers(jit_request.ARGUMENT_SPEC, {"ports": "not a list"}) == []  # Ansible reports the type
+
+
+def fake_module(secrets=()):
+    """An AzureJitModule without AnsibleModule: only what progress() and wait_progress() use."""
+    import threading
+
+    module = object.__new__(_module.AzureJitModule)
+    module.started, module.secrets, module._progress_lock = 100.0, list(secrets), threading.Lock()
+    module._wait_started = module._last_heartbeat = None
+    return module
+
+
+def test_progress_goes_to_the_action_plugins_file_scrubbed_and_nowhere_without_it(tmp_path, monkeypatch):
+    import json
+
+    clock = [102.5]
+    monkeypatch.setattr(_module.time, "monotonic", lambda: clock[0])
+    module = fake_module(secrets=["s3cr3t-value"])
+    monkeypatch.delenv(_module._PROGRESS_VARIABLE, raising=False)
+    module.progress("no file: nothing written")
+    path = tmp_path / "progress.jsonl"
+    monkeypatch.setenv(_module._PROGRESS_VARIABLE, str(path))
+    module.progress("not created when missing")
+    assert not path.exists()  # only the file the action plugin created is written
+    path.write_text("")
+    module.progress("listed 3 VMs with s3cr3t-value")
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"elapsed": 2.5, "verbosity": 1, "msg": "listed 3 VMs with ********"}]
+
+
+def test_a_long_wait_shows_a_line_at_the_default_verbosity_every_30_s(tmp_path, monkeypatch):
+    import json
+
+    clock = [0.0]
+    monkeypatch.setattr(_module.time, "monotonic", lambda: clock[0])
+    path = tmp_path / "progress.jsonl"
+    path.write_text("")
+    monkeypatch.setenv(_module._PROGRESS_VARIABLE, str(path))
+    module = fake_module()
+    for second in (0, 5, 29, 30, 45, 61):
+        clock[0] = float(second)
+        module.wait_progress("3 ports pending")
+    levels = [(json.loads(line)["verbosity"], json.loads(line)["msg"]) for line in path.read_text().splitlines()]
+    assert [level for level, _msg in levels] == [1, 1, 1, 0, 1, 0]
+    assert levels[3][1] == "3 ports pending (waiting 30 s)"

@@ -513,3 +513,9 @@ def test_a_source_broader_than_a_slash_8_needs_the_explicit_opt_in(length, addre
         assert _request.normalize_request_sources([source], allow_any_source=True) == (("*",) if length == 0 else (source,))
     else:
         assert _request.normalize_request_sources([source]) == (source,)
+
+
+def test_policy_label_is_short_and_survives_a_foreign_id():
+    policy = "/subscriptions/s/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default"
+    assert _request.policy_label(policy) == "rg-web/default (westeurope)"
+    assert _request.policy_label("not-an-id") == "not-an-id"

@@ -1,8 +1,6 @@
 """Pure steps of the jit_policy module: option validation, target resolution, reconciliation loop."""
 
 import copy
-import threading
-import time
 
 import pytest
 
@@ -466,45 +464,3 @@ def test_batch_verification_reports_what_another_writer_removed():
     mod.verify_batch(api, plans, outcomes, policies, reconcile)
     assert calls == [KEY] and outcomes[0]["concurrent"] == [vm_id("other").lower()]
     assert api.entries == [entry("web-1", 22)]  # not restored: its removal was the other writer's choice
-
-
-def test_batch_writes_run_side_by_side_and_come_back_in_plan_order():
-    together = threading.Barrier(mod.WRITE_CONCURRENCY, timeout=30)  # breaks unless 4 run at once
-    plans = [("p%d" % index, [], []) for index in range(8)]
-
-    def attempt(key, desired, removed):
-        if key in ("p0", "p1", "p2", "p3"):
-            together.wait()
-        return {"key": key}
-
-    outcomes, error = mod.reconcile_side_by_side(plans, attempt)
-    assert error is None and [outcome["key"] for outcome in outcomes] == ["p%d" % index for index in range(8)]
-
-
-def test_a_batch_write_error_is_the_first_in_plan_order_and_stops_new_writes():
-    release = threading.Event()
-    started = []
-    plans = [("p%d" % index, [], []) for index in range(6)]
-
-    def attempt(key, desired, removed):
-        started.append(key)
-        if key == "p1":
-            raise mod.PolicyFailure(RuntimeError("refused"), "write JIT policy p1")
-        if key == "p0":
-            assert release.wait(30)  # still in flight when p1 fails
-        return {"key": key}
-
-    def unblock():
-        deadline = time.monotonic() + 30
-        while "p1" not in started and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling for the condition, bounded by the deadline
-        release.set()
-
-    helper = threading.Thread(target=unblock)
-    helper.start()
-    outcomes, error = mod.reconcile_side_by_side(plans, attempt, workers=2)
-    helper.join()
-    index, exc = error
-    assert index == 1 and isinstance(exc, mod.PolicyFailure) and exc.action == "write JIT policy p1"
-    assert outcomes[0] == {"key": "p0"} and outcomes[1] is None  # the write in flight finished and is reported
-    assert outcomes[2:] == [None] * 4 and sorted(started) == ["p0", "p1"]  # nothing new started after the failure
