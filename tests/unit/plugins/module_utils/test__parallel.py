@@ -46,7 +46,7 @@ def test_a_batch_write_error_is_the_first_in_plan_order_and_stops_new_writes():
     helper.start()
     outcomes, error = side_by_side(plans, attempt, 2)
     helper.join()
-    index, exc = error
+    index, exc = error[0], error[1]
     assert index == 1 and isinstance(exc, Refused) and str(exc) == "write JIT policy p1"
     assert outcomes[0] == {"key": "p0"} and outcomes[1] is None  # the write in flight finished and is reported
     assert outcomes[2:] == [None] * 4 and sorted(started) == ["p0", "p1"]  # nothing new started after the failure
