@@ -15,6 +15,7 @@ import json
 import os
 import time
 
+from ansible_collections.jitaccess.azure.plugins.module_utils import _bastion
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import COMPUTE_API_VERSION, NETWORK_API_VERSION, resource_path
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     JitValidationError,
@@ -40,15 +41,25 @@ def resource_group_of(resource_id):
 class Inventory:
     """The raw bulk reads: lists of REST dicts, one per resource kind."""
 
-    KINDS = ("virtual_machines", "network_interfaces", "network_security_groups", "virtual_networks", "public_ip_addresses")
+    KINDS = ("virtual_machines", "network_interfaces", "network_security_groups", "virtual_networks", "public_ip_addresses", "bastion_hosts")
 
-    def __init__(self, virtual_machines=None, network_interfaces=None, network_security_groups=None, virtual_networks=None, public_ip_addresses=None):
+    def __init__(
+        self,
+        virtual_machines=None,
+        network_interfaces=None,
+        network_security_groups=None,
+        virtual_networks=None,
+        public_ip_addresses=None,
+        *,
+        bastion_hosts=None,
+    ):
         given = dict(
             virtual_machines=virtual_machines,
             network_interfaces=network_interfaces,
             network_security_groups=network_security_groups,
             virtual_networks=virtual_networks,
             public_ip_addresses=public_ip_addresses,
+            bastion_hosts=bastion_hosts,
         )
         self.kinds = tuple(kind for kind in self.KINDS if given[kind] is not None)  # what was read (or reused)
         for kind in self.KINDS:
@@ -62,6 +73,7 @@ RAW_LISTS = {
     "network_security_groups": ("Microsoft.Network/networkSecurityGroups", NETWORK_API_VERSION, {}),
     "virtual_networks": ("Microsoft.Network/virtualNetworks", NETWORK_API_VERSION, {}),
     "public_ip_addresses": ("Microsoft.Network/publicIPAddresses", NETWORK_API_VERSION, {}),
+    "bastion_hosts": ("Microsoft.Network/bastionHosts", NETWORK_API_VERSION, {}),
 }
 """What :func:`read_inventory` lists, one paged subscription-wide list per kind."""
 
@@ -71,7 +83,10 @@ RAW_LIST_ACTIONS = {
     "network_security_groups": "list network security groups",
     "virtual_networks": "list virtual networks",
     "public_ip_addresses": "list public IP addresses",
+    "bastion_hosts": "list Bastion hosts",
 }
+REQUEST_KINDS = Inventory.KINDS[:5]
+"""What jit_request lists (Bastion hosts only with its bastion option)."""
 
 
 # Members this collection never reads, dropped from each listed item as its page arrives: about a
@@ -82,6 +97,7 @@ _UNREAD = {
     "network_security_groups": (("type",), ("provisioningState", "resourceGuid")),
     "virtual_networks": (("type",), ("provisioningState", "resourceGuid")),
     "public_ip_addresses": (("type",), ("provisioningState", "resourceGuid")),
+    "bastion_hosts": (("type",), ("provisioningState", "dnsName", "scaleUnits")),
 }
 
 
@@ -156,7 +172,7 @@ def read_inventory(api, call, kinds=Inventory.KINDS, subscriptions=None, reused=
 INVENTORY_FILE_FORMAT = "jitaccess.azure/inventory/1"
 INVENTORY_FILE_MAX_AGE = 3600
 """Seconds a saved inventory may be reused: it is meant for the tasks of one run."""
-STABLE_KINDS = ("virtual_machines", "network_interfaces", "virtual_networks", "public_ip_addresses")
+STABLE_KINDS = ("virtual_machines", "network_interfaces", "virtual_networks", "public_ip_addresses", "bastion_hosts")
 """What a JIT policy write or a JIT request does not change (NSGs and JIT policies it does)."""
 
 
@@ -334,6 +350,24 @@ def resolve_vms(references, topology, subscription):
     if unknown:
         raise JitValidationError(not_found_message(unknown))
     return resolved
+
+
+def resolve_bastions(api, call, choice, records, *, inventory, subscriptions):
+    """``{vm id (lower): _bastion.Bastion}`` for the ``bastion`` option (``auto`` or a Bastion
+    host id) and VM ``records``: one Bastion host list per subscription of the VMs, of the named
+    host and of the VNets peered with the VMs' VNets; the VNets of those further subscriptions are
+    listed too (``inventory`` holds the VMs' own). Raises :class:`JitValidationError`."""
+    networks = _bastion.index_networks(inventory.virtual_networks)
+    wanted = list(subscriptions)
+    if choice != _bastion.AUTO:
+        wanted.append(_bastion.subscription_of(choice))
+    wanted += _bastion.remote_subscriptions(networks, [vnet for record in records for vnet in _bastion.vm_vnet_ids(record)])
+    wanted = list({subscription.lower(): subscription for subscription in wanted}.values())
+    extra = [subscription for subscription in wanted if subscription.lower() not in {known.lower() for known in subscriptions}]
+    if extra:
+        networks.update(_bastion.index_networks(read_inventory(api, call, kinds=("virtual_networks",), subscriptions=extra).virtual_networks))
+    hosts = read_inventory(api, call, kinds=("bastion_hosts",), subscriptions=wanted).bastion_hosts
+    return _bastion.resolve(choice, records, networks, _bastion.index_bastions(hosts, networks))
 
 
 def nsgs_by_id(inventory):

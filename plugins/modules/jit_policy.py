@@ -506,7 +506,7 @@ diff:
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _jit, _nsg  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # noqa: E402
     SECURITY_API_VERSION,
     enable_servers_plan_2,
@@ -523,6 +523,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     nsgs_by_id,
     read_inventory,
     read_nsg,
+    resolve_bastions,
     subscriptions_of,
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAULT_WAIT_TIMEOUT, backoff_delays, wait_until  # noqa: E402
@@ -561,6 +562,7 @@ ARGUMENT_SPEC = dict(
     update_existing=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
     reuse_inventory=dict(type="path"),
+    bastion=dict(type="raw"),
 )
 
 
@@ -648,6 +650,19 @@ class PolicyOptions:
     wait_timeout: int = DEFAULT_WAIT_TIMEOUT
     full_detail: bool = True
     enable_defender_for_servers: bool = False
+    bastion: str | None = None
+    """``auto`` or a Bastion host id: its subnet becomes every port's allowed source."""
+
+
+def _explicit_sources(params):
+    """The option that names allowed sources for some port (which ``bastion`` would replace), or None."""
+    named = [("ports", params.get("ports"))] + [(f"ports_by_os_type[{key!r}]", rules) for key, rules in (params.get("ports_by_os_type") or {}).items()]
+    named += [(f"ports of virtual machine {vm.get('name') or vm.get('id')}", vm.get("ports")) for vm in params.get("virtual_machines") or []]
+    for name, rules in named:
+        for rule in rules if isinstance(rules, list) else []:
+            if isinstance(rule, dict) and (rule.get("allowed_source_address_prefixes") is not None or rule.get("allowed_source_address_prefix") is not None):
+                return f"{name} (port {rule.get('number')})"
+    return None
 
 
 def parse_options(params, subscription):
@@ -658,6 +673,13 @@ def parse_options(params, subscription):
     if params["wait_timeout"] < 0:
         raise _arm.JitValidationError(f"wait_timeout {params['wait_timeout']} is negative: allowed 0 or more seconds")
     present = params["state"] == "present"
+    bastion = _bastion.parse_bastion_option(params.get("bastion"), subscription) if present else None
+    conflict = _explicit_sources(params) if bastion else None
+    if conflict:
+        raise _arm.JitValidationError(
+            f"bastion {params['bastion']!r} and the allowed source prefixes of {conflict} are mutually exclusive:"
+            " with bastion the Bastion subnet is every port's allowed source; remove one"
+        )
     return PolicyOptions(
         present=present,
         policy_name=policy_name,
@@ -670,6 +692,7 @@ def parse_options(params, subscription):
         wait_timeout=params["wait_timeout"],
         full_detail=params["detail"] == "full",
         enable_defender_for_servers=present and params["enable_defender_for_servers"],
+        bastion=bastion,
     )
 
 
@@ -717,9 +740,10 @@ def resolve_targets(refs, topology, present=True, skip_unsupported=False):
     return targets, skipped
 
 
-def desired_entry(target, default_ports):
+def desired_entry(target, default_ports, bastion=None):
     """The REST policy entry wanted for a target VM: its override, else ``ports_by_os_type`` for its
-    OS, else ``ports``, else the OS defaults (``default_ports`` as returned by validate_options)."""
+    OS, else ``ports``, else the OS defaults (``default_ports`` as returned by validate_options);
+    with a ``bastion`` (:class:`_bastion.Bastion`), its subnet is every port's allowed source."""
     os_type = target["record"].get("os_type")
     os_key = os_type.strip().lower() if isinstance(os_type, str) else None
     ports = target["ports"] or default_ports.get(os_key) or default_ports.get(None)
@@ -730,7 +754,7 @@ def desired_entry(target, default_ports):
             raise _arm.JitValidationError(
                 f"virtual machine {target['id']} has OS type {os_type!r}, which has no default JIT ports (Linux 22; Windows 3389, 5985, 5986): set ports"
             ) from None
-    return _jit.build_policy_vm(target["id"], ports)
+    return _jit.build_policy_vm(target["id"], _bastion.with_sources(ports, bastion.prefixes) if bastion else ports)
 
 
 def plan_entries(existing, desired, remove_ids, purge):
@@ -1112,9 +1136,13 @@ def run(module):
     try:
         targets, skipped = resolve_targets(options.refs, topology, present=present, skip_unsupported=options.skip_unsupported)
         groups = _jit.group_vms_by_policy(targets, policy_name=options.policy_name)
+        hosts = {}  # VM id (lower) -> the Bastion whose subnet its ports allow
+        if options.bastion and targets:
+            records = [target["record"] for target in targets]
+            hosts = resolve_bastions(module.api, module.azure_call, options.bastion, records, inventory=inventory, subscriptions=subscriptions)
         plans = []
         for key, members in groups.items():
-            desired = [desired_entry(member, options.default_ports) for member in members] if present else []
+            desired = [desired_entry(member, options.default_ports, hosts.get(_arm.normalize_id(member["id"]))) for member in members] if present else []
             remove_ids = [member["id"] for member in members] if not present else []
             plans.append((key, desired, remove_ids))
     except _arm.JitValidationError as exc:

@@ -540,7 +540,7 @@ import os  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _close, _jit, _nsg, _request  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _close, _jit, _nsg, _request  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
@@ -548,11 +548,13 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record impo
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._request import PortResult  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
+    REQUEST_KINDS,
     build_topology,
     list_kind,
     nsgs_by_id,
     read_inventory,
     read_nsg,
+    resolve_bastions,
     resolve_vms,
     subscriptions_of,
 )
@@ -589,6 +591,7 @@ ARGUMENT_SPEC = dict(
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     stale_only=dict(type="bool", default=False),
+    bastion=dict(type="raw"),
 )
 
 
@@ -653,16 +656,25 @@ class JitRequest:
         error = None
         try:  # every VM's subscription, from its id (or the configured one), before any read
             subscriptions = subscriptions_of([_arm.vm_id_from_reference(ref, self.subscription_id) for ref in references])
+            bastion = _bastion.parse_bastion_option(self.options.bastion, self.subscription_id)
         except _arm.JitValidationError as exc:
             error = str(exc)
         if error:
             self.module.fail_json(msg=error)
-        self.inventory = read_inventory(api, self.call, subscriptions=subscriptions)
+        self.inventory = read_inventory(api, self.call, kinds=REQUEST_KINDS, subscriptions=subscriptions)
         self.topology = build_topology(self.inventory)
         self.nsgs = nsgs_by_id(self.inventory)
         resolved = None
         try:
             resolved = resolve_vms(references, self.topology, self.subscription_id)
+        except _arm.JitValidationError as exc:
+            error = str(exc)
+        self.bastion_sources = {}  # VM id (lower) -> the source its Bastion's subnet gives
+        try:
+            if bastion and resolved:
+                records = [record for _reference, record in resolved]
+                hosts = resolve_bastions(api, self.call, bastion, records, inventory=self.inventory, subscriptions=subscriptions)
+                self.bastion_sources = {vm_key: _bastion.request_source(host) for vm_key, host in hosts.items()}
         except _arm.JitValidationError as exc:
             error = str(exc)
         if error:
@@ -699,7 +711,7 @@ class JitRequest:
                     entry,
                     options.duration,
                     ports=options.ports_for(target),
-                    sources=options.sources,
+                    sources=self.bastion_sources.get(_arm.normalize_id(record["id"]), options.sources),
                     vm_label=label,
                     now=self.now,
                     shown=options.duration_text,

@@ -61,7 +61,8 @@ def arm(sim):
 
 
 def bastion_body(subnet_id, location="westeurope"):
-    return {"location": location, "sku": {"name": "Standard"}, "properties": {"ipConfigurations": [{"name": "IpConf", "properties": {"subnet": {"id": subnet_id}}}]}}
+    config = {"name": "IpConf", "properties": {"subnet": {"id": subnet_id}}}
+    return {"location": location, "sku": {"name": "Standard"}, "properties": {"ipConfigurations": [config]}}
 
 
 def test_seeded_bastion_and_peerings_through_the_sdk(sim):
@@ -85,7 +86,8 @@ def test_seeded_bastion_and_peerings_through_the_sdk(sim):
 
 def test_bastion_put_get_delete(sim, arm):
     _, _, network, _ = sim.sdk_clients()
-    created = network.bastion_hosts.begin_create_or_update("rg-hub", "bas-lone", bastion_body(NET + "/virtualNetworks/vnet-lone/subnets/AzureBastionSubnet")).result()
+    body = bastion_body(NET + "/virtualNetworks/vnet-lone/subnets/AzureBastionSubnet")
+    created = network.bastion_hosts.begin_create_or_update("rg-hub", "bas-lone", body).result()
     assert created.provisioning_state == "Succeeded"
     assert sorted(h.name for h in network.bastion_hosts.list()) == ["bas-hub", "bas-lone"]
     state = sim.state()
@@ -124,7 +126,8 @@ def test_peering_becomes_connected_when_the_remote_peers_back(sim, arm):
     _, _, network, _ = sim.sdk_clients()
     lone = NET + "/virtualNetworks/vnet-lone"
     assert network.virtual_network_peerings.get("rg-spoke", "vnet-spoke", "spoke-to-lone").peering_state == "Initiated"
-    back = network.virtual_network_peerings.begin_create_or_update("rg-hub", "vnet-lone", "lone-to-spoke", {"properties": {"remoteVirtualNetwork": {"id": SPOKE}}}).result()
+    body = {"properties": {"remoteVirtualNetwork": {"id": SPOKE}}}
+    back = network.virtual_network_peerings.begin_create_or_update("rg-hub", "vnet-lone", "lone-to-spoke", body).result()
     assert back.peering_state == "Connected" and back.allow_virtual_network_access is True
     assert network.virtual_network_peerings.get("rg-spoke", "vnet-spoke", "spoke-to-lone").peering_state == "Connected"
     lone_json = next(v for v in sim.state()["virtual_networks"] if v["id"] == lone)
