@@ -242,6 +242,25 @@ options:
         fleet once.
     type: path
     version_added: 0.2.0
+  bastion:
+    description:
+      - Allow access only from Azure Bastion - the common hardened set-up. Every port of each VM
+        named gets the address prefix(es) of a Bastion host's C(AzureBastionSubnet) as its
+        allowed source, so requests can only open access for Bastion and admins connect through it.
+      - V(auto) picks, per VM, the Bastion host of the VM's own virtual network, else the one of a
+        virtual network directly peered with it (peering state C(Connected)): VMs in different
+        spokes may get different Bastions. A VM that no Bastion can reach, or that more than one
+        can reach the same way, fails the task before anything is written, naming the VM and the
+        candidates.
+      - A Bastion host may be named instead, by C(id) or by C(name) and C(resource_group) (in
+        O(subscription_id)), or given as its resource id; it must exist and reach every VM named.
+      - Mutually exclusive with an allowed source prefix in O(ports), O(ports_by_os_type) or
+        O(virtual_machines[].ports). Ignored with O(state=absent).
+      - Reads one list of Bastion hosts per subscription (of the VMs, of the named host, and of
+        VNets peered with the VMs' VNets), only when set. Needs C(Microsoft.Network/bastionHosts/read).
+      - See U(https://github.com/jitaccess/azure/blob/main/docs/bastion.md) for the pattern end to end.
+    type: raw
+    version_added: 0.2.0
 notes:
   - "RBAC: configuring JIT needs C(Microsoft.Security/locations/jitNetworkAccessPolicies/write) and
     C(Microsoft.Compute/virtualMachines/write), plus read access to the VMs, network interfaces and
@@ -309,6 +328,22 @@ EXAMPLES = r"""
       - name: web-1
         resource_group: rg-web
     purge_virtual_machines: true
+
+- name: Allow SSH only from the Azure Bastion of each VM's network (or of its peered hub)
+  jitaccess.azure.jit_policy:
+    virtual_machines:
+      - name: app-1
+        resource_group: rg-spoke
+    bastion: auto
+
+- name: Allow access only from a named Bastion host
+  jitaccess.azure.jit_policy:
+    virtual_machines:
+      - name: app-1
+        resource_group: rg-spoke
+    bastion:
+      name: bas-hub
+      resource_group: rg-hub
 
 - name: Take a VM out of JIT (its deny rules are removed; an empty policy is deleted)
   jitaccess.azure.jit_policy:

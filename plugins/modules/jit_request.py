@@ -111,6 +111,27 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  bastion:
+    description:
+      - Open access for Azure Bastion only - the common hardened set-up: the source of the request is
+        the address prefix of a Bastion host's C(AzureBastionSubnet), resolved per VM, and admins
+        connect through Bastion.
+      - V(auto) picks, per VM, the Bastion host of the VM's own virtual network, else the one of a
+        virtual network directly peered with it (peering state C(Connected)). A VM that no Bastion
+        can reach, or that more than one can reach the same way, fails the task before anything
+        is requested, naming the VM and the candidates.
+      - A Bastion host may be named instead, by C(id) or by C(name) and C(resource_group) (in
+        O(subscription_id)), or given as its resource id; it must exist and reach every VM named.
+      - The policy must allow that prefix for each port (see
+        P(jitaccess.azure.jit_policy#module)'s O(jitaccess.azure.jit_policy#module:bastion)). A
+        Bastion subnet with several prefixes is refused (the initiate API takes one source).
+      - Mutually exclusive with O(source_address_prefixes). Not used with O(state=absent), which
+        closes the given ports whatever their source (name the prefix in O(source_address_prefixes)
+        to close only Bastion's access).
+      - Reads one list of Bastion hosts per subscription, only when set. Needs
+        C(Microsoft.Network/bastionHosts/read).
+    type: raw
+    version_added: 0.2.0
   allow_any_source:
     description:
       - Allow O(source_address_prefixes) to mean "anywhere" (V(*), V(0.0.0.0/0), V(Internet) or
@@ -282,6 +303,13 @@ EXAMPLES = r"""
     source_address_prefixes: [198.51.100.0/28]
     duration: PT2H
     wait_timeout: 600
+
+- name: Open SSH for the Azure Bastion of each VM's network (or of its peered hub) only
+  jitaccess.azure.jit_request:
+    virtual_machines:
+      - {name: app-1, resource_group: rg-spoke}
+    bastion: auto
+    duration: 30m
 
 - name: What would be opened (check mode)
   jitaccess.azure.jit_request:
