@@ -248,7 +248,7 @@ options:
         named gets the address prefix(es) of a Bastion host's C(AzureBastionSubnet) as its
         allowed source, so requests can only open access for Bastion and admins connect through it.
       - V(auto) picks, per VM, the Bastion host of the VM's own virtual network, else the one of a
-        virtual network directly peered with it (peering state C(Connected)): VMs in different
+        virtual network directly peered with it (peering state C(Connected)); VMs in different
         spokes may get different Bastions. A VM that no Bastion can reach, or that more than one
         can reach the same way, fails the task before anything is written, naming the VM and the
         candidates.

@@ -113,7 +113,7 @@ options:
     version_added: 0.2.0
   bastion:
     description:
-      - Open access for Azure Bastion only - the common hardened set-up: the source of the request is
+      - Open access for Azure Bastion only - the common hardened set-up. The source of the request is
         the address prefix of a Bastion host's C(AzureBastionSubnet), resolved per VM, and admins
         connect through Bastion.
       - V(auto) picks, per VM, the Bastion host of the VM's own virtual network, else the one of a

@@ -196,7 +196,7 @@ def test_read_inventory_lists_only_what_the_reused_file_lacks():
 
     reused = _topology.Inventory(virtual_machines=[{"id": "vm"}], network_interfaces=[])
     inventory = _topology.read_inventory(Api(), lambda _action, function: function(), reused=reused)
-    assert sorted(listed) == ["networkSecurityGroups", "publicIPAddresses", "virtualNetworks"]
+    assert sorted(listed) == ["bastionHosts", "networkSecurityGroups", "publicIPAddresses", "virtualNetworks"]
     assert inventory.virtual_machines == [{"id": "vm"}] and inventory.network_interfaces == []
     assert inventory.kinds == _topology.Inventory.KINDS
 
