@@ -333,14 +333,14 @@ EXAMPLES = r"""
   jitaccess.azure.jit_policy:
     virtual_machines:
       - name: app-1
-        resource_group: rg-spoke
+        resource_group: rg-app
     bastion: auto
 
 - name: Allow access only from a named Bastion host
   jitaccess.azure.jit_policy:
     virtual_machines:
       - name: app-1
-        resource_group: rg-spoke
+        resource_group: rg-app
     bastion:
       name: bas-hub
       resource_group: rg-hub

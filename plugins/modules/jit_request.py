@@ -304,10 +304,10 @@ EXAMPLES = r"""
     duration: PT2H
     wait_timeout: 600
 
-- name: Open SSH for the Azure Bastion of each VM's network (or of its peered hub) only
+- name: Open access for the Azure Bastion of each VM's network (or of its peered hub) only
   jitaccess.azure.jit_request:
     virtual_machines:
-      - {name: app-1, resource_group: rg-spoke}
+      - {name: other-2, resource_group: rg-web}
     bastion: auto
     duration: 30m
 
