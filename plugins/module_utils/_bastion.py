@@ -15,47 +15,35 @@ import ipaddress
 from collections import namedtuple
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _jit, _nsg
-from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, normalize_id, parse_resource_id, properties_of
-
-AUTO = "auto"
-BASTION_TYPE = "Microsoft.Network/bastionHosts"
-BASTION_SUBNET_NAME = "AzureBastionSubnet"
-_OPTION_FORMS = (
-    "expected 'auto', a Bastion host id (/subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.Network/bastionHosts/<name>) or {name, resource_group}"
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
+    AUTO,
+    JitValidationError,
+    bastion_reference,
+    normalize_id,
+    parse_resource_id,
+    properties_of,
 )
 
+BASTION_SUBNET_NAME = "AzureBastionSubnet"
+parse_bastion_option = bastion_reference
 Bastion = namedtuple("Bastion", "id name vnet_id subnet_id prefixes")
 """A Bastion host: its id, name, the (lower-cased) id of its VNet and subnet, the subnet's prefixes."""
 
 
-def parse_bastion_option(value, subscription=None):
-    """The ``bastion`` option -> ``None``, :data:`AUTO` or a Bastion host id. A mapping takes
-    ``id``, or ``name`` and ``resource_group`` (in ``subscription``)."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().lower() == AUTO:
-        return AUTO
-    if isinstance(value, str) and value.strip().startswith("/"):
-        return _bastion_id(value.strip())
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - {"id", "name", "resource_group"})
-        given = {key: value.get(key) for key in ("id", "name", "resource_group") if value.get(key) is not None}
-        if unknown:
-            raise JitValidationError(f"bastion has unknown key(s) {', '.join(map(str, unknown))}: {_OPTION_FORMS}")
-        if set(given) == {"id"}:
-            return _bastion_id(str(given["id"]).strip())
-        if set(given) == {"name", "resource_group"} and all(isinstance(v, str) and v.strip() and "/" not in v for v in given.values()):
-            if not subscription:
-                raise JitValidationError("bastion given by name needs a subscription: set subscription_id, or give the Bastion host's id")
-            return f"/subscriptions/{subscription}/resourceGroups/{given['resource_group'].strip()}/providers/{BASTION_TYPE}/{given['name'].strip()}"
-    raise JitValidationError(f"bastion {value!r} is not valid: {_OPTION_FORMS}")
-
-
-def _bastion_id(value):
-    parsed = parse_resource_id(value)
-    if parsed.resource_group is None or not parsed.is_type(BASTION_TYPE):
-        raise JitValidationError(f"bastion {value!r} is not a Bastion host id: {_OPTION_FORMS}")
-    return value
+def policy_bastion_option(params, subscription=None):
+    """jit_policy's ``bastion`` (:func:`parse_bastion_option`), refused together with an allowed
+    source prefix in ``ports``, ``ports_by_os_type`` or a VM's own ``ports`` (which it replaces)."""
+    choice = parse_bastion_option(params.get("bastion"), subscription)
+    named = [("ports", params.get("ports"))] + [(f"ports_by_os_type[{key!r}]", rules) for key, rules in (params.get("ports_by_os_type") or {}).items()]
+    named += [(f"ports of virtual machine {vm.get('name') or vm.get('id')}", vm.get("ports")) for vm in params.get("virtual_machines") or []]
+    for name, rules in named if choice else ():
+        for rule in rules if isinstance(rules, list) else []:
+            if isinstance(rule, dict) and (rule.get("allowed_source_address_prefixes") is not None or rule.get("allowed_source_address_prefix") is not None):
+                raise JitValidationError(
+                    f"bastion {params['bastion']!r} and the allowed source prefixes of {name} (port {rule.get('number')}) are mutually exclusive:"
+                    " with bastion the Bastion subnet is every port's allowed source; remove one"
+                )
+    return choice
 
 
 def subscription_of(resource_id):

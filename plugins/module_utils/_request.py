@@ -23,6 +23,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     DEFAULT_POLICY_NAME,
     JitValidationError,
     as_list,
+    bastion_reference,
     format_azure_datetime,
     normalize_id,
     parse_azure_datetime,
@@ -432,6 +433,8 @@ def parse_request_options(params, justification=None):
     lease = parse_lease(params.get("lease"), duration) if params["state"] == "present" else None
     margin = parse_renew_margin(params["renew_margin"], lease or duration)
     bastion = params.get("bastion") if params["state"] == "present" else None  # closing: every source
+    if bastion is not None:
+        bastion_reference(bastion, "placeholder")  # shape only: the subscription comes later
     if bastion is not None and params["source_address_prefixes"]:
         raise JitValidationError(
             "bastion and source_address_prefixes are mutually exclusive: bastion %r makes the Bastion subnet the source; remove one" % (bastion,)

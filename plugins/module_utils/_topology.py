@@ -85,8 +85,9 @@ RAW_LIST_ACTIONS = {
     "public_ip_addresses": "list public IP addresses",
     "bastion_hosts": "list Bastion hosts",
 }
-REQUEST_KINDS = Inventory.KINDS[:5]
-"""What jit_request lists (Bastion hosts only with its bastion option)."""
+CORE_KINDS = Inventory.KINDS[:5]
+"""What :func:`read_inventory` lists by default: Bastion hosts only when asked (nsg_jit_facts; the
+``bastion`` option through :func:`resolve_bastions`)."""
 
 
 # Members this collection never reads, dropped from each listed item as its page arrives: about a
@@ -143,7 +144,7 @@ LIST_CONCURRENCY = 4
 are listed at once (at most this many: a few reads a second, far below ARM's 25 a second)."""
 
 
-def read_inventory(api, call, kinds=Inventory.KINDS, subscriptions=None, reused=None):
+def read_inventory(api, call, kinds=CORE_KINDS, subscriptions=None, reused=None):
     """List every resource of ``kinds`` in each subscription (default: the API's): one paged list
     call per kind and subscription, up to :data:`LIST_CONCURRENCY` at once, merged into one
     :class:`Inventory` in a fixed order (ARM ids are unique across subscriptions). The kinds
@@ -352,11 +353,15 @@ def resolve_vms(references, topology, subscription):
     return resolved
 
 
-def resolve_bastions(api, call, choice, records, *, inventory, subscriptions):
+def resolve_bastions(api, call, choice, records, inventory):
     """``{vm id (lower): _bastion.Bastion}`` for the ``bastion`` option (``auto`` or a Bastion
-    host id) and VM ``records``: one Bastion host list per subscription of the VMs, of the named
-    host and of the VNets peered with the VMs' VNets; the VNets of those further subscriptions are
-    listed too (``inventory`` holds the VMs' own). Raises :class:`JitValidationError`."""
+    host id; ``None``: ``{}``) and VM ``records``: one Bastion host list per subscription of the
+    VMs, of the named host and of the VNets peered with the VMs' VNets; the VNets of those further
+    subscriptions are listed too (``inventory`` holds those of the VMs' subscriptions). Raises
+    :class:`JitValidationError`."""
+    if not choice or not records:
+        return {}
+    subscriptions = subscriptions_of([record["id"] for record in records], api.subscription_id)
     networks = _bastion.index_networks(inventory.virtual_networks)
     wanted = list(subscriptions)
     if choice != _bastion.AUTO:
@@ -368,6 +373,16 @@ def resolve_bastions(api, call, choice, records, *, inventory, subscriptions):
         networks.update(_bastion.index_networks(read_inventory(api, call, kinds=("virtual_networks",), subscriptions=extra).virtual_networks))
     hosts = read_inventory(api, call, kinds=("bastion_hosts",), subscriptions=wanted).bastion_hosts
     return _bastion.resolve(choice, records, networks, _bastion.index_bastions(hosts, networks))
+
+
+def vms_and_sources(api, call, references, topology, inventory, *, bastion=None):
+    """``(resolve_vms(references, topology, api.subscription_id), sources)``: with jit_request's
+    ``bastion`` option, ``sources`` maps each VM id (lower) to the one request source
+    (:func:`_bastion.request_source`) of the Bastion :func:`resolve_bastions` picks for it."""
+    resolved = resolve_vms(references, topology, api.subscription_id)
+    choice = _bastion.parse_bastion_option(bastion, api.subscription_id)
+    hosts = resolve_bastions(api, call, choice, [record for _reference, record in resolved], inventory)
+    return resolved, {vm_key: _bastion.request_source(host) for vm_key, host in hosts.items()}
 
 
 def nsgs_by_id(inventory):

@@ -541,7 +541,7 @@ diff:
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _jit, _nsg, _topology  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # noqa: E402
     SECURITY_API_VERSION,
     enable_servers_plan_2,
@@ -558,7 +558,6 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     nsgs_by_id,
     read_inventory,
     read_nsg,
-    resolve_bastions,
     subscriptions_of,
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAULT_WAIT_TIMEOUT, backoff_delays, wait_until  # noqa: E402
@@ -689,17 +688,6 @@ class PolicyOptions:
     """``auto`` or a Bastion host id: its subnet becomes every port's allowed source."""
 
 
-def _explicit_sources(params):
-    """The option that names allowed sources for some port (which ``bastion`` would replace), or None."""
-    named = [("ports", params.get("ports"))] + [(f"ports_by_os_type[{key!r}]", rules) for key, rules in (params.get("ports_by_os_type") or {}).items()]
-    named += [(f"ports of virtual machine {vm.get('name') or vm.get('id')}", vm.get("ports")) for vm in params.get("virtual_machines") or []]
-    for name, rules in named:
-        for rule in rules if isinstance(rules, list) else []:
-            if isinstance(rule, dict) and (rule.get("allowed_source_address_prefixes") is not None or rule.get("allowed_source_address_prefix") is not None):
-                return f"{name} (port {rule.get('number')})"
-    return None
-
-
 def parse_options(params, subscription):
     """:class:`PolicyOptions` from the module's ``params``; raises :class:`_arm.JitValidationError`
     naming the first bad value (nothing has been read or written yet)."""
@@ -708,13 +696,6 @@ def parse_options(params, subscription):
     if params["wait_timeout"] < 0:
         raise _arm.JitValidationError(f"wait_timeout {params['wait_timeout']} is negative: allowed 0 or more seconds")
     present = params["state"] == "present"
-    bastion = _bastion.parse_bastion_option(params.get("bastion"), subscription) if present else None
-    conflict = _explicit_sources(params) if bastion else None
-    if conflict:
-        raise _arm.JitValidationError(
-            f"bastion {params['bastion']!r} and the allowed source prefixes of {conflict} are mutually exclusive:"
-            " with bastion the Bastion subnet is every port's allowed source; remove one"
-        )
     return PolicyOptions(
         present=present,
         policy_name=policy_name,
@@ -727,7 +708,7 @@ def parse_options(params, subscription):
         wait_timeout=params["wait_timeout"],
         full_detail=params["detail"] == "full",
         enable_defender_for_servers=present and params["enable_defender_for_servers"],
-        bastion=bastion,
+        bastion=_bastion.policy_bastion_option(params, subscription) if present else None,
     )
 
 
@@ -1171,10 +1152,8 @@ def run(module):
     try:
         targets, skipped = resolve_targets(options.refs, topology, present=present, skip_unsupported=options.skip_unsupported)
         groups = _jit.group_vms_by_policy(targets, policy_name=options.policy_name)
-        hosts = {}  # VM id (lower) -> the Bastion whose subnet its ports allow
-        if options.bastion and targets:
-            records = [target["record"] for target in targets]
-            hosts = resolve_bastions(module.api, module.azure_call, options.bastion, records, inventory=inventory, subscriptions=subscriptions)
+        # with bastion: VM id (lower) -> the Bastion whose subnet its ports allow
+        hosts = _topology.resolve_bastions(module.api, module.azure_call, options.bastion, [target["record"] for target in targets], inventory)
         plans = []
         for key, members in groups.items():
             desired = [desired_entry(member, options.default_ports, hosts.get(_arm.normalize_id(member["id"]))) for member in members] if present else []

@@ -568,7 +568,7 @@ import os  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _close, _jit, _nsg, _request  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _close, _jit, _nsg, _request, _topology  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
@@ -576,14 +576,11 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record impo
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._request import PortResult  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
-    REQUEST_KINDS,
     build_topology,
     list_kind,
     nsgs_by_id,
     read_inventory,
     read_nsg,
-    resolve_bastions,
-    resolve_vms,
     subscriptions_of,
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAULT_WAIT_TIMEOUT, wait_until  # noqa: E402
@@ -684,25 +681,17 @@ class JitRequest:
         error = None
         try:  # every VM's subscription, from its id (or the configured one), before any read
             subscriptions = subscriptions_of([_arm.vm_id_from_reference(ref, self.subscription_id) for ref in references])
-            bastion = _bastion.parse_bastion_option(self.options.bastion, self.subscription_id)
         except _arm.JitValidationError as exc:
             error = str(exc)
         if error:
             self.module.fail_json(msg=error)
-        self.inventory = read_inventory(api, self.call, kinds=REQUEST_KINDS, subscriptions=subscriptions)
+        self.inventory = read_inventory(api, self.call, subscriptions=subscriptions)
         self.topology = build_topology(self.inventory)
         self.nsgs = nsgs_by_id(self.inventory)
         resolved = None
         try:
-            resolved = resolve_vms(references, self.topology, self.subscription_id)
-        except _arm.JitValidationError as exc:
-            error = str(exc)
-        self.bastion_sources = {}  # VM id (lower) -> the source its Bastion's subnet gives
-        try:
-            if bastion and resolved:
-                records = [record for _reference, record in resolved]
-                hosts = resolve_bastions(api, self.call, bastion, records, inventory=self.inventory, subscriptions=subscriptions)
-                self.bastion_sources = {vm_key: _bastion.request_source(host) for vm_key, host in hosts.items()}
+            # with bastion: VM id (lower) -> the source its Bastion's subnet gives
+            resolved, self.bastion_sources = _topology.vms_and_sources(api, self.call, references, self.topology, self.inventory, bastion=self.options.bastion)
         except _arm.JitValidationError as exc:
             error = str(exc)
         if error:

@@ -802,6 +802,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._jit import server
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule, vm_references  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     STABLE_KINDS,
+    Inventory,
     load_inventory,
     read_inventory,
     save_inventory,
@@ -899,7 +900,7 @@ def run(module):
         reused, why = load_inventory(module.params["reuse_inventory"], subscriptions, STABLE_KINDS)
         if why:
             module.warn("reuse_inventory: %s; listing the fleet again" % why)
-    inventory = read_inventory(api, module.azure_call, subscriptions=subscriptions, reused=reused)
+    inventory = read_inventory(api, module.azure_call, kinds=Inventory.KINDS, subscriptions=subscriptions, reused=reused)
     if module.params["save_inventory"]:
         try:
             save_inventory(module.params["save_inventory"], inventory, subscriptions)
