@@ -116,6 +116,7 @@ def test_bastion_that_does_not_exist_or_cannot_reach(armsim):
         ("jit_policy", {"bastion": "nearest"}, "bastion 'nearest' is not valid: expected 'auto'"),
         ("jit_policy", {"bastion": {"name": "bas-hub"}}, "is not valid: expected 'auto'"),
         ("jit_request", {"source_address_prefixes": ["203.0.113.7"]}, "bastion and source_address_prefixes are mutually exclusive"),
+        ("jit_request", {"bastion": ["bas-hub"]}, "bastion ['bas-hub'] is not valid: expected 'auto'"),
     ],
 )
 def test_bad_bastion_options_fail_cleanly(armsim, module, args, expected):
