@@ -25,15 +25,14 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
 )
 
 BASTION_SUBNET_NAME = "AzureBastionSubnet"
-parse_bastion_option = bastion_reference
 Bastion = namedtuple("Bastion", "id name vnet_id subnet_id prefixes")
 """A Bastion host: its id, name, the (lower-cased) id of its VNet and subnet, the subnet's prefixes."""
 
 
 def policy_bastion_option(params, subscription=None):
-    """jit_policy's ``bastion`` (:func:`parse_bastion_option`), refused together with an allowed
+    """jit_policy's ``bastion`` (:func:`_arm.bastion_reference`), refused together with an allowed
     source prefix in ``ports``, ``ports_by_os_type`` or a VM's own ``ports`` (which it replaces)."""
-    choice = parse_bastion_option(params.get("bastion"), subscription)
+    choice = bastion_reference(params.get("bastion"), subscription)
     named = [("ports", params.get("ports"))] + [(f"ports_by_os_type[{key!r}]", rules) for key, rules in (params.get("ports_by_os_type") or {}).items()]
     named += [(f"ports of virtual machine {vm.get('name') or vm.get('id')}", vm.get("ports")) for vm in params.get("virtual_machines") or []]
     for name, rules in named if choice else ():

@@ -409,7 +409,7 @@ class RequestOptions:
     wait_timeout: int = 300
     stale_only: bool = False
     bastion: object = None
-    """The ``bastion`` option as given (``_bastion.parse_bastion_option`` reads it); opening only."""
+    """The ``bastion`` option as given (``_arm.bastion_reference`` reads it; checked for shape here); opening only."""
 
     def ports_for(self, target):
         """The ports asked for on one VM: its own, else the task's (``None``: every policy port)."""

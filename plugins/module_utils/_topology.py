@@ -19,6 +19,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils import _bastion
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import COMPUTE_API_VERSION, NETWORK_API_VERSION, resource_path
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     JitValidationError,
+    bastion_reference,
     normalize_id,
     normalize_location,
     parse_resource_id,
@@ -380,7 +381,7 @@ def vms_and_sources(api, call, references, topology, inventory, *, bastion=None)
     ``bastion`` option, ``sources`` maps each VM id (lower) to the one request source
     (:func:`_bastion.request_source`) of the Bastion :func:`resolve_bastions` picks for it."""
     resolved = resolve_vms(references, topology, api.subscription_id)
-    choice = _bastion.parse_bastion_option(bastion, api.subscription_id)
+    choice = bastion_reference(bastion, api.subscription_id)
     hosts = resolve_bastions(api, call, choice, [record for _reference, record in resolved], inventory)
     return resolved, {vm_key: _bastion.request_source(host) for vm_key, host in hosts.items()}
 

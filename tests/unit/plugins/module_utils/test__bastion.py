@@ -3,7 +3,7 @@ the "reachable only through Bastion" verdict (pure, REST-shaped inputs)."""
 
 import pytest
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _bastion, _nsg
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _nsg
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError
 
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -72,7 +72,7 @@ BASTIONS = _bastion.index_bastions([bastion("bas-hub", "hub"), bastion("bas-hub2
     ],
 )
 def test_parse_bastion_option(value, expected):
-    assert _bastion.parse_bastion_option(value, SUB) == expected
+    assert _arm.bastion_reference(value, SUB) == expected
 
 
 @pytest.mark.parametrize(
@@ -88,12 +88,12 @@ def test_parse_bastion_option(value, expected):
 )
 def test_parse_bastion_option_refuses(value, message):
     with pytest.raises(JitValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        _bastion.parse_bastion_option(value, SUB)
+        _arm.bastion_reference(value, SUB)
 
 
 def test_named_bastion_needs_a_subscription():
     with pytest.raises(JitValidationError, match="needs a subscription"):
-        _bastion.parse_bastion_option({"name": "b", "resource_group": "rg"}, None)
+        _arm.bastion_reference({"name": "b", "resource_group": "rg"}, None)
 
 
 def test_index_keeps_connected_peers_and_subnet_prefixes():
