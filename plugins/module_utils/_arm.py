@@ -330,6 +330,43 @@ def vm_id_from_reference(reference, subscription=None):
     return vm_id(subscription, group, name)
 
 
+AUTO = "auto"
+BASTION_TYPE = "Microsoft.Network/bastionHosts"
+_OPTION_FORMS = (
+    "expected 'auto', a Bastion host id (/subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.Network/bastionHosts/<name>) or {name, resource_group}"
+)
+
+
+def bastion_reference(value, subscription=None):
+    """The ``bastion`` option of jit_policy and jit_request -> ``None``, :data:`AUTO` or a Bastion
+    host id. A mapping takes ``id``, or ``name`` and ``resource_group`` (in ``subscription``)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    if isinstance(value, str) and value.strip().startswith("/"):
+        return _bastion_id(value.strip())
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"id", "name", "resource_group"})
+        given = {key: value.get(key) for key in ("id", "name", "resource_group") if value.get(key) is not None}
+        if unknown:
+            raise JitValidationError(f"bastion has unknown key(s) {', '.join(map(str, unknown))}: {_OPTION_FORMS}")
+        if set(given) == {"id"}:
+            return _bastion_id(str(given["id"]).strip())
+        if set(given) == {"name", "resource_group"} and all(isinstance(v, str) and v.strip() and "/" not in v for v in given.values()):
+            if not subscription:
+                raise JitValidationError("bastion given by name needs a subscription: set subscription_id, or give the Bastion host's id")
+            return f"/subscriptions/{subscription}/resourceGroups/{given['resource_group'].strip()}/providers/{BASTION_TYPE}/{given['name'].strip()}"
+    raise JitValidationError(f"bastion {value!r} is not valid: {_OPTION_FORMS}")
+
+
+def _bastion_id(value):
+    parsed = parse_resource_id(value)
+    if parsed.resource_group is None or not parsed.is_type(BASTION_TYPE):
+        raise JitValidationError(f"bastion {value!r} is not a Bastion host id: {_OPTION_FORMS}")
+    return value
+
+
 def normalize_location(value):
     """``West Europe`` -> ``westeurope`` (ARM region names are lower-case without spaces)."""
     return str(value).replace(" ", "").lower()

@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit, _nsg, _request, _topology
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _jit, _nsg, _request, _topology
 
 MANAGEMENT_PORTS = (22, 3389, 5985, 5986)
 
@@ -288,6 +288,8 @@ class _Builder:
                 current = self.active.get(key)
                 if current is None or current.start_time <= request.start_time:
                     self.active[key] = request
+        self.networks = _bastion.index_networks(inventory.virtual_networks)
+        self.bastions = _bastion.index_bastions(inventory.bastion_hosts, self.networks)
         self._contexts = {}
         self.stale = []
         self.drift = []
@@ -337,6 +339,7 @@ class _Builder:
         jit_rules = []
         seen_rules = {}
         exposure = []
+        bastion_checks = []  # per NIC, per NSG on its path, per port: the sources admitted
         for nic in record["nics"]:
             nics.append(
                 {
@@ -374,8 +377,10 @@ class _Builder:
                         active_allow.setdefault(_arm.normalize_id(nsg.id), set()).add(rule.name)
             if memberships:
                 self.check_drift(record, nic, levels, denies=denies, ports=ports)
+            checked = self.ports_to_check(ports, record["os_type"])
+            bastion_checks.append(_bastion.nic_check([nsg for _level, nsg in levels if nsg], nic["private_ip"], checked, context))
             memo = {}
-            for port, protocol in self.ports_to_check(ports, record["os_type"]):
+            for port, protocol in checked:
                 exposure.append(
                     self.exposure_fact(
                         nic, levels, port, protocol, context=context, denies=denies, active_allow=active_allow, in_policy=port in policy_port_numbers, memo=memo
@@ -414,6 +419,10 @@ class _Builder:
             "nics": nics,
             "exposure": exposure,
         }
+        hosts = [host for group in _bastion.reachable(record, self.networks, self.bastions) for host in group]
+        facts["bastion_hosts"] = [host.id for host in hosts]
+        policy_sources = [source for port in ports for source in port["allowed_source_address_prefixes"]]
+        facts["bastion_only"] = _bastion.bastion_only(bastion_checks, policy_sources, exposure, hosts)
         if len(memberships) > 1:
             facts["other_policies"] = [policy_summary(other) for other, _entry in memberships[1:]]
         return facts
@@ -616,7 +625,7 @@ class _Counts:
         self.reasons = {}
         self.exposed_ports = self.private_only = self.bypassed = 0
         self.exposed_vms = self.bypassed_vms = 0
-        self.requests = self.jit_open = self.closed_early = 0
+        self.requests = self.jit_open = self.closed_early = self.bastion_only = 0
 
     def add(self, vm):
         self.vms += 1
@@ -633,6 +642,7 @@ class _Counts:
         self.bypassed_vms += bool(bypasses)
         self.requests += sum(1 for request in vm["active_requests"] if not request.get("closed_early"))
         self.closed_early += sum(1 for request in vm["active_requests"] if request.get("closed_early"))
+        self.bastion_only += bool(vm.get("bastion_only"))
 
     def summary(self, stale, drift, policies):
         return {
@@ -650,6 +660,7 @@ class _Counts:
             "jit_bypassed_virtual_machines": self.bypassed_vms,
             "stale_rules": len(stale),
             "drift": len(drift),
+            "bastion_only_virtual_machines": self.bastion_only,
         }
 
 
@@ -676,6 +687,7 @@ SUMMARY_VM_KEYS = (
     "unsupported_reason",
     "policy",
     "other_policies",
+    "bastion_only",
 )
 """What a VM entry keeps with ``detail=summary`` (plus the exposure entries that need attention)."""
 

@@ -23,6 +23,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     DEFAULT_POLICY_NAME,
     JitValidationError,
     as_list,
+    bastion_reference,
     format_azure_datetime,
     normalize_id,
     parse_azure_datetime,
@@ -407,6 +408,8 @@ class RequestOptions:
     wait: bool = True
     wait_timeout: int = 300
     stale_only: bool = False
+    bastion: object = None
+    """The ``bastion`` option as given (``_arm.bastion_reference`` reads it; checked for shape here); opening only."""
 
     def ports_for(self, target):
         """The ports asked for on one VM: its own, else the task's (``None``: every policy port)."""
@@ -429,6 +432,13 @@ def parse_request_options(params, justification=None):
     duration = parse_request_duration(params["duration"])
     lease = parse_lease(params.get("lease"), duration) if params["state"] == "present" else None
     margin = parse_renew_margin(params["renew_margin"], lease or duration)
+    bastion = params.get("bastion") if params["state"] == "present" else None  # closing: every source
+    if bastion is not None:
+        bastion_reference(bastion, "placeholder")  # shape only: the subscription comes later
+    if bastion is not None and params["source_address_prefixes"]:
+        raise JitValidationError(
+            "bastion and source_address_prefixes are mutually exclusive: bastion %r makes the Bastion subnet the source; remove one" % (bastion,)
+        )
     if params["state"] == "present":
         sources = normalize_single_source(params["source_address_prefixes"], params["allow_any_source"])
     else:  # closing: any source named may be closed
@@ -458,6 +468,7 @@ def parse_request_options(params, justification=None):
         wait=params["wait"],
         wait_timeout=params["wait_timeout"],
         stale_only=params["stale_only"],
+        bastion=bastion,
     )
 
 

@@ -15,9 +15,11 @@ import json
 import os
 import time
 
+from ansible_collections.jitaccess.azure.plugins.module_utils import _bastion
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import COMPUTE_API_VERSION, NETWORK_API_VERSION, resource_path
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     JitValidationError,
+    bastion_reference,
     normalize_id,
     normalize_location,
     parse_resource_id,
@@ -40,15 +42,25 @@ def resource_group_of(resource_id):
 class Inventory:
     """The raw bulk reads: lists of REST dicts, one per resource kind."""
 
-    KINDS = ("virtual_machines", "network_interfaces", "network_security_groups", "virtual_networks", "public_ip_addresses")
+    KINDS = ("virtual_machines", "network_interfaces", "network_security_groups", "virtual_networks", "public_ip_addresses", "bastion_hosts")
 
-    def __init__(self, virtual_machines=None, network_interfaces=None, network_security_groups=None, virtual_networks=None, public_ip_addresses=None):
+    def __init__(
+        self,
+        virtual_machines=None,
+        network_interfaces=None,
+        network_security_groups=None,
+        virtual_networks=None,
+        public_ip_addresses=None,
+        *,
+        bastion_hosts=None,
+    ):
         given = dict(
             virtual_machines=virtual_machines,
             network_interfaces=network_interfaces,
             network_security_groups=network_security_groups,
             virtual_networks=virtual_networks,
             public_ip_addresses=public_ip_addresses,
+            bastion_hosts=bastion_hosts,
         )
         self.kinds = tuple(kind for kind in self.KINDS if given[kind] is not None)  # what was read (or reused)
         for kind in self.KINDS:
@@ -61,6 +73,7 @@ KIND_WORDS = {
     "network_security_groups": "NSGs",
     "virtual_networks": "virtual networks",
     "public_ip_addresses": "public IPs",
+    "bastion_hosts": "Bastion hosts",
 }
 
 
@@ -82,6 +95,7 @@ RAW_LISTS = {
     "network_security_groups": ("Microsoft.Network/networkSecurityGroups", NETWORK_API_VERSION, {}),
     "virtual_networks": ("Microsoft.Network/virtualNetworks", NETWORK_API_VERSION, {}),
     "public_ip_addresses": ("Microsoft.Network/publicIPAddresses", NETWORK_API_VERSION, {}),
+    "bastion_hosts": ("Microsoft.Network/bastionHosts", NETWORK_API_VERSION, {}),
 }
 """What :func:`read_inventory` lists, one paged subscription-wide list per kind."""
 
@@ -91,7 +105,11 @@ RAW_LIST_ACTIONS = {
     "network_security_groups": "list network security groups",
     "virtual_networks": "list virtual networks",
     "public_ip_addresses": "list public IP addresses",
+    "bastion_hosts": "list Bastion hosts",
 }
+CORE_KINDS = Inventory.KINDS[:5]
+"""What :func:`read_inventory` lists by default: Bastion hosts only when asked (nsg_jit_facts; the
+``bastion`` option through :func:`resolve_bastions`)."""
 
 
 # Members this collection never reads, dropped from each listed item as its page arrives: about a
@@ -102,6 +120,7 @@ _UNREAD = {
     "network_security_groups": (("type",), ("provisioningState", "resourceGuid")),
     "virtual_networks": (("type",), ("provisioningState", "resourceGuid")),
     "public_ip_addresses": (("type",), ("provisioningState", "resourceGuid")),
+    "bastion_hosts": (("type",), ("provisioningState", "dnsName", "scaleUnits")),
 }
 
 
@@ -147,7 +166,7 @@ LIST_CONCURRENCY = 4
 are listed at once (at most this many: a few reads a second, far below ARM's 25 a second)."""
 
 
-def read_inventory(api, call, kinds=Inventory.KINDS, subscriptions=None, reused=None):
+def read_inventory(api, call, kinds=CORE_KINDS, subscriptions=None, reused=None):
     """List every resource of ``kinds`` in each subscription (default: the API's): one paged list
     call per kind and subscription, up to :data:`LIST_CONCURRENCY` at once, merged into one
     :class:`Inventory` in a fixed order (ARM ids are unique across subscriptions). The kinds
@@ -176,7 +195,7 @@ def read_inventory(api, call, kinds=Inventory.KINDS, subscriptions=None, reused=
 INVENTORY_FILE_FORMAT = "jitaccess.azure/inventory/1"
 INVENTORY_FILE_MAX_AGE = 3600
 """Seconds a saved inventory may be reused: it is meant for the tasks of one run."""
-STABLE_KINDS = ("virtual_machines", "network_interfaces", "virtual_networks", "public_ip_addresses")
+STABLE_KINDS = ("virtual_machines", "network_interfaces", "virtual_networks", "public_ip_addresses", "bastion_hosts")
 """What a JIT policy write or a JIT request does not change (NSGs and JIT policies it does)."""
 
 
@@ -354,6 +373,38 @@ def resolve_vms(references, topology, subscription):
     if unknown:
         raise JitValidationError(not_found_message(unknown))
     return resolved
+
+
+def resolve_bastions(api, call, choice, records, inventory):
+    """``{vm id (lower): _bastion.Bastion}`` for the ``bastion`` option (``auto`` or a Bastion
+    host id; ``None``: ``{}``) and VM ``records``: one Bastion host list per subscription of the
+    VMs, of the named host and of the VNets peered with the VMs' VNets; the VNets of those further
+    subscriptions are listed too (``inventory`` holds those of the VMs' subscriptions). Raises
+    :class:`JitValidationError`."""
+    if not choice or not records:
+        return {}
+    subscriptions = subscriptions_of([record["id"] for record in records], api.subscription_id)
+    networks = _bastion.index_networks(inventory.virtual_networks)
+    wanted = list(subscriptions)
+    if choice != _bastion.AUTO:
+        wanted.append(_bastion.subscription_of(choice))
+    wanted += _bastion.remote_subscriptions(networks, [vnet for record in records for vnet in _bastion.vm_vnet_ids(record)])
+    wanted = list({subscription.lower(): subscription for subscription in wanted}.values())
+    extra = [subscription for subscription in wanted if subscription.lower() not in {known.lower() for known in subscriptions}]
+    if extra:
+        networks.update(_bastion.index_networks(read_inventory(api, call, kinds=("virtual_networks",), subscriptions=extra).virtual_networks))
+    hosts = read_inventory(api, call, kinds=("bastion_hosts",), subscriptions=wanted).bastion_hosts
+    return _bastion.resolve(choice, records, networks, _bastion.index_bastions(hosts, networks))
+
+
+def vms_and_sources(api, call, references, topology, inventory, *, bastion=None):
+    """``(resolve_vms(references, topology, api.subscription_id), sources)``: with jit_request's
+    ``bastion`` option, ``sources`` maps each VM id (lower) to the one request source
+    (:func:`_bastion.request_source`) of the Bastion :func:`resolve_bastions` picks for it."""
+    resolved = resolve_vms(references, topology, api.subscription_id)
+    choice = bastion_reference(bastion, api.subscription_id)
+    hosts = resolve_bastions(api, call, choice, [record for _reference, record in resolved], inventory)
+    return resolved, {vm_key: _bastion.request_source(host) for vm_key, host in hosts.items()}
 
 
 def nsgs_by_id(inventory):

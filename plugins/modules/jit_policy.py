@@ -242,6 +242,25 @@ options:
         fleet once.
     type: path
     version_added: 0.2.0
+  bastion:
+    description:
+      - Allow access only from Azure Bastion - the common hardened set-up. Every port of each VM
+        named gets the address prefix(es) of a Bastion host's C(AzureBastionSubnet) as its
+        allowed source, so requests can only open access for Bastion and admins connect through it.
+      - V(auto) picks, per VM, the Bastion host of the VM's own virtual network, else the one of a
+        virtual network directly peered with it (peering state C(Connected)); VMs in different
+        spokes may get different Bastions. A VM that no Bastion can reach, or that more than one
+        can reach the same way, fails the task before anything is written, naming the VM and the
+        candidates.
+      - A Bastion host may be named instead, by C(id) or by C(name) and C(resource_group) (in
+        O(subscription_id)), or given as its resource id; it must exist and reach every VM named.
+      - Mutually exclusive with an allowed source prefix in O(ports), O(ports_by_os_type) or
+        O(virtual_machines[].ports). Ignored with O(state=absent).
+      - Reads one list of Bastion hosts per subscription (of the VMs, of the named host, and of
+        VNets peered with the VMs' VNets), only when set. Needs C(Microsoft.Network/bastionHosts/read).
+      - See U(https://github.com/jitaccess/azure/blob/main/docs/bastion.md) for the pattern end to end.
+    type: raw
+    version_added: 0.2.0
 notes:
   - "RBAC: configuring JIT needs C(Microsoft.Security/locations/jitNetworkAccessPolicies/write) and
     C(Microsoft.Compute/virtualMachines/write), plus read access to the VMs, network interfaces and
@@ -309,6 +328,22 @@ EXAMPLES = r"""
       - name: web-1
         resource_group: rg-web
     purge_virtual_machines: true
+
+- name: Allow SSH only from the Azure Bastion of each VM's network (or of its peered hub)
+  jitaccess.azure.jit_policy:
+    virtual_machines:
+      - name: app-1
+        resource_group: rg-app
+    bastion: auto
+
+- name: Allow access only from a named Bastion host
+  jitaccess.azure.jit_policy:
+    virtual_machines:
+      - name: app-1
+        resource_group: rg-app
+    bastion:
+      name: bas-hub
+      resource_group: rg-hub
 
 - name: Take a VM out of JIT (its deny rules are removed; an empty policy is deleted)
   jitaccess.azure.jit_policy:
@@ -507,7 +542,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _jit, _nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _jit, _nsg, _topology  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # noqa: E402
     SECURITY_API_VERSION,
     enable_servers_plan_2,
@@ -567,6 +602,7 @@ ARGUMENT_SPEC = dict(
     update_existing=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
     reuse_inventory=dict(type="path"),
+    bastion=dict(type="raw"),
 )
 
 
@@ -654,6 +690,8 @@ class PolicyOptions:
     wait_timeout: int = DEFAULT_WAIT_TIMEOUT
     full_detail: bool = True
     enable_defender_for_servers: bool = False
+    bastion: str | None = None
+    """``auto`` or a Bastion host id: its subnet becomes every port's allowed source."""
 
 
 def parse_options(params, subscription):
@@ -676,6 +714,7 @@ def parse_options(params, subscription):
         wait_timeout=params["wait_timeout"],
         full_detail=params["detail"] == "full",
         enable_defender_for_servers=present and params["enable_defender_for_servers"],
+        bastion=_bastion.policy_bastion_option(params, subscription) if present else None,
     )
 
 
@@ -723,9 +762,10 @@ def resolve_targets(refs, topology, present=True, skip_unsupported=False):
     return targets, skipped
 
 
-def desired_entry(target, default_ports):
+def desired_entry(target, default_ports, bastion=None):
     """The REST policy entry wanted for a target VM: its override, else ``ports_by_os_type`` for its
-    OS, else ``ports``, else the OS defaults (``default_ports`` as returned by validate_options)."""
+    OS, else ``ports``, else the OS defaults (``default_ports`` as returned by validate_options);
+    with a ``bastion`` (:class:`_bastion.Bastion`), its subnet is every port's allowed source."""
     os_type = target["record"].get("os_type")
     os_key = os_type.strip().lower() if isinstance(os_type, str) else None
     ports = target["ports"] or default_ports.get(os_key) or default_ports.get(None)
@@ -736,7 +776,7 @@ def desired_entry(target, default_ports):
             raise _arm.JitValidationError(
                 f"virtual machine {target['id']} has OS type {os_type!r}, which has no default JIT ports (Linux 22; Windows 3389, 5985, 5986): set ports"
             ) from None
-    return _jit.build_policy_vm(target["id"], ports)
+    return _jit.build_policy_vm(target["id"], _bastion.with_sources(ports, bastion.prefixes) if bastion else ports)
 
 
 def plan_entries(existing, desired, remove_ids, purge):
@@ -1140,9 +1180,11 @@ def run(module):
     try:
         targets, skipped = resolve_targets(options.refs, topology, present=present, skip_unsupported=options.skip_unsupported)
         groups = _jit.group_vms_by_policy(targets, policy_name=options.policy_name)
+        # with bastion: VM id (lower) -> the Bastion whose subnet its ports allow
+        hosts = _topology.resolve_bastions(module.api, module.azure_call, options.bastion, [target["record"] for target in targets], inventory)
         plans = []
         for key, members in groups.items():
-            desired = [desired_entry(member, options.default_ports) for member in members] if present else []
+            desired = [desired_entry(member, options.default_ports, hosts.get(_arm.normalize_id(member["id"]))) for member in members] if present else []
             remove_ids = [member["id"] for member in members] if not present else []
             plans.append((key, desired, remove_ids))
     except _arm.JitValidationError as exc:

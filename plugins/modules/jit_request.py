@@ -111,6 +111,27 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  bastion:
+    description:
+      - Open access for Azure Bastion only - the common hardened set-up. The source of the request is
+        the address prefix of a Bastion host's C(AzureBastionSubnet), resolved per VM, and admins
+        connect through Bastion.
+      - V(auto) picks, per VM, the Bastion host of the VM's own virtual network, else the one of a
+        virtual network directly peered with it (peering state C(Connected)). A VM that no Bastion
+        can reach, or that more than one can reach the same way, fails the task before anything
+        is requested, naming the VM and the candidates.
+      - A Bastion host may be named instead, by C(id) or by C(name) and C(resource_group) (in
+        O(subscription_id)), or given as its resource id; it must exist and reach every VM named.
+      - The policy must allow that prefix for each port (see
+        P(jitaccess.azure.jit_policy#module)'s O(jitaccess.azure.jit_policy#module:bastion)). A
+        Bastion subnet with several prefixes is refused (the initiate API takes one source).
+      - Mutually exclusive with O(source_address_prefixes). Not used with O(state=absent), which
+        closes the given ports whatever their source (name the prefix in O(source_address_prefixes)
+        to close only Bastion's access).
+      - Reads one list of Bastion hosts per subscription, only when set. Needs
+        C(Microsoft.Network/bastionHosts/read).
+    type: raw
+    version_added: 0.2.0
   allow_any_source:
     description:
       - Allow O(source_address_prefixes) to mean "anywhere" (V(*), V(0.0.0.0/0), V(Internet) or
@@ -282,6 +303,13 @@ EXAMPLES = r"""
     source_address_prefixes: [198.51.100.0/28]
     duration: PT2H
     wait_timeout: 600
+
+- name: Open access for the Azure Bastion of each VM's network (or of its peered hub) only
+  jitaccess.azure.jit_request:
+    virtual_machines:
+      - {name: other-2, resource_group: rg-web}
+    bastion: auto
+    duration: 30m
 
 - name: What would be opened (check mode)
   jitaccess.azure.jit_request:
@@ -540,7 +568,7 @@ import os  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _close, _jit, _nsg, _request  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _close, _jit, _nsg, _request, _topology  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
@@ -555,7 +583,6 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     nsgs_by_id,
     read_inventory,
     read_nsg,
-    resolve_vms,
     subscriptions_of,
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAULT_WAIT_TIMEOUT, wait_until  # noqa: E402
@@ -594,6 +621,7 @@ ARGUMENT_SPEC = dict(
     wait_timeout=dict(type="int", default=DEFAULT_WAIT_TIMEOUT),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     stale_only=dict(type="bool", default=False),
+    bastion=dict(type="raw"),
 )
 
 
@@ -668,7 +696,8 @@ class JitRequest:
         self.nsgs = nsgs_by_id(self.inventory)
         resolved = None
         try:
-            resolved = resolve_vms(references, self.topology, self.subscription_id)
+            # with bastion: VM id (lower) -> the source its Bastion's subnet gives
+            resolved, self.bastion_sources = _topology.vms_and_sources(api, self.call, references, self.topology, self.inventory, bastion=self.options.bastion)
         except _arm.JitValidationError as exc:
             error = str(exc)
         if error:
@@ -705,7 +734,7 @@ class JitRequest:
                     entry,
                     options.duration,
                     ports=options.ports_for(target),
-                    sources=options.sources,
+                    sources=self.bastion_sources.get(_arm.normalize_id(record["id"]), options.sources),
                     vm_label=label,
                     now=self.now,
                     shown=options.duration_text,

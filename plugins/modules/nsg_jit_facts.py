@@ -19,7 +19,7 @@ description:
     and drift (a policy VM whose deny rule was deleted, as Terraform or
     C(azure.azcollection.azure_rm_securitygroup) with C(purge_rules) do).
   - Reads in bulk - one paged list call per kind for the whole subscription (VMs with power state,
-    NICs, NSGs, virtual networks, public IPs, JIT policies), whatever the number of VMs - and
+    NICs, NSGs, virtual networks, public IPs, Bastion hosts, JIT policies), whatever the number of VMs - and
     filters locally. It never writes.
   - Returns only C(ansible_facts.azure_jit). See RV(ansible_facts.azure_jit) for the layout and
     C(docs/nsg_jit_facts.md) in the collection for how to read it.
@@ -85,7 +85,7 @@ options:
       - V(full) returns every key of every VM entry.
       - V(summary) returns a compact report for large fleets (about a tenth of the size) - each VM entry keeps
         its identity and status (id, name, resource_group, location, os_type, power_state, tags, jit_status,
-        unsupported_reason, policy, other_policies) and only the exposure entries that need attention
+        unsupported_reason, policy, other_policies, bastion_only) and only the exposure entries that need attention
         (RV(ansible_facts.azure_jit.virtual_machines[].exposure[].exposed),
         RV(ansible_facts.azure_jit.virtual_machines[].exposure[].private_only) or
         RV(ansible_facts.azure_jit.virtual_machines[].exposure[].jit_bypassed)); ports, active_requests,
@@ -97,7 +97,7 @@ options:
   save_inventory:
     description:
       - Write what this task listed (VMs, network interfaces, network security groups, virtual networks,
-        public IPs) to this path, owner-only (mode 0600), for later tasks of the same run to reuse
+        public IPs, Bastion hosts) to this path, owner-only (mode 0600), for later tasks of the same run to reuse
         (O(reuse_inventory) here, O(jitaccess.azure.jit_policy#module:reuse_inventory) in jit_policy)
         instead of listing the fleet again. Large data then moves from task to task through a file, not
         through Ansible variables.
@@ -106,7 +106,7 @@ options:
   reuse_inventory:
     description:
       - Path of a file written moments before, in the same run, by O(save_inventory). The VMs, network
-        interfaces, virtual networks and public IPs are taken from it; the network security groups and
+        interfaces, virtual networks, public IPs and Bastion hosts are taken from it; the network security groups and
         JIT policies, which JIT writes change, are listed afresh. For the read right after a rollout.
       - A file that cannot be used (missing, older than an hour, another subscription) is ignored with a
         warning, and everything is listed as usual.
@@ -118,11 +118,11 @@ notes:
     (C(Microsoft.Compute/virtualMachines/read), C(Microsoft.Compute/virtualMachines/instanceView/read),
     C(Microsoft.Network/networkInterfaces/read), C(Microsoft.Network/networkSecurityGroups/read),
     C(Microsoft.Network/virtualNetworks/read), C(Microsoft.Network/publicIPAddresses/read),
-    C(Microsoft.Security/locations/jitNetworkAccessPolicies/read)).
+    C(Microsoft.Network/bastionHosts/read), C(Microsoft.Security/locations/jitNetworkAccessPolicies/read)).
   - The user guide C(docs/nsg_jit_facts.md) explains exposure, bypasses, stale rules and drift.
   - Exposure is computed from NSG rules only. Azure Firewall, route tables, load balancer NAT
-    rules and the VM's own firewall are not evaluated; virtual network peerings are not known, so
-    C(VirtualNetwork) means the VM's own address spaces.
+    rules and the VM's own firewall are not evaluated; virtual network peerings count only for which
+    Bastion hosts reach a VM, so C(VirtualNetwork) means the VM's own address spaces.
   - A VM with several NICs gets one exposure entry per NIC and port.
 seealso:
   - module: jitaccess.azure.jit_policy
@@ -287,6 +287,29 @@ ansible_facts:
               type: list
               elements: dict
               returned: when the VM is in more than one policy
+            bastion_only:
+              description:
+                - V(true) when the VM is reachable only through Azure Bastion on its management and policy ports (those
+                  of RV(ansible_facts.azure_jit.virtual_machines[].exposure)) - all of these hold
+                - A Bastion host can reach it (RV(ansible_facts.azure_jit.virtual_machines[].bastion_hosts) is not empty).
+                - No such port is exposed to the Internet (RV(ansible_facts.azure_jit.virtual_machines[].exposure[].exposed)).
+                - Every allowed source of its JIT policy ports lies inside the C(AzureBastionSubnet) of such a host.
+                - On each NIC, at least one NSG on the path admits those ports only from such subnets - every allow rule
+                  (JIT allow rules and Azure's default rules included) that matches before a deny of every source (such
+                  as the JIT deny rule). C(VirtualNetwork), C(*), other service tags and application security groups are
+                  wider than a Bastion subnet, so a VM whose ports Azure's C(AllowVnetInBound) rule reaches is not
+                  Bastion-only. A NIC without NSG is not either.
+              type: bool
+              returned: always
+              version_added: 0.2.0
+            bastion_hosts:
+              description:
+                - Ids of the Bastion hosts that can reach the VM - those of its own virtual network and of virtual networks
+                  directly peered with it (peering state C(Connected)) - among the Bastion hosts of the subscriptions read.
+              type: list
+              elements: str
+              returned: when O(detail=full)
+              version_added: 0.2.0
             ports:
               description: The VM's ports in its JIT policy (empty when none).
               type: list
@@ -597,6 +620,10 @@ ansible_facts:
             drift:
               description: Length of RV(ansible_facts.azure_jit.drift).
               type: int
+            bastion_only_virtual_machines:
+              description: VMs with RV(ansible_facts.azure_jit.virtual_machines[].bastion_only).
+              type: int
+              version_added: 0.2.0
             subscriptions_without_jit:
               description:
                 - Subscriptions where JIT cannot be used (Defender for Servers Plan 2 is not enabled), from
@@ -775,6 +802,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._jit import server
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureJitModule, vm_references  # noqa: E402 - imports follow the documentation in Ansible modules
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     STABLE_KINDS,
+    Inventory,
     describe_inventory,
     load_inventory,
     read_inventory,
@@ -873,8 +901,8 @@ def run(module):
         reused, why = load_inventory(module.params["reuse_inventory"], subscriptions, STABLE_KINDS)
         if why:
             module.warn("reuse_inventory: %s; listing the fleet again" % why)
-    module.progress("listing the fleet (VMs, network interfaces, NSGs, virtual networks, public IPs) in %d subscription(s)" % len(subscriptions))
-    inventory = read_inventory(api, module.azure_call, subscriptions=subscriptions, reused=reused)
+    module.progress("listing the fleet (VMs, network interfaces, NSGs, virtual networks, public IPs, Bastion hosts) in %d subscription(s)" % len(subscriptions))
+    inventory = read_inventory(api, module.azure_call, kinds=Inventory.KINDS, subscriptions=subscriptions, reused=reused)
     module.progress(describe_inventory(inventory, subscriptions, reused))
     if module.params["save_inventory"]:
         try:

@@ -122,6 +122,8 @@ def test_examples_run_as_written(armsim):
     assert [(c["vm_name"], c["port"], c["source"]) for c in closed] == [("web-1", 22, "203.0.113.7")]
     winrm = result("jit_request", "Open WinRM on one VM and RDP")
     assert sorted((o["vm_name"], o["port"], o["source"]) for o in winrm["opened"]) == [("win-1", 5986, "198.51.100.0/28"), ("win-2", 3389, "198.51.100.0/28")]
+    bastion = result("jit_request", "Open access for the Azure Bastion")  # the purge below deletes its rule
+    assert [(o["vm_name"], o["port"], o["source"]) for o in bastion["opened"]] == [("other-2", 3389, "10.9.1.0/26")]
     plan = result("jit_request", "What would be opened")  # web-1 was closed by the pattern
     assert plan["changed"] and [(o["vm_name"], o["port"], o["nsg_rules"]) for o in plan["opened"]] == [("web-1", 22, [])]
     assert [(c["vm_name"], c["port"]) for c in result("jit_request", "Close every JIT access")["closed"]] == [("db-1", 22)]
@@ -136,6 +138,10 @@ def test_examples_run_as_written(armsim):
     assert purged["id"] == policy_id("rg-web") and [e["id"] for e in purged["virtual_machines"]] == [vm_id("web-1", "rg-web")]
     assert purged["changes"]["removed"] == sorted(vm_id(n, "rg-web").lower() for n in ("other-1", "other-2", "web-2"))
     assert purged["changes"]["changed"] == [vm_id("web-1", "rg-web").lower()]  # back to the OS default ports
+    (auto,) = result("jit_policy", "Allow SSH only from the Azure Bastion")["policies"]
+    assert auto["changes"]["changed"] == [vm_id("app-1", "rg-app").lower()]
+    assert auto["virtual_machines"][0]["ports"][0]["allowed_source_address_prefixes"] == ["10.9.1.0/26"]
+    assert not result("jit_policy", "Allow access only from a named Bastion host")["changed"]  # the same Bastion
 
     # armsim's state: what the examples left behind, and nothing else
     state = armsim.state()
@@ -148,5 +154,5 @@ def test_examples_run_as_written(armsim):
     # still open: win-1 and win-2; web-1 was closed by the pattern, db-1 by the last example
     assert allow_rules(state) == {("10.4.0.4", 5986, "198.51.100.0/28"), ("10.4.0.5", 3389, "198.51.100.0/28")}
     stats = armsim.stats()["by_operation"]
-    # one initiate per policy per opening example (2 + 1 + 1); policy writes: rg-app, rg-web twice, then the DELETE
-    assert stats.get("POST initiate") == 4 and stats.get("PUT jitNetworkAccessPolicies") == 3 and stats.get("DELETE jitNetworkAccessPolicies") == 1
+    # one initiate per policy per opening example (2 + 1 + 1 + 1); policy writes: rg-app, rg-web twice, rg-app (Bastion), then the DELETE
+    assert stats.get("POST initiate") == 5 and stats.get("PUT jitNetworkAccessPolicies") == 4 and stats.get("DELETE jitNetworkAccessPolicies") == 1

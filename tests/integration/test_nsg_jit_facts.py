@@ -27,6 +27,7 @@ LIST_OPERATIONS = (
     "GET networkSecurityGroups",
     "GET virtualNetworks",
     "GET publicIPAddresses",
+    "GET bastionHosts",
     "GET jitNetworkAccessPolicies",
 )
 NO_NSG = "no network security group on any NIC or subnet of the VM"

@@ -34,6 +34,7 @@ LIST_OPERATIONS = {
     "GET networkSecurityGroups": "network_security_groups",
     "GET virtualNetworks": "virtual_networks",
     "GET publicIPAddresses": "public_ip_addresses",
+    "GET bastionHosts": "bastion_hosts",
     "GET jitNetworkAccessPolicies": "jit_policies",
 }
 PAGE_SIZE = 100

@@ -22,7 +22,7 @@ never hit by faults.
 import json
 from typing import Any
 
-from armsim import compute, jit, model, network
+from armsim import bastion, compute, jit, model, network
 from armsim.arm import Request, Response, dumps
 from armsim.clock import iso
 
@@ -139,6 +139,7 @@ def state_json(state: model.State) -> dict:
         "network_security_groups": [network.nsg_json(state, nsg) for nsg in state.nsgs.values()],
         "virtual_networks": [network.vnet_json(v) for v in state.vnets.values()],
         "public_ip_addresses": [network.public_ip_json(p) for p in state.public_ips.values()],
+        "bastion_hosts": [bastion.bastion_json(b) for b in state.bastions.values()],
         "jit_policies": [jit.policy_json(p) for p in state.policies.values()],
     }
 

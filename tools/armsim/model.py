@@ -155,6 +155,58 @@ class Vnet:
     etag: str
     resource_guid: str
     json_cache: bytes | None = None
+    peerings: dict[str, "Peering"] = field(default_factory=dict)  # lower name -> Peering, insertion ordered
+
+
+@dataclass
+class Peering:
+    """A virtualNetworkPeerings child of a VNet. ``props`` holds the settable ARM properties;
+    ``state`` and ``remote_space`` are derived from the remote VNet by :func:`sync_peerings`."""
+
+    id: str
+    name: str
+    remote_vnet_id: str
+    props: dict
+    etag: str
+    resource_guid: str
+    state: str = "Initiated"  # Connected once the remote VNet peers back
+    remote_space: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BastionHost:
+    id: str
+    name: str
+    resource_group: str
+    location: str
+    tags: dict
+    sku: str
+    subnet_id: str  # the AzureBastionSubnet its (one) IP configuration sits in
+    public_ip_id: str | None
+    ip_configuration_name: str
+    etag: str
+    resource_guid: str
+
+
+BASTION_SUBNET_NAME = "AzureBastionSubnet"
+
+
+def sync_peerings(vnets: list["Vnet"], lookup: Any) -> None:
+    """Recompute every peering's ``state`` (Connected when the remote VNet has a peering back to
+    this one, else Initiated, or Disconnected once it was Connected) and ``remote_space``; ``lookup(vnet id)`` finds a VNet in any
+    subscription. Drops the JSON cache of every VNet whose peerings changed."""
+    for vnet in vnets:
+        changed = False
+        for peering in vnet.peerings.values():
+            remote = lookup(peering.remote_vnet_id)
+            back = remote is not None and any(p.remote_vnet_id.lower() == vnet.id.lower() for p in remote.peerings.values())
+            # Azure: a Connected peering whose remote side is deleted stays Disconnected
+            state = "Connected" if back else "Disconnected" if peering.state in ("Connected", "Disconnected") else "Initiated"
+            space = list(remote.address_space) if remote is not None else peering.remote_space
+            if (state, space) != (peering.state, peering.remote_space):
+                peering.state, peering.remote_space, changed = state, space, True
+        if changed:
+            vnet.json_cache = None
 
 
 @dataclass
@@ -280,6 +332,7 @@ class State:
         self.vnets: dict[str, Vnet] = {}
         self.nics: dict[str, Nic] = {}
         self.public_ips: dict[str, PublicIp] = {}
+        self.bastions: dict[str, BastionHost] = {}
         self.vms: dict[str, Vm] = {}
         self.policies: dict[str, JitPolicy] = {}
         self.vm_policy: dict[str, str] = {}  # lower VM id -> lower id of the policy that has it

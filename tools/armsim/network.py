@@ -1,11 +1,11 @@
 """Microsoft.Network: NSGs and security rules (read/write, long-running operations), NICs, VNets,
-subnets and public IPs (read-only)."""
+subnets and public IPs (read-only). Bastion hosts and VNet peerings: bastion.py."""
 
 import ipaddress
 import re
 from typing import Any
 
-from armsim import model, nsgeval, schema
+from armsim import bastion, model, nsgeval, schema
 from armsim.arm import ArmError, Ctx, Response, dumps, json_response, not_found, rg_not_found
 from armsim.model import Nsg, Rule
 
@@ -282,7 +282,7 @@ def vnet_json(vnet: model.Vnet) -> dict:
             "resourceGuid": vnet.resource_guid,
             "addressSpace": {"addressPrefixes": list(vnet.address_space)},
             "subnets": [subnet_json(vnet, s) for s in vnet.subnets.values()],
-            "virtualNetworkPeerings": [],
+            "virtualNetworkPeerings": [bastion.peering_json(p) for p in vnet.peerings.values()],
             "enableDdosProtection": False,
         },
     }

@@ -302,6 +302,15 @@ JIT_POLICY, JIT_INITIATE = _security_schemas()
 NETWORK_SECURITY_GROUP, SECURITY_RULE = _network_schemas()
 
 
+def _bastion_schemas() -> tuple[Schema, Schema]:
+    from azure.mgmt.network import models as network
+
+    return from_model(network.BastionHost, network), from_model(network.VirtualNetworkPeering, network)
+
+
+BASTION_HOST, VIRTUAL_NETWORK_PEERING = _bastion_schemas()
+
+
 def _checked(body: Any, contract: Schema, code: str, prefix: str) -> Any:
     """``body`` named as the contract spells it, when it follows the contract; else a 400 ``code``."""
     try:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from armsim import model
-from armsim.model import Gate, Nic, Nsg, Principal, PublicIp, ResourceGroup, State, Subnet, Vm, Vnet
+from armsim.model import BastionHost, Gate, Nic, Nsg, Peering, Principal, PublicIp, ResourceGroup, State, Subnet, Vm, Vnet
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 DEFAULT_TENANT = "00000000-0000-0000-0000-0000000000aa"
@@ -129,6 +129,12 @@ class _Builder:
             for v in _list(g.get("virtual_networks")):
                 self._vnet(g, v)
         for g in groups:
+            for v in _list(g.get("virtual_networks")):
+                for p in _list(v.get("peerings")):
+                    self._peering(g, v, p)
+            for b in _list(g.get("bastion_hosts")):
+                self._bastion(g, b)
+        for g in groups:
             for vm in _list(g.get("virtual_machines")):
                 self._vm(g, vm)
         for p in _list(d.get("jit_policies")):
@@ -232,6 +238,67 @@ class _Builder:
             etag=model.new_etag(),
             resource_guid=model.stable_uuid(vnet_id),
         )
+
+    def _peering(self, g: dict, v: dict, p: dict) -> None:
+        """``{name, remote: vnet | rg/vnet | id, allow_forwarded_traffic, ...}``; the state
+        (Connected or Initiated) is worked out once every subscription is built."""
+        s = self.state
+        vnet = s.vnets[model.res_id(s.subscription_id, str(g["name"]), "Microsoft.Network/virtualNetworks", str(v["name"])).lower()]
+        if not p.get("remote"):
+            raise SeedError(f"peering {p.get('name')!r} of {vnet.name!r}: remote (the peered virtual network) is required")
+        remote_id = self._ref(g, p["remote"], "Microsoft.Network/virtualNetworks")
+        name = str(p.get("name") or f"{vnet.name}-to-{remote_id.rsplit('/', 1)[-1]}")
+        flags = {}
+        for key in ("allow_virtual_network_access", "allow_forwarded_traffic", "allow_gateway_transit", "use_remote_gateways"):
+            if p.get(key) is not None:
+                flags["".join(w if i == 0 else w.capitalize() for i, w in enumerate(key.split("_")))] = bool(p[key])
+        peering_id = f"{vnet.id}/virtualNetworkPeerings/{name}"
+        vnet.peerings[name.lower()] = Peering(peering_id, name, remote_id, flags, model.new_etag(), model.stable_uuid(peering_id))
+
+    def _bastion(self, g: dict, b: dict) -> None:
+        """``{name, subnet: vnet/AzureBastionSubnet | rg/vnet/AzureBastionSubnet | id, sku, public_ip}``."""
+        from armsim import arm, bastion  # late import: they import model
+
+        s = self.state
+        rg = s.rg(str(g["name"]))
+        name = str(b["name"])
+        host_id = model.res_id(s.subscription_id, rg.name, "Microsoft.Network/bastionHosts", name)
+        location = str(b.get("location") or rg.location)
+        subnet = self._subnet_for(g, b.get("subnet") or f"{b.get('virtual_network')}/{model.BASTION_SUBNET_NAME}")
+        try:
+            bastion.check_bastion_subnet(s, host_id, subnet.id, location)
+        except arm.ArmError as exc:
+            raise SeedError(f"bastion host {name!r}: {exc.message}") from exc
+        sku = str(b.get("sku") or "Standard")
+        pip_id = None
+        if sku != "Developer" and b.get("public_ip", True):
+            self.pip_counter += 1
+            n = self.pip_counter + 10
+            pip_id = model.res_id(s.subscription_id, rg.name, "Microsoft.Network/publicIPAddresses", f"{name}-ip")
+            s.public_ips[pip_id.lower()] = PublicIp(
+                id=pip_id,
+                name=f"{name}-ip",
+                resource_group=rg.name,
+                location=location,
+                ip_address=f"20.{50 + (n >> 16) % 200}.{(n >> 8) & 255}.{n & 255}",
+                ip_configuration_id=f"{host_id}/bastionHostIpConfigurations/IpConf",
+                etag=model.new_etag(),
+                resource_guid=model.stable_uuid(pip_id),
+            )
+        s.bastions[host_id.lower()] = BastionHost(
+            id=host_id,
+            name=name,
+            resource_group=rg.name,
+            location=location,
+            tags=dict(b.get("tags") or {}),
+            sku=sku,
+            subnet_id=subnet.id,
+            public_ip_id=pip_id,
+            ip_configuration_name="IpConf",
+            etag=model.new_etag(),
+            resource_guid=model.stable_uuid(host_id),
+        )
+        subnet.ip_configuration_ids.append(f"{host_id}/bastionHostIpConfigurations/IpConf")
 
     def _subnet_for(self, g: dict, ref: str | None) -> Subnet:
         s = self.state
@@ -445,4 +512,17 @@ def build_states(source: str | os.PathLike | dict, now: float) -> list[State]:
     ids = [state.subscription_id.lower() for state in states]
     if len(set(ids)) != len(ids):
         raise SeedError(f"subscription ids must be unique: {', '.join(ids)}")
+    _check_peerings(states)
     return states
+
+
+def _check_peerings(states: list[State]) -> None:
+    """Every seeded peering names an existing VNet of some subscription; then their states."""
+    vnets = {vnet_id: vnet for state in states for vnet_id, vnet in state.vnets.items()}
+    for vnet in vnets.values():
+        for peering in vnet.peerings.values():
+            remote = vnets.get(peering.remote_vnet_id.lower())
+            if remote is None:
+                raise SeedError(f"peering {peering.name!r} of {vnet.name!r}: unknown remote virtual network {peering.remote_vnet_id!r}")
+            peering.remote_vnet_id = remote.id
+    model.sync_peerings(list(vnets.values()), lambda vnet_id: vnets.get(vnet_id.lower()))

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from armsim import admin, certs, compute, jit, network, pricing, rbac, resources, seed
+from armsim import admin, bastion, certs, compute, jit, network, pricing, rbac, resources, seed
 from armsim import profile as profiles
 from armsim.arm import ArmError, Ctx, Operations, Request, Response, error_response, json_response
 from armsim.auth import Auth
@@ -270,7 +270,7 @@ class App:
         self.request_log: collections.deque = collections.deque(maxlen=5000)
         self.routes = [
             (method, re.compile(pattern, re.IGNORECASE), handler)
-            for method, pattern, handler in resources.ROUTES + network.ROUTES + compute.ROUTES + jit.ROUTES + pricing.ROUTES
+            for method, pattern, handler in resources.ROUTES + network.ROUTES + bastion.ROUTES + compute.ROUTES + jit.ROUTES + pricing.ROUTES
         ]
 
     def _generate_certificates(self, directory: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ LAYERS = {
     "_guard_record": 1,  # the jit_request -> jit_guard record
     "_request": 2,  # request logic and jit_request's typed options
     "_api": 2,  # the only place that talks to ARM
+    "_bastion": 2,  # Azure Bastion: reachability, subnet prefixes, bastion-only verdict
     "_topology": 3,  # bulk reads turned into VM records
     "_lease": 3,  # leases jit_guard renews (jit_request lease=)
     "_close": 4,  # the close planner shared by jit_request and jit_guard

@@ -198,7 +198,7 @@ def test_read_inventory_lists_only_what_the_reused_file_lacks():
     inventory = _topology.read_inventory(Api(), lambda _action, function: function(), reused=reused)
     assert sorted(listed) == ["networkSecurityGroups", "publicIPAddresses", "virtualNetworks"]
     assert inventory.virtual_machines == [{"id": "vm"}] and inventory.network_interfaces == []
-    assert inventory.kinds == _topology.Inventory.KINDS
+    assert inventory.kinds == _topology.CORE_KINDS
 
 
 def test_listed_items_lose_only_members_never_read():
@@ -260,3 +260,43 @@ def test_a_failed_list_fails_through_call_in_the_calling_thread_after_the_others
     with pytest.raises(ValueError, match="list network interfaces"):
         _topology.read_inventory(Api(), call, kinds=("virtual_machines", "network_interfaces", "virtual_networks"))
     assert seen == [("list virtual machines", True), ("list network interfaces", True)]
+
+
+def test_a_hub_in_another_subscription_is_listed_for_the_bastion_option():
+    """The VMs' subscription holds the spoke; the hub with the Bastion sits in SUB2 behind a
+    Connected peering: Bastion hosts are listed in both, VNets once more in SUB2 only."""
+    spoke = "/subscriptions/%s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke" % SUB
+    hub = "/subscriptions/%s/resourceGroups/hub/providers/Microsoft.Network/virtualNetworks/hub" % SUB2
+    peering = {"properties": {"remoteVirtualNetwork": {"id": hub}, "peeringState": "Connected"}}
+    lists = {
+        (SUB2, "virtualNetworks"): [
+            {"id": hub, "properties": {"subnets": [{"id": hub + "/subnets/AzureBastionSubnet", "properties": {"addressPrefix": "10.0.1.0/26"}}]}}
+        ],
+        (SUB, "bastionHosts"): [],
+        (SUB2, "bastionHosts"): [
+            {
+                "id": "/subscriptions/%s/resourceGroups/hub/providers/Microsoft.Network/bastionHosts/bas" % SUB2,
+                "name": "bas",
+                "properties": {"ipConfigurations": [{"properties": {"subnet": {"id": hub + "/subnets/AzureBastionSubnet"}}}]},
+            }
+        ],
+    }
+
+    class Api:
+        subscription_id = SUB
+        calls = []
+
+        def list_in_subscription(self, path, api_version, params=None, subscription_id=None, each=None):
+            self.calls.append((subscription_id, path.rsplit("/", 1)[1]))
+            return lists[subscription_id, path.rsplit("/", 1)[1]]
+
+    inventory = _topology.Inventory(virtual_networks=[{"id": spoke, "properties": {"subnets": [], "virtualNetworkPeerings": [peering]}}])
+    record = {"id": vm_id("app-1"), "name": "app-1", "nics": [{"subnet_id": spoke + "/subnets/default"}]}
+    topology = {vm_id("app-1").lower(): record}
+    api = Api()
+    resolved, sources = _topology.vms_and_sources(api, lambda _action, function: function(), [{"id": vm_id("app-1")}], topology, inventory, bastion="auto")
+    assert [item[1] for item in resolved] == [record] and sources == {vm_id("app-1").lower(): ("10.0.1.0/26",)}
+    assert sorted(api.calls) == sorted([(SUB2, "virtualNetworks"), (SUB, "bastionHosts"), (SUB2, "bastionHosts")])
+    api.calls.clear()
+    assert _topology.vms_and_sources(api, None, [{"id": vm_id("app-1")}], topology, inventory)[1] == {}
+    assert api.calls == []  # without the option, nothing more is read
