@@ -145,3 +145,33 @@ def test_facts_mark_bastion_only_vms(armsim):
     after = facts()
     assert {entry["name"] for entry in after["virtual_machines"] if entry["bastion_only"]} == {"guarded-1", "app-1"}
     assert after["summary"]["bastion_only_virtual_machines"] == 2
+
+
+def test_the_jit_access_role_opens_and_closes_for_the_bastion(armsim, tmp_path):
+    """jit_access_bastion: the role's batch request goes out for the Bastion's subnet, and its close
+    removes exactly that access."""
+    from harness import run_playbook
+    from roles_support import write_inventory
+
+    run_module(armsim, "jit_policy", {"virtual_machines": [vm("app-1")], "bastion": "auto"})
+    inventory = write_inventory(armsim, str(tmp_path / "inventory.ini"), [("app-1", "rg-spoke")], group="jit_targets")
+    role = {"name": "jitaccess.azure.jit_access"}
+    play = [
+        {
+            "name": "Through Bastion",
+            "hosts": "jit_targets",
+            "gather_facts": False,
+            "vars": {"jit_access_bastion": "auto", "jit_access_ports": [22], "jit_access_duration": "30m", "jit_access_wait_for_port": False},
+            "tasks": [
+                {"name": "Open", "ansible.builtin.include_role": dict(role, tasks_from="open")},
+                {"name": "Look at the rules", "ansible.builtin.set_fact": {"seen": "{{ jit_access_request.opened | map(attribute='source') | list }}"}},
+                {"name": "Close", "ansible.builtin.include_role": dict(role, tasks_from="close")},
+            ],
+        }
+    ]
+    armsim.reset_stats()
+    run = run_playbook(armsim, play, inventory=inventory)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.result("Look at the rules")["ansible_facts"]["seen"] == [HUB_BASTION_PREFIX]
+    assert armsim.stats()["by_operation"].get("POST initiate") == 1
+    assert jit_allow_rules(armsim.state(), "nsg-spoke-a") == []  # closed again
