@@ -1,7 +1,6 @@
 """Writes side by side: results in item order, the first failure in item order, nothing new after it."""
 
 import threading
-import time
 
 from ansible_collections.jitaccess.azure.plugins.module_utils._parallel import side_by_side
 
@@ -23,8 +22,24 @@ def test_batch_writes_run_side_by_side_and_come_back_in_plan_order():
     assert error is None and [outcome["key"] for outcome in outcomes] == ["p%d" % index for index in range(8)]
 
 
-def test_a_batch_write_error_is_the_first_in_plan_order_and_stops_new_writes():
-    release = threading.Event()
+def test_a_write_in_flight_when_another_fails_finishes_and_is_reported():
+    failing = threading.Event()
+    plans = [("p0", [], []), ("p1", [], [])]
+
+    def attempt(key, desired, removed):
+        if key == "p1":
+            failing.set()
+            raise Refused("write JIT policy p1")
+        assert failing.wait(30)  # p0 is still in flight when p1 fails
+        return {"key": key}
+
+    outcomes, error = side_by_side(plans, attempt, 2)
+    index, exc = error[0], error[1]
+    assert index == 1 and isinstance(exc, Refused) and str(exc) == "write JIT policy p1"
+    assert outcomes == [{"key": "p0"}, None]
+
+
+def test_nothing_starts_after_a_failure_and_the_first_failure_in_plan_order_is_reported():
     started = []
     plans = [("p%d" % index, [], []) for index in range(6)]
 
@@ -32,24 +47,11 @@ def test_a_batch_write_error_is_the_first_in_plan_order_and_stops_new_writes():
         started.append(key)
         if key == "p1":
             raise Refused("write JIT policy p1")
-        if key == "p0":
-            assert release.wait(30)  # still in flight when p1 fails
         return {"key": key}
 
-    def unblock():
-        deadline = time.monotonic() + 30
-        while "p1" not in started and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling for the condition, bounded by the deadline
-        release.set()
-
-    helper = threading.Thread(target=unblock)
-    helper.start()
-    outcomes, error = side_by_side(plans, attempt, 2)
-    helper.join()
-    index, exc = error[0], error[1]
-    assert index == 1 and isinstance(exc, Refused) and str(exc) == "write JIT policy p1"
-    assert outcomes[0] == {"key": "p0"} and outcomes[1] is None  # the write in flight finished and is reported
-    assert outcomes[2:] == [None] * 4 and sorted(started) == ["p0", "p1"]  # nothing new started after the failure
+    outcomes, error = side_by_side(plans, attempt, 1)
+    assert error[0] == 1 and outcomes == [{"key": "p0"}, None, None, None, None, None]
+    assert started == ["p0", "p1"]
 
 
 def test_each_result_is_handed_over_in_the_calling_thread_as_it_comes():
