@@ -171,3 +171,10 @@ class Ctx:
             next_link = f"{self.arm_url}{self.req.raw_path}?{urlencode(params)}"
             body += b',"nextLink":' + dumps(next_link)
         return Response(200, body + b"}")
+
+
+# Route prefixes shared by every resource module (named groups: sub, rg).
+SUB = r"^/subscriptions/(?P<sub>[^/]+)"
+RG = SUB + r"/resourceGroups/(?P<rg>[^/]+)"
+NET = r"/providers/Microsoft\.Network"
+SEC = r"/providers/Microsoft\.Security"

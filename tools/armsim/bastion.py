@@ -10,7 +10,7 @@ import ipaddress
 from typing import Any
 
 from armsim import model, schema
-from armsim.arm import ArmError, Ctx, Response, dumps, json_response, not_found, rg_not_found
+from armsim.arm import NET, RG, SUB, ArmError, Ctx, Response, dumps, json_response, not_found, rg_not_found
 from armsim.model import BastionHost, Peering, Vnet
 
 BASTION_TYPE = "Microsoft.Network/bastionHosts"
@@ -293,9 +293,6 @@ def delete_peering(ctx: Ctx, rg: str, vnet: str, peering: str, **_: str) -> Resp
     return Response(202, b"", headers)
 
 
-SUB = r"^/subscriptions/(?P<sub>[^/]+)"
-RG = SUB + r"/resourceGroups/(?P<rg>[^/]+)"
-NET = r"/providers/Microsoft\.Network"
 PEERINGS = RG + NET + r"/virtualNetworks/(?P<vnet>[^/]+)/virtualNetworkPeerings"
 
 ROUTES = [

@@ -4,7 +4,7 @@ group / location, GET with $expand=instanceView, instanceView)."""
 from typing import Any
 
 from armsim import model
-from armsim.arm import ArmError, Ctx, Response, dumps, json_response, not_found, rg_not_found
+from armsim.arm import RG, SUB, ArmError, Ctx, Response, dumps, json_response, not_found, rg_not_found
 from armsim.model import Vm
 
 VM_TYPE = "Microsoft.Compute/virtualMachines"
@@ -107,8 +107,6 @@ def get_instance_view(ctx: Ctx, rg: str, name: str, **_: str) -> Response:
     return json_response(instance_view_json(_get(ctx, rg, name)))
 
 
-SUB = r"^/subscriptions/(?P<sub>[^/]+)"
-RG = SUB + r"/resourceGroups/(?P<rg>[^/]+)"
 COMP = r"/providers/Microsoft\.Compute"
 
 ROUTES = [

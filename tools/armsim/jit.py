@@ -11,7 +11,7 @@ import zlib
 from typing import Any
 
 from armsim import model, network, nsgeval, pricing, schema
-from armsim.arm import ArmError, Ctx, Response, dumps, json_response, rg_not_found
+from armsim.arm import RG, SEC, SUB, ArmError, Ctx, Response, dumps, json_response, rg_not_found
 from armsim.clock import iso, parse_duration, parse_iso
 from armsim.model import JitPolicy, JitRequest, JitRequestPort, JitRequestVm, Nsg, Rule, State, Vm
 
@@ -711,9 +711,6 @@ def initiate_handler(ctx: Ctx, rg: str, loc: str, name: str, **_: str) -> Respon
     return json_response(request_json(req), 202)
 
 
-SUB = r"^/subscriptions/(?P<sub>[^/]+)"
-RG = SUB + r"/resourceGroups/(?P<rg>[^/]+)"
-SEC = r"/providers/Microsoft\.Security"
 POLICY = RG + SEC + r"/locations/(?P<loc>[^/]+)/jitNetworkAccessPolicies/(?P<name>[^/]+)"
 
 ROUTES = [

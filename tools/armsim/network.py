@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from armsim import bastion, model, nsgeval, schema
-from armsim.arm import ArmError, Ctx, Response, dumps, json_response, not_found, rg_not_found
+from armsim.arm import NET, RG, SUB, ArmError, Ctx, Response, dumps, json_response, not_found, rg_not_found
 from armsim.model import Nsg, Rule
 
 NSG_TYPE = "Microsoft.Network/networkSecurityGroups"
@@ -618,9 +618,6 @@ def operation_result(ctx: Ctx, loc: str, op: str, **_: str) -> Response:
     return Response(204)
 
 
-SUB = r"^/subscriptions/(?P<sub>[^/]+)"
-RG = SUB + r"/resourceGroups/(?P<rg>[^/]+)"
-NET = r"/providers/Microsoft\.Network"
 NSG = RG + NET + r"/networkSecurityGroups/(?P<nsg>[^/]+)"
 
 ROUTES = [

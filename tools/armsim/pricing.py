@@ -5,7 +5,7 @@ armsim refuses JIT policy writes and initiates (see README, "Defender for Server
 
 from __future__ import annotations
 
-from armsim.arm import ArmError, Ctx, Response, json_response
+from armsim.arm import SEC, SUB, ArmError, Ctx, Response, json_response
 from armsim.model import State
 
 PLAN = "VirtualMachines"
@@ -73,9 +73,9 @@ def put_pricing(ctx: Ctx, name: str, **_: str) -> Response:
     return json_response(pricing_json(ctx.state))
 
 
-SUB = r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Security/pricings"
+PRICINGS = SUB + SEC + "/pricings"
 ROUTES = [
-    ("GET", SUB + "$", list_pricings),
-    ("GET", SUB + r"/(?P<name>[^/]+)$", get_pricing),
-    ("PUT", SUB + r"/(?P<name>[^/]+)$", put_pricing),
+    ("GET", PRICINGS + "$", list_pricings),
+    ("GET", PRICINGS + r"/(?P<name>[^/]+)$", get_pricing),
+    ("PUT", PRICINGS + r"/(?P<name>[^/]+)$", put_pricing),
 ]

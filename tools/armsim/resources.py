@@ -1,6 +1,6 @@
 """Microsoft.Resources basics: the subscription and its resource groups (read-only)."""
 
-from armsim.arm import Ctx, Response, dumps, json_response, rg_not_found
+from armsim.arm import SUB, Ctx, Response, dumps, json_response, rg_not_found
 
 
 def subscription_json(state) -> dict:
@@ -49,8 +49,6 @@ def get_rg(ctx: Ctx, rg: str, **_: str) -> Response:
 def head_rg(ctx: Ctx, rg: str, **_: str) -> Response:
     return Response(204 if ctx.state.rg(rg) else 404)
 
-
-SUB = r"^/subscriptions/(?P<sub>[^/]+)"
 
 ROUTES = [
     ("GET", r"^/subscriptions$", list_subscriptions),
