@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.jitaccess.azure.plugins.module_utils._report_html import report_html
+from ansible_collections.jitaccess.azure.plugins.module_utils._report_html import exposure_state, report_html
 
 
 def _text(value):
@@ -455,14 +455,6 @@ def exposure_counts(exposures):
     return result
 
 
-def _exposure_state(entry):
-    if entry.get("jit_bypassed"):
-        return "bypassed"
-    if entry.get("open_by_jit_request"):
-        return "open by a JIT request"
-    return "protected" if entry.get("jit_protected") else "not protected"
-
-
 def _table(lines, header, rows, empty="None."):
     if not rows:
         lines.append(empty)
@@ -531,7 +523,7 @@ def report_markdown(report):
     rows = []
     for e in internet:
         sources = "any Internet address" if e.get("whole_internet") else ", ".join(_text(item) for item in e.get("admitted_prefixes") or [])
-        rows.append(_row(_where(e), e.get("port"), sources, e.get("public_ip"), _deciding_rule(e), _exposure_state(e)))
+        rows.append(_row(_where(e), e.get("port"), sources, e.get("public_ip"), _deciding_rule(e), exposure_state(e)))
     _table(lines, ("VM", "port", "admitted from", "public IP", "deciding rule", "JIT"), rows, empty="No management port is reachable from the Internet.")
     lines += ["", "## Open to any source inside the network: %s" % _pairs(counts.get("inside_network")), ""]
     if inside:
@@ -541,7 +533,7 @@ def report_markdown(report):
             "",
         ]
     rows = [
-        _row(_where(e), e.get("port"), "Standard public IP, no NSG" if e.get("public_ip") else "no public IP", _deciding_rule(e), _exposure_state(e))
+        _row(_where(e), e.get("port"), "Standard public IP, no NSG" if e.get("public_ip") else "no public IP", _deciding_rule(e), exposure_state(e))
         for e in inside
     ]
     _table(lines, ("VM", "port", "why not from the Internet", "deciding rule", "JIT"), rows)

@@ -210,12 +210,18 @@ def _sources(entry):
     return ", ".join(str(item) for item in entry.get("admitted_prefixes") or []) or "-"
 
 
-def _state(entry):
+def exposure_state(entry):
+    """What JIT does for an exposed port, in words (the Markdown page says the same)."""
     if entry.get("jit_bypassed"):
-        return '<span class="bad">bypassed</span>'
+        return "bypassed"
     if entry.get("open_by_jit_request"):
         return "open by a JIT request"
-    return "protected" if entry.get("jit_protected") else '<span class="bad">not protected</span>'
+    return "protected" if entry.get("jit_protected") else "not protected"
+
+
+def _state(entry):
+    text = exposure_state(entry)
+    return '<span class="bad">%s</span>' % text if text in ("bypassed", "not protected") else text
 
 
 def _fix(bypass, rule):
