@@ -91,6 +91,9 @@ class _SdkModule:
     def warn(self, _message):
         pass
 
+    def progress(self, _message, verbosity=1):
+        pass
+
     def azure_call(self, _action, function, *args, **kwargs):
         return function(*args, **kwargs)
 
