@@ -31,19 +31,33 @@ def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=5.0):
             delay = min(maximum, delay * factor)
 
 
+MIN_PAUSE_FRACTION = 0.25
+"""However long a round took, the next one waits at least this part of its delay (reads on a
+large fleet take seconds: rounds never run back to back)."""
+
+
 def wait_until(check, timeout, *, sleep=time.sleep, clock=time.monotonic, delays=None, check_first=True):
     """Call ``check()`` until it returns true or ``timeout`` seconds have passed; return whether it
-    succeeded. Rounds are spaced by ``delays`` (default :func:`backoff_delays`), never sleeping past
-    the deadline by more than 0.1 s. With ``check_first=False`` the first round comes after a sleep
-    (the caller has just looked)."""
+    succeeded. Rounds start ``delays`` apart (default :func:`backoff_delays`): the time a round
+    took is taken off the sleep after it (down to :data:`MIN_PAUSE_FRACTION` of the delay), so a
+    change is seen as soon on a large fleet as on a small one. Never sleeps past the deadline by
+    more than 0.1 s. With ``check_first=False`` the first round comes after a sleep (the caller has
+    just looked)."""
     deadline = clock() + max(timeout, 0)
     delays = iter(delays if delays is not None else backoff_delays())
-    if check_first and check():
-        return True
+    took = 0.0
+    if check_first:
+        started = clock()
+        if check():
+            return True
+        took = clock() - started
     while True:
         remaining = deadline - clock()
         if remaining <= 0:
             return False
-        sleep(min(next(delays), max(remaining, 0.1)))
+        delay = next(delays)
+        sleep(min(max(delay - took, delay * MIN_PAUSE_FRACTION), max(remaining, 0.1)))
+        started = clock()
         if check():
             return True
+        took = clock() - started

@@ -568,7 +568,7 @@ import os  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _close, _jit, _nsg, _request, _topology  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _access, _arm, _close, _jit, _nsg, _request, _topology  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
@@ -782,7 +782,7 @@ class JitRequest:
             return False, None
         number = port["number"]
         sources = active.sources or wanted
-        access, missing = _nsg.access_on_path(plan["paths"], self.nsgs, number, sources)
+        access, missing = _access.access_on_path(plan["paths"], self.nsgs, number, sources)
         return not missing, access
 
     def run_present(self):
@@ -826,7 +826,7 @@ class JitRequest:
         for items in by_policy.values():
             for plan, ports in items:
                 for port in ports:
-                    exclude = _nsg.baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
+                    exclude = _access.baseline_fingerprints(plan["paths"], self.nsgs, port["number"])
                     waits.append({"plan": plan, "port": port, "sources": self.port_sources(port), "exclude": exclude})
 
         self.initiate_all(by_policy, waits)
@@ -896,7 +896,7 @@ class JitRequest:
                 for nsg_id, ip in plan["paths"]:
                     nsg = self.nsgs.get(_arm.normalize_id(nsg_id))
                     for port in ports:  # a port whose allow rule is already there gets it replaced
-                        if nsg is not None and not _nsg.allow_rules(nsg, ip, port["number"]):
+                        if nsg is not None and not _access.allow_rules(nsg, ip, port["number"]):
                             fresh[(_arm.normalize_id(nsg_id), plan["record"]["id"], port["number"])] = True
         needed = OrderedDict()
         for key, _vm, _port in fresh:
@@ -966,7 +966,7 @@ class JitRequest:
             still = []
             for item in pending:
                 sources = item["sources"] if item["sources"] and len(item["sources"]) == 1 else None
-                access, missing = _nsg.access_on_path(item["plan"]["paths"], nsgs, item["port"]["number"], sources, exclude=item["exclude"])
+                access, missing = _access.access_on_path(item["plan"]["paths"], nsgs, item["port"]["number"], sources, exclude=item["exclude"])
                 if missing:
                     item["missing"] = missing
                     still.append(item)
@@ -1149,7 +1149,7 @@ class JitRequest:
                 closed_at = closed_earlier.get((key, number))
                 if closed_at and _arm.parse_azure_datetime(closed_at) >= active.start_time:
                     continue  # applied, then closed by an earlier task of this run
-                access, missing = _nsg.access_on_path(_nsg.path_pairs(record), self.nsgs, number, active.sources or None)
+                access, missing = _access.access_on_path(_nsg.path_pairs(record), self.nsgs, number, active.sources or None)
                 if missing and not access and self.applied_elsewhere(active, actives):
                     continue  # its request was applied (another of its ports has rules): this one was closed
                 if missing:
@@ -1162,7 +1162,7 @@ class JitRequest:
             if other is active or other.start_time != active.start_time:
                 continue
             record = self.topology.get(vm_key)
-            if record is not None and _nsg.access_on_path(_nsg.path_pairs(record), self.nsgs, number, other.sources or None)[0]:
+            if record is not None and _access.access_on_path(_nsg.path_pairs(record), self.nsgs, number, other.sources or None)[0]:
                 return True
         return False
 

@@ -20,6 +20,7 @@ LAYERS = {
     "_report_html": 0,  # the jit_fleet report as an HTML page (used by the filter plugin)
     "_jit": 1,  # policy logic
     "_nsg": 1,  # NSG rules: model, evaluation, a VM's path, JIT rule matching
+    "_access": 2,  # the JIT allow rules on a VM's path (what a request opened)
     "_guard_record": 1,  # the jit_request -> jit_guard record
     "_request": 2,  # request logic and jit_request's typed options
     "_api": 2,  # the only place that talks to ARM

@@ -18,7 +18,7 @@ from fakes import (
     vm_record,
 )
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _close, _nsg
+from ansible_collections.jitaccess.azure.plugins.module_utils import _access, _close, _nsg
 
 VM_A = WEB_VM
 VM_B = vm_id("web-2")
@@ -176,7 +176,7 @@ def test_describe_planned_rule_has_the_shape_of_an_access_entry():
     nsgs = by_id(nsg_resource(NSG_SUBNET, raw))
     planned, _unknown, _kept = _close.plan_close({VM_A.lower(): vm_record(nic_nsg=None)}, nsgs, [{"vm_id": VM_A, "ports": [22]}])
     (item,) = planned
-    assert _close.describe_planned_rule(item) == _nsg.describe_rule(NSG_SUBNET, _nsg.SecurityRule.from_azure(raw))
+    assert _close.describe_planned_rule(item) == _access.describe_rule(NSG_SUBNET, _nsg.SecurityRule.from_azure(raw))
 
 
 def test_target_without_vm_id_is_rejected():

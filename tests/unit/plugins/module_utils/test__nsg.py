@@ -25,6 +25,7 @@ from fakes import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.jitaccess.azure.plugins.module_utils import _access
 from ansible_collections.jitaccess.azure.plugins.module_utils import _nsg as nsg
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError
 
@@ -689,15 +690,39 @@ def test_allow_rules_match_port_destination_and_source():
         rest_rule("AllowHttps", 300, ports="443", destination=VM_IP, description=ALLOW_DESCRIPTION),
         jit_allow(102, destination="10.1.0.99", name="MicrosoftDefenderForCloud-JITRule-5-BBBB"),
     )
-    assert [r.name for r, _raw in nsg.allow_rules(group, VM_IP, 22)] == [ALLOW_NAME, SECOND_ALLOW_NAME]
-    assert [r.name for r, _raw in nsg.allow_rules(group, VM_IP, 22, ["203.0.113.7/32"])] == [ALLOW_NAME]
-    assert nsg.allow_rules(group, VM_IP, 3389) == []
+    assert [r.name for r, _raw in _access.allow_rules(group, VM_IP, 22)] == [ALLOW_NAME, SECOND_ALLOW_NAME]
+    assert [r.name for r, _raw in _access.allow_rules(group, VM_IP, 22, ["203.0.113.7/32"])] == [ALLOW_NAME]
+    assert _access.allow_rules(group, VM_IP, 3389) == []
+
+
+def test_allow_rules_found_by_address_equal_a_scan_of_every_rule():
+    """Rules are looked up by destination address (a subnet NSG holds one per VM); a rule for a range
+    or a tag is still checked for every address."""
+    rules = [jit_allow(100 + n, destination="10.1.0.%d" % (10 + n), name="MicrosoftDefenderForCloud-JITRule-%d-AAAA" % n) for n in range(50)]
+    rules += [
+        jit_allow(200, destination="10.1.0.20/32", name="MicrosoftDefenderForCloud-JITRule-200-HOST"),
+        jit_allow(201, destination="10.1.0.0/24", name="MicrosoftDefenderForCloud-JITRule-201-WIDE"),
+        jit_allow(202, destination="VirtualNetwork", name="MicrosoftDefenderForCloud-JITRule-202-TAG"),
+    ]
+    group = nsg_resource(NSG_SUBNET, *rules)
+    parsed = [nsg.SecurityRule.from_azure(raw) for raw in rules]
+    for address in ("10.1.0.10", "10.1.0.20", "10.1.0.59", "10.1.0.200", "10.2.0.1"):
+        scanned = [rule.name for rule in nsg.find_jit_rules(parsed, kind="allow", destination=address, ports=[22])]
+        assert [rule.name for rule, _raw in _access.allow_rules(group, address, 22)] == scanned
+    assert {r.name for r, _raw in _access.allow_rules(group, "10.1.0.20", 22)} == {
+        "MicrosoftDefenderForCloud-JITRule-10-AAAA",
+        "MicrosoftDefenderForCloud-JITRule-200-HOST",
+        "MicrosoftDefenderForCloud-JITRule-201-WIDE",
+        "MicrosoftDefenderForCloud-JITRule-202-TAG",
+    }
+    with pytest.raises(JitValidationError):
+        _access.allow_rules(group, "not-an-address", 22)
 
 
 def test_access_on_path_reports_missing_and_excludes_baseline():
     subnet = nsg_resource(NSG_SUBNET, jit_allow(etag='W/"1"'))
     nic = nsg_resource(NSG_NIC)
-    access, missing = nsg.access_on_path(nsg.path_pairs(vm_record()), by_id(subnet, nic), 22, ["203.0.113.7"])
+    access, missing = _access.access_on_path(nsg.path_pairs(vm_record()), by_id(subnet, nic), 22, ["203.0.113.7"])
     assert access == [
         {
             "id": NSG_SUBNET + "/securityRules/" + ALLOW_NAME,
@@ -709,13 +734,13 @@ def test_access_on_path_reports_missing_and_excludes_baseline():
         }
     ]
     assert missing == [(NSG_NIC, VM_IP)]
-    baseline = nsg.baseline_fingerprints(nsg.path_pairs(vm_record()), by_id(subnet, nic), 22)
+    baseline = _access.baseline_fingerprints(nsg.path_pairs(vm_record()), by_id(subnet, nic), 22)
     assert baseline == {(ALLOW_NAME.lower(), 'W/"1"')}
-    _access, missing = nsg.access_on_path(nsg.path_pairs(vm_record(nic_nsg=None)), by_id(subnet), 22, None, exclude=baseline)
+    _found, missing = _access.access_on_path(nsg.path_pairs(vm_record(nic_nsg=None)), by_id(subnet), 22, None, exclude=baseline)
     assert missing == [(NSG_SUBNET, VM_IP)]
     # the same rule rewritten (new etag) counts as the new request's rule
     rewritten = nsg_resource(NSG_SUBNET, jit_allow(etag='W/"2"'))
-    _access, missing = nsg.access_on_path(nsg.path_pairs(vm_record(nic_nsg=None)), by_id(rewritten), 22, None, exclude=baseline)
+    _found, missing = _access.access_on_path(nsg.path_pairs(vm_record(nic_nsg=None)), by_id(rewritten), 22, None, exclude=baseline)
     assert missing == []
 
 

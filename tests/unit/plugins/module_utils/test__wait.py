@@ -112,3 +112,19 @@ def test_wait_until_check_first_false_sleeps_before_the_first_check():
     fake = FakeTime()
     assert _wait.wait_until(fake.checker([True]), 0, sleep=fake.sleep, clock=fake.clock, check_first=False) is False
     assert fake.events == []
+
+
+def test_rounds_start_a_delay_apart_whatever_a_round_costs():
+    """A round that takes time (reading NSGs on a large fleet) is taken off the sleep after it: the
+    rounds still start every ``delay`` seconds, and never closer than a quarter of it."""
+    fake = FakeTime()
+    costs = iter([0.3, 0.3, 5.0, 0.0])
+
+    def check():
+        fake.events.append(("check", fake.now))
+        fake.now += next(costs)
+        return len(fake.checks) == 4
+
+    assert _wait.wait_until(check, 60, sleep=fake.sleep, clock=fake.clock, delays=[2, 2, 2, 2]) is True
+    assert fake.sleeps == pytest.approx([1.7, 1.7, 0.5])  # 2 - 0.3 twice; after the 5 s round, a quarter of 2
+    assert fake.checks == pytest.approx([1000.0, 1002.0, 1004.0, 1009.5])

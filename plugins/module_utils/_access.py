@@ -1,0 +1,120 @@
+# Copyright (c) 2026 jitaccess.azure contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The JIT allow rules that give access on a VM's path (jit_request: what a request opened, whether
+Defender has applied it, what was there before). Pure: NSGs are REST dicts, paths come from
+:func:`_nsg.path_pairs`."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, normalize_id, properties_of, rest_field
+from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import JIT_KIND_ALLOW, SecurityRule, find_jit_rules, is_jit_allow_rule
+
+
+def nsg_rule_entries(nsg):
+    """``[(SecurityRule, raw dict)]`` for an NSG resource's custom rules (REST shape)."""
+    entries = []
+    for raw in rest_field(properties_of(nsg), "securityRules") or []:
+        try:
+            entries.append((SecurityRule.from_azure(raw), raw))
+        except JitValidationError:
+            continue
+    return entries
+
+
+def rule_fingerprint(raw):
+    """(lower-case name, etag): changes when the service creates or rewrites the rule."""
+    return (str(raw.get("name", "")).lower(), raw.get("etag"))
+
+
+_PARSED_NSGS = {}
+"""id(NSG dict) -> (the dict, rules by lower-case name, JIT allow rules by destination address, the
+other JIT allow rules): each NSG read is parsed once (the dict is kept, so its id cannot be reused)."""
+
+
+def _host_address(token):
+    """The address a destination token names when it is one host (``10.0.0.4``, ``10.0.0.4/32``), else None."""
+    text = str(token).strip()
+    if text.endswith("/32"):
+        text = text[:-3]
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        return None
+
+
+def _parsed_jit_allow(nsg):
+    """The cached parse of ``nsg``: Defender writes one allow rule per VM address, so a subnet NSG
+    shared by hundreds of VMs is looked up by address, not scanned once per VM."""
+    cached = _PARSED_NSGS.get(id(nsg))
+    if cached is None or cached[0] is not nsg:
+        entries = nsg_rule_entries(nsg)
+        by_address, wide = {}, []
+        for rule, _raw in entries:
+            if not is_jit_allow_rule(rule):
+                continue
+            hosts = [_host_address(token) for token in rule.destination_address_prefixes]
+            if None in hosts:  # a range, a tag or '*': checked for every address
+                wide.append(rule)
+                continue
+            for host in set(hosts):
+                by_address.setdefault(host, []).append(rule)
+        cached = _PARSED_NSGS[id(nsg)] = (nsg, {rule.name.lower(): raw for rule, raw in entries}, by_address, wide)
+    return cached
+
+
+def allow_rules(nsg, ip, port, sources=None):
+    """JIT allow rules in ``nsg`` admitting ``port`` to ``ip``; with ``sources``, only those whose
+    sources are exactly that set. Returns ``[(SecurityRule, raw)]`` sorted by priority."""
+    _nsg_object, by_name, by_address, wide = _parsed_jit_allow(nsg)
+    candidates = by_address.get(_host_address(ip), []) + wide
+    found = find_jit_rules(candidates, kind=JIT_KIND_ALLOW, destination=ip, ports=[port], sources=sources or None)
+    return [(rule, by_name[rule.name.lower()]) for rule in found if rule.is_allow]
+
+
+def rule_id(nsg_id, name):
+    return "%s/securityRules/%s" % (nsg_id, name)
+
+
+def describe_rule(nsg_id, rule):
+    return {
+        "id": rule_id(nsg_id, rule.name),
+        "nsg_id": nsg_id,
+        "name": rule.name,
+        "priority": rule.priority,
+        "source_address_prefixes": list(rule.source_address_prefixes),
+        "destination_address_prefixes": list(rule.destination_address_prefixes),
+    }
+
+
+def access_on_path(paths, nsgs, port, sources=None, exclude=None):
+    """Look for the allow rule of ``port`` on every (NSG, IP) pair of a VM.
+
+    ``nsgs`` maps lower-case NSG id -> NSG resource; ``exclude`` is a set of rule fingerprints
+    that do not count (rules that existed before an initiate). Returns ``(access, missing)``:
+    ``access`` the best rule per pair found (dicts from :func:`describe_rule`), ``missing`` the
+    ``(nsg id, ip)`` pairs without one.
+    """
+    access, missing = [], []
+    for nsg_id, ip in paths:
+        nsg = nsgs.get(normalize_id(nsg_id))
+        found = []
+        if nsg is not None:
+            found = [(rule, raw) for rule, raw in allow_rules(nsg, ip, port, sources) if not exclude or rule_fingerprint(raw) not in exclude]
+        if found:
+            access.append(describe_rule(nsg_id, found[0][0]))
+        else:
+            missing.append((nsg_id, ip))
+    return access, missing
+
+
+def baseline_fingerprints(paths, nsgs, port):
+    """Fingerprints of the allow rules for ``port`` already on a VM's path (any source)."""
+    result = set()
+    for nsg_id, ip in paths:
+        nsg = nsgs.get(normalize_id(nsg_id))
+        if nsg is not None:
+            result.update(rule_fingerprint(entry[1]) for entry in allow_rules(nsg, ip, port))
+    return result
