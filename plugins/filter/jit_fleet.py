@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.jitaccess.azure.plugins.module_utils._report_html import exposure_state, report_html
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import load_facts
 
 
 def _text(value):
@@ -35,6 +36,18 @@ def _mapping(value, name):
         return {}
     if not isinstance(value, Mapping):
         raise AnsibleFilterError("%s must be a dictionary, got %r" % (name, value))
+    return value
+
+
+def _fleet_facts(value, name):
+    """nsg_jit_facts' ``azure_jit`` fact; when the task wrote it to its ``facts_file`` (the result then
+    names the file and lacks the fleet-sized lists), the whole fact read from that file."""
+    value = _mapping(value, name)
+    if value.get("facts_file") and "virtual_machines" not in value:
+        try:
+            return load_facts(_text(value["facts_file"]))
+        except ValueError as exc:
+            raise AnsibleFilterError("%s: %s (the facts_file of nsg_jit_facts, which must run on the controller)" % (name, exc)) from None
     return value
 
 
@@ -80,6 +93,11 @@ def jit_fleet_selection(  # noqa: PLR0913, PLR0917 - one argument per role varia
     among them: jit_policy takes both, which keeps its arguments (and Ansible's copies of them)
     small on a fleet of thousands.
     """
+    if isinstance(virtual_machines, Mapping):  # the whole fact (or a result naming its facts_file)
+        facts = _fleet_facts(virtual_machines, "jit_fleet_selection")
+        virtual_machines = facts.get("virtual_machines")
+        drift = facts.get("drift") if drift is None else drift
+        stale_rules = facts.get("stale_rules") if stale_rules is None else stale_rules
     include_tags = _mapping(include_tags, "jit_fleet_include_tags")
     exclude_tags = _mapping(exclude_tags, "jit_fleet_exclude_tags")
     per_os = {_text(key).lower(): value or [] for key, value in _mapping(ports, "jit_fleet_ports").items()}
@@ -257,8 +275,8 @@ def jit_fleet_report(  # noqa: PLR0913, PLR0917
     host=None,
 ):
     """The rollout report (what ``<report_dir>/<report_name>.json`` holds)."""
-    before = _mapping(before, "before")
-    after = _mapping(after, "after") or before
+    before = _fleet_facts(before, "before")
+    after = _fleet_facts(after, "after") or before
     apply = _mapping(apply, "apply")
     selection = _mapping(selection, "selection")
     by_id = {_text(vm.get("id")).lower(): vm for vm in before.get("virtual_machines") or []}

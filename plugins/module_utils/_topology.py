@@ -208,6 +208,12 @@ def save_inventory(path, inventory, subscriptions, clock=time.time):
         "subscriptions": sorted(str(s).lower() for s in subscriptions),
         "lists": {kind: getattr(inventory, kind) for kind in inventory.kinds},
     }
+    write_private_json(path, document)
+
+
+def write_private_json(path, document):
+    """Write ``document`` as JSON to ``path``, owner-only (0600), atomically (a reader never sees
+    half a file)."""
     temporary = "%s.%d.tmp" % (path, os.getpid())
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
@@ -236,6 +242,36 @@ def load_inventory(path, subscriptions, kinds, max_age=INVENTORY_FILE_MAX_AGE, c
     wanted = set(kinds) & set(lists)
     chosen = {subscription.lower() for subscription in subscriptions}
     return Inventory(**{kind: [item for item in lists.get(kind) or [] if _subscription_of(item) in chosen] for kind in wanted}), None
+
+
+FACTS_FILE_FORMAT = "jitaccess.azure/facts/1"
+FLEET_SIZED_FACTS = ("virtual_machines", "policies", "stale_rules", "drift")
+"""The members of the azure_jit fact that grow with the fleet: with nsg_jit_facts ``facts_file`` they
+are written to the file only, and the task's result keeps the rest (summary, scope, plans)."""
+
+
+def save_facts(path, facts):
+    """Write the whole ``azure_jit`` fact to ``path`` (owner-only, atomic); return what the task's
+    result keeps: every member but :data:`FLEET_SIZED_FACTS`, plus ``facts_file``."""
+    write_private_json(path, {"format": FACTS_FILE_FORMAT, "azure_jit": facts})
+    kept = {key: value for key, value in facts.items() if key not in FLEET_SIZED_FACTS}
+    kept["facts_file"] = path
+    return kept
+
+
+def load_facts(path):
+    """The ``azure_jit`` fact :func:`save_facts` wrote to ``path``; ``ValueError`` naming the
+    problem when the file cannot be read or is something else."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = json.load(stream)
+    except OSError as exc:
+        raise ValueError("cannot read %s (%s)" % (path, exc.strerror or exc)) from None
+    except ValueError:
+        raise ValueError("%s is not JSON" % path) from None
+    if not isinstance(document, dict) or document.get("format") != FACTS_FILE_FORMAT or not isinstance(document.get("azure_jit"), dict):
+        raise ValueError("%s is not a facts file written by nsg_jit_facts" % path)
+    return document["azure_jit"]
 
 
 def _subscription_of(item):

@@ -103,6 +103,18 @@ options:
         through Ansible variables.
     type: path
     version_added: 0.2.0
+  facts_file:
+    description:
+      - Write the whole C(azure_jit) fact to this path, owner-only (mode 0600), and leave its fleet-sized
+        lists (RV(ansible_facts.azure_jit.virtual_machines), RV(ansible_facts.azure_jit.policies),
+        RV(ansible_facts.azure_jit.stale_rules) and RV(ansible_facts.azure_jit.drift)) out of the task's result,
+        which then names the file in RV(ansible_facts.azure_jit.facts_file). Ansible copies a task's result
+        several times; at 10,000 VMs the lists are megabytes, and moving them costs seconds per task.
+      - The C(jitaccess.azure.jit_fleet_selection) and C(jitaccess.azure.jit_fleet_report) filters take
+        such a result in place of the whole fact and read the file (the module must run on the
+        controller, as the C(jitaccess.azure.jit_fleet) role's tasks do).
+    type: path
+    version_added: 0.2.0
   reuse_inventory:
     description:
       - Path of a file written moments before, in the same run, by O(save_inventory). The VMs, network
@@ -200,6 +212,12 @@ ansible_facts:
           returned: always
           version_added: 0.2.0
           sample: [00000000-0000-0000-0000-000000000001]
+        facts_file:
+          description: The file the whole fact was written to (O(facts_file)); the fleet-sized lists are there only.
+          type: str
+          returned: when O(facts_file) is set
+          version_added: 0.2.0
+          sample: /tmp/tmpa1b2c3.jit_fleet/facts-before.json
         generated_at:
           description: When the report was made (UTC); active requests are judged at this time.
           type: str
@@ -218,7 +236,7 @@ ansible_facts:
           description: One entry per VM in scope.
           type: list
           elements: dict
-          returned: always
+          returned: unless O(facts_file) is set (then in the file only)
           contains:
             id:
               description: VM resource id.
@@ -520,7 +538,7 @@ ansible_facts:
           description: JIT policies holding VMs in scope (every policy when the scope is the whole subscription).
           type: list
           elements: dict
-          returned: always
+          returned: unless O(facts_file) is set (then in the file only)
           contains:
             id:
               description: Policy resource id.
@@ -547,14 +565,14 @@ ansible_facts:
               rule description).
           type: list
           elements: dict
-          returned: always
+          returned: unless O(facts_file) is set (then in the file only)
         drift:
           description:
             - VMs in a JIT policy whose deny rule is missing on an NSG of their path (keys vm_id, vm_name,
               resource_group, nsg, nsg_id, level, private_ip, missing_ports, reason), or that JIT can no longer protect.
           type: list
           elements: dict
-          returned: always
+          returned: unless O(facts_file) is set (then in the file only)
         defender_for_servers:
           description:
             - Microsoft Defender for Servers on each subscription read (one GET of its C(VirtualMachines)
@@ -795,6 +813,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # n
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (  # noqa: E402 - imports follow the documentation in Ansible modules
     JitValidationError,
     describe_error,
+    scrub,
     vm_id_from_reference,
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._facts import DETAIL_FULL, DETAILS, build_facts, check_tags  # noqa: E402 - imports follow the documentation in Ansible modules
@@ -806,6 +825,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     describe_inventory,
     load_inventory,
     read_inventory,
+    save_facts,
     save_inventory,
     subscriptions_of,
 )
@@ -838,6 +858,7 @@ ARGUMENT_SPEC = dict(
     detail=dict(type="str", choices=list(DETAILS), default=DETAIL_FULL),
     save_inventory=dict(type="path"),
     reuse_inventory=dict(type="path"),
+    facts_file=dict(type="path"),
 )
 
 
@@ -939,6 +960,11 @@ def run(module):
     for group in options.resource_groups or []:
         if not any(vm["resource_group"].lower() == group.lower() for vm in facts["virtual_machines"]) and not (options.virtual_machines or options.tags):
             module.warn(f"resource group {group!r} has no virtual machines in subscription(s) {', '.join(subscriptions)}")
+    if module.params["facts_file"]:
+        try:
+            facts = save_facts(module.params["facts_file"], scrub(facts, module.secrets))
+        except OSError as exc:
+            module.fail_json(msg="facts_file: cannot write %s (%s)" % (module.params["facts_file"], exc.strerror or exc))
     module.exit_json(changed=False, ansible_facts={"azure_jit": facts})
 
 

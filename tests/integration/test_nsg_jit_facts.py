@@ -341,3 +341,21 @@ def test_a_saved_inventory_is_reused_for_what_jit_writes_do_not_change(armsim, t
     result = run_module(armsim, "nsg_jit_facts", {"reuse_inventory": str(tmp_path / "missing.json")})
     assert any("reuse_inventory: cannot read" in warning and "listing the fleet again" in warning for warning in result["warnings"])
     assert armsim.stats()["by_operation"].get("GET virtualMachines") == 1
+
+
+def test_facts_file_holds_the_whole_fact_and_the_result_only_the_rest(armsim, tmp_path):
+    """facts_file: the fleet-sized lists are written to the file (0600), the same as a normal run
+    returns them; the result keeps the summary and names the file. An unwritable path fails cleanly."""
+    whole = facts_of(run_module(armsim, "nsg_jit_facts", {}))
+    path = str(tmp_path / "facts.json")
+    kept = facts_of(run_module(armsim, "nsg_jit_facts", {"facts_file": path}))
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    with open(path, encoding="utf-8") as stream:
+        written = json.load(stream)["azure_jit"]
+    assert written["virtual_machines"] == whole["virtual_machines"] and written["summary"] == whole["summary"]
+    assert written["drift"] == whole["drift"] and written["stale_rules"] == whole["stale_rules"] and written["policies"] == whole["policies"]
+    assert kept["facts_file"] == path and kept["summary"] == whole["summary"]
+    assert not {"virtual_machines", "policies", "stale_rules", "drift"} & set(kept)
+
+    failed = run_module(armsim, "nsg_jit_facts", {"facts_file": str(tmp_path / "missing-dir" / "facts.json")}, expect_failure=True)
+    assert failed["msg"].startswith("facts_file: cannot write") and "Traceback" not in failed["msg"] and "traceback" not in failed

@@ -230,3 +230,22 @@ def test_report_breaks_coverage_down_per_resource_group_and_region_and_says_who_
     assert enforce["run"]["virtual_machines_added"] == 1 and enforce["run"]["check_mode"] and enforce["run"]["user"]  # the local user by default
     assert "would_be" not in enforce["coverage_by_region"][0] and enforce["coverage_by_resource_group"][0]["after"]["configured"] == 2
     assert set(jit_fleet_report_documents(enforce)) == {"json", "markdown", "html"}
+
+
+def test_the_filters_read_the_facts_nsg_jit_facts_wrote_to_its_facts_file(tmp_path):
+    """The role hands the fleet from task to task through nsg_jit_facts' facts_file: given the task's
+    result (summary and file name, no lists), the filters read the whole fact from the file."""
+    from ansible_collections.jitaccess.azure.plugins.module_utils._topology import save_facts
+
+    vms = [vm("web-1"), vm("web-2", status="configured")]
+    drift = [{"vm_id": vms[1]["id"]}]
+    facts = {"subscription_id": "s", "generated_at": "t0", "virtual_machines": vms, "summary": {"virtual_machines": 2}, "stale_rules": [], "drift": drift}
+    result = save_facts(str(tmp_path / "before.json"), facts)
+    assert "virtual_machines" not in result
+    from_file = select(result)
+    assert from_file == select(vms, drift=drift, stale_rules=[])
+    assert from_file["drifted"] == [{"id": vms[1]["id"]}]  # the file's drift list, as the role no longer passes it
+    assert jit_fleet_report(from_file, result, None, {"changed": False}) == jit_fleet_report(from_file, facts, None, {"changed": False})
+    (tmp_path / "before.json").unlink()
+    with pytest.raises(AnsibleFilterError, match="cannot read .*before.json.*must run on the controller"):
+        select(result)

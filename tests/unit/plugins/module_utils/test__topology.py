@@ -300,3 +300,21 @@ def test_a_hub_in_another_subscription_is_listed_for_the_bastion_option():
     api.calls.clear()
     assert _topology.vms_and_sources(api, None, [{"id": vm_id("app-1")}], topology, inventory)[1] == {}
     assert api.calls == []  # without the option, nothing more is read
+
+
+def test_saved_facts_keep_the_fleet_sized_lists_in_the_file_only(tmp_path):
+    path = str(tmp_path / "facts.json")
+    facts = {"summary": {"virtual_machines": 2}, "scope": {}, "virtual_machines": [{"id": "a"}, {"id": "b"}], "policies": [], "stale_rules": [], "drift": []}
+    kept = _topology.save_facts(path, facts)
+    assert kept == {"summary": {"virtual_machines": 2}, "scope": {}, "facts_file": path}
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert _topology.load_facts(path) == facts
+
+
+@pytest.mark.parametrize(("content", "reason"), [(None, "cannot read"), ("not json", "is not JSON"), ('{"format": "other"}', "is not a facts file")])
+def test_an_unusable_facts_file_says_why(tmp_path, content, reason):
+    path = tmp_path / "facts.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=reason):
+        _topology.load_facts(str(path))
