@@ -134,7 +134,8 @@ SCRUBBED = "********"
 def scrub(value, secrets):
     """``value`` (text, or lists, tuples and dicts of it) with every occurrence of each of
     ``secrets`` replaced by :data:`SCRUBBED`; dict keys are kept. Whatever the text came from (an
-    exception, a server's answer), a secret the run holds cannot reach the output through it."""
+    exception, a server's answer), a secret the run holds cannot reach the output through it. A
+    container without a secret anywhere inside is returned as it is, not copied."""
     if not secrets:
         return value
     if isinstance(value, str):
@@ -142,10 +143,24 @@ def scrub(value, secrets):
             if secret in value:
                 value = value.replace(secret, SCRUBBED)
         return value
+    # Only what holds a secret is copied: a fleet's facts are tens of megabytes, and a full copy
+    # beside the original would double the module's peak memory for nothing.
     if isinstance(value, dict):
-        return {key: scrub(item, secrets) for key, item in value.items()}
+        copied = None
+        for key, item in value.items():
+            cleaned = scrub(item, secrets)
+            if cleaned is not item:
+                copied = dict(value) if copied is None else copied
+                copied[key] = cleaned
+        return value if copied is None else copied
     if isinstance(value, (list, tuple)):
-        return type(value)(scrub(item, secrets) for item in value)
+        copied = None
+        for index, item in enumerate(value):
+            cleaned = scrub(item, secrets)
+            if cleaned is not item:
+                copied = list(value) if copied is None else copied
+                copied[index] = cleaned
+        return value if copied is None else type(value)(copied)
     return value
 
 

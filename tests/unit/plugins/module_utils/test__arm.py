@@ -270,3 +270,15 @@ def test_scrub_replaces_the_longest_secret_first_and_keeps_text_without_secrets(
     assert _arm.scrub("a=abc%d", ["abc%d", "abc"]) == "a=" + _arm.SCRUBBED
     assert _arm.scrub("nothing here", ["abc"]) == "nothing here"
     assert _arm.scrub({"x": 1}, []) == {"x": 1}
+
+
+def test_scrub_copies_only_what_holds_a_secret():
+    """A fleet's facts are tens of megabytes: what holds no secret is returned as it is (no copy
+    beside the original), and the original is never changed."""
+    quiet = {"vms": [{"name": "web-1"}], "ports": (22, 3389)}
+    value = {"quiet": quiet, "loud": {"msg": "token s3cret", "n": 1}, "list": ["a", "s3cret"]}
+    cleaned = _arm.scrub(value, ["s3cret"])
+    assert cleaned["quiet"] is quiet and cleaned is not value
+    assert cleaned["loud"] == {"msg": "token " + _arm.SCRUBBED, "n": 1} and cleaned["list"] == ["a", _arm.SCRUBBED]
+    assert value["loud"]["msg"] == "token s3cret" and value["list"] == ["a", "s3cret"]
+    assert _arm.scrub(quiet, ["s3cret"]) is quiet
