@@ -1,16 +1,21 @@
 # Copyright (c) 2026 jitaccess.azure contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The JIT allow rules that give access on a VM's path (jit_request: what a request opened, whether
-Defender has applied it, what was there before). Pure: NSGs are REST dicts, paths come from
-:func:`_nsg.path_pairs`."""
+"""The JIT rules on a VM's path, found by address: the allow rules that give access (jit_request:
+what a request opened, whether Defender has applied it, what was there before) and the deny rules
+that keep the ports closed (jit_policy: drift, room for new rules). Pure: NSGs are REST dicts,
+paths come from :func:`_nsg.path_pairs`.
+
+Defender writes one deny rule per VM address, and one allow rule per VM address and request, so a
+subnet NSG shared by hundreds of VMs holds hundreds of JIT rules: each NSG is parsed once and its
+JIT rules are looked up by destination address, never scanned once per VM."""
 
 from __future__ import annotations
 
 import ipaddress
 
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, normalize_id, properties_of, rest_field
-from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import JIT_KIND_ALLOW, SecurityRule, find_jit_rules, is_jit_allow_rule
+from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import JIT_KIND_ALLOW, JIT_KIND_DENY, SecurityRule, classify_jit_rule, find_jit_rules
 
 
 def nsg_rule_entries(nsg):
@@ -30,8 +35,10 @@ def rule_fingerprint(raw):
 
 
 _PARSED_NSGS = {}
-"""id(NSG dict) -> (the dict, rules by lower-case name, JIT allow rules by destination address, the
-other JIT allow rules): each NSG read is parsed once (the dict is kept, so its id cannot be reused)."""
+"""id(NSG dict) -> (the dict, rules by lower-case name, JIT rules by destination address, the other
+JIT rules): each NSG read is parsed once (the dict is kept, so its id cannot be reused)."""
+PARSED_NSGS_LIMIT = 100000
+"""NSGs kept parsed at most (more than a 50,000-VM fleet has); beyond, the cache starts again."""
 
 
 def _host_address(token):
@@ -45,15 +52,16 @@ def _host_address(token):
         return None
 
 
-def _parsed_jit_allow(nsg):
-    """The cached parse of ``nsg``: Defender writes one allow rule per VM address, so a subnet NSG
-    shared by hundreds of VMs is looked up by address, not scanned once per VM."""
+def _parsed(nsg):
+    """The cached parse of ``nsg``: its rules by name, its JIT rules by destination address."""
     cached = _PARSED_NSGS.get(id(nsg))
     if cached is None or cached[0] is not nsg:
+        if len(_PARSED_NSGS) >= PARSED_NSGS_LIMIT:
+            _PARSED_NSGS.clear()
         entries = nsg_rule_entries(nsg)
         by_address, wide = {}, []
         for rule, _raw in entries:
-            if not is_jit_allow_rule(rule):
+            if classify_jit_rule(rule) is None:
                 continue
             hosts = [_host_address(token) for token in rule.destination_address_prefixes]
             if None in hosts:  # a range, a tag or '*': checked for every address
@@ -65,13 +73,31 @@ def _parsed_jit_allow(nsg):
     return cached
 
 
+def _jit_rules_at(nsg, address):
+    """``(rules by lower-case name, the JIT rules that may apply to address)``: a superset that
+    :func:`_nsg.find_jit_rules` narrows down exactly."""
+    _nsg_object, by_name, by_address, wide = _parsed(nsg)
+    return by_name, by_address.get(_host_address(address), []) + wide
+
+
 def allow_rules(nsg, ip, port, sources=None):
     """JIT allow rules in ``nsg`` admitting ``port`` to ``ip``; with ``sources``, only those whose
     sources are exactly that set. Returns ``[(SecurityRule, raw)]`` sorted by priority."""
-    _nsg_object, by_name, by_address, wide = _parsed_jit_allow(nsg)
-    candidates = by_address.get(_host_address(ip), []) + wide
+    by_name, candidates = _jit_rules_at(nsg, ip)
     found = find_jit_rules(candidates, kind=JIT_KIND_ALLOW, destination=ip, ports=[port], sources=sources or None)
     return [(rule, by_name[rule.name.lower()]) for rule in found if rule.is_allow]
+
+
+def deny_rules(nsg, address):
+    """The JIT deny rules of ``nsg`` whose destination includes ``address``, sorted by priority."""
+    return find_jit_rules(_jit_rules_at(nsg, address)[1], kind=JIT_KIND_DENY, destination=address)
+
+
+def missing_deny_ports(nsg, address, ports):
+    """The ``ports`` of ``address`` that no JIT deny rule of ``nsg`` (a REST dict) covers, sorted:
+    what another tool deleted (drift). JIT deny rules have protocol ``*``, so only ports count."""
+    denies = deny_rules(nsg, address)
+    return sorted({port for port in ports if not any(rule.covers_port(port) for rule in denies)})
 
 
 def rule_id(nsg_id, name):

@@ -27,6 +27,7 @@ Shapes used throughout:
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import re
 from collections import OrderedDict, namedtuple
@@ -176,10 +177,22 @@ def canonical_duration(value):
 
     Lenient on purpose: used to compare what the service holds, never to validate input.
     """
+    if isinstance(value, str):
+        return _canonical_duration_text(value)
     try:
         return format_duration(parse_duration(value))
     except JitValidationError:
         return value
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_duration_text(text):
+    """:func:`canonical_duration` of a text, remembered: a fleet's policies repeat a few durations
+    tens of thousands of times."""
+    try:
+        return format_duration(parse_duration(text))
+    except JitValidationError:
+        return text
 
 
 # --------------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ The symbolic source :data:`INTERNET_SOURCE` asks "can the Internet reach this po
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
@@ -720,13 +721,6 @@ def find_jit_rules(rules, kind=None, destination=None, ports=None, sources=None)
     return sorted(found, key=lambda rule: (rule.priority, rule.name))
 
 
-def missing_deny_ports(nsg, address, ports):
-    """The ``ports`` of ``address`` that no JIT deny rule of ``nsg`` (a REST dict) covers, sorted:
-    what another tool deleted (drift). JIT deny rules have protocol ``*``, so only ports count."""
-    denies = find_jit_rules(rules_from_nsg(nsg), kind=JIT_KIND_DENY, destination=address)
-    return sorted({port for port in ports if not any(rule.covers_port(port) for rule in denies)})
-
-
 JitBypass = namedtuple("JitBypass", "protected bypassed deny_rule bypass_rules admitted_prefixes")
 JitBypass.__doc__ = """Result of :func:`jit_bypass`: ``protected`` when a JIT deny rule covers the
 port; ``bypassed`` when, before that deny rule, a non-JIT allow rule admits the Internet (all of
@@ -772,10 +766,16 @@ def rule_room(nsg, needed):
     Azure's limit of :data:`NSG_RULE_LIMIT` rules per NSG, or no free inbound priority left."""
     if needed <= 0:
         return None
-    custom = [rule for rule in rules_from_nsg(nsg) if not rule.is_default]
+    custom = rest_field(properties_of(nsg), "securityRules") or []  # read raw: asked for every NSG of a fleet
     if len(custom) + needed > NSG_RULE_LIMIT:
         return f"it has {len(custom)} security rules and Azure allows {NSG_RULE_LIMIT} per NSG"
-    free = PRIORITY_MAX - PRIORITY_MIN + 1 - len({rule.priority for rule in custom if rule.is_inbound} & set(range(PRIORITY_MIN, PRIORITY_MAX + 1)))
+    taken = set()
+    for raw in custom:
+        props = properties_of(raw)
+        with contextlib.suppress(TypeError, ValueError):
+            if str(rest_field(props, "direction", INBOUND)).lower() == INBOUND.lower():
+                taken.add(int(rest_field(props, "priority")))
+    free = PRIORITY_MAX - PRIORITY_MIN + 1 - sum(1 for priority in taken if PRIORITY_MIN <= priority <= PRIORITY_MAX)
     if free < needed:
         return f"it has {free} free inbound priorities ({PRIORITY_MIN}-{PRIORITY_MAX})"
     return None

@@ -211,13 +211,38 @@ def save_inventory(path, inventory, subscriptions, clock=time.time):
     write_private_json(path, document)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _write_json(stream, value, depth):
+    """``value`` as JSON, the containers of its first ``depth`` levels written piece by piece and
+    everything below with one C-accelerated ``encode`` each: ``json.dump`` encodes in pure Python
+    (4x slower on a fleet's lists), and one ``json.dumps`` of them all would hold the whole text
+    (tens of megabytes at 10,000 VMs) in memory at once."""
+    if depth and isinstance(value, dict):
+        stream.write("{")
+        for index, (key, item) in enumerate(value.items()):
+            stream.write("%s%s:" % ("," if index else "", _ENCODE(str(key))))
+            _write_json(stream, item, depth - 1)
+        stream.write("}")
+    elif depth and isinstance(value, (list, tuple)):
+        stream.write("[")
+        for index, item in enumerate(value):
+            if index:
+                stream.write(",")
+            _write_json(stream, item, depth - 1)
+        stream.write("]")
+    else:
+        stream.write(_ENCODE(value))
+
+
 def write_private_json(path, document):
     """Write ``document`` as JSON to ``path``, owner-only (0600), atomically (a reader never sees
     half a file)."""
     temporary = "%s.%d.tmp" % (path, os.getpid())
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        json.dump(document, stream, separators=(",", ":"))
+        _write_json(stream, document, 3)  # document -> lists / fact -> one list -> its items
     os.replace(temporary, path)
 
 

@@ -542,7 +542,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _arm, _bastion, _jit, _nsg, _topology  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils import _access, _arm, _bastion, _jit, _nsg, _topology  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import (  # noqa: E402
     SECURITY_API_VERSION,
     enable_servers_plan_2,
@@ -812,7 +812,7 @@ def find_drift(entries, topology, nsgs):
         ports = sorted({_jit.canonical_port(port)["number"] for port in entry.get("ports") or []})
         for nsg_id, address in _nsg.path_pairs(record):
             nsg = nsgs.get(_arm.normalize_id(nsg_id))
-            missing = _nsg.missing_deny_ports(nsg, address, ports) if nsg is not None else []
+            missing = _access.missing_deny_ports(nsg, address, ports) if nsg is not None else []
             if missing:
                 drift.append({"vm_id": record["id"], "vm_name": record["name"], "nsg_id": nsg_id, "private_ip": address, "missing_ports": missing})
     return drift
@@ -825,7 +825,7 @@ def deny_rule_room(targets, nsgs):
     for target in targets:
         for nsg_id, address in _nsg.path_pairs(target["record"]):
             nsg = nsgs.get(_arm.normalize_id(nsg_id))
-            if nsg is not None and not _nsg.find_jit_rules(_nsg.rules_from_nsg(nsg), kind=_nsg.JIT_KIND_DENY, destination=address):
+            if nsg is not None and not _access.deny_rules(nsg, address):
                 needed.setdefault(_arm.normalize_id(nsg_id), {})[target["id"]] = target["record"]["name"]
     problems = []
     for key, vms in needed.items():

@@ -719,6 +719,19 @@ def test_allow_rules_found_by_address_equal_a_scan_of_every_rule():
         _access.allow_rules(group, "not-an-address", 22)
 
 
+def test_deny_rules_and_missing_deny_ports_by_address():
+    """Drift and room for deny rules (jit_policy) use the same lookup by address: each VM's own deny
+    rule, plus any that covers a range; the ports no deny rule covers are missing."""
+    rules = [jit_deny(4000 + n, ports=("22",), destination="10.1.0.%d" % (10 + n), name="MicrosoftDefenderForCloud-JITRule_%d_DENY" % n) for n in range(40)]
+    rules.append(jit_deny(4090, ports=("3389",), destination="10.1.0.0/24", name="MicrosoftDefenderForCloud-JITRule_90_WIDE"))
+    rules.append(jit_allow(100, destination="10.1.0.10"))
+    group = nsg_resource(NSG_SUBNET, *rules)
+    assert [r.name for r in _access.deny_rules(group, "10.1.0.10")] == ["MicrosoftDefenderForCloud-JITRule_0_DENY", "MicrosoftDefenderForCloud-JITRule_90_WIDE"]
+    assert _access.missing_deny_ports(group, "10.1.0.10", [22, 3389, 5985]) == [5985]
+    assert _access.missing_deny_ports(group, "10.1.0.99", [22, 3389]) == [22]  # only the range covers it
+    assert _access.missing_deny_ports(group, "10.2.0.1", [22]) == [22]
+
+
 def test_access_on_path_reports_missing_and_excludes_baseline():
     subnet = nsg_resource(NSG_SUBNET, jit_allow(etag='W/"1"'))
     nic = nsg_resource(NSG_NIC)

@@ -1,5 +1,6 @@
 """VM -> NIC -> subnet -> NSG joins from bulk list results (REST shapes, as the SDK returns them)."""
 
+import json
 import os
 
 import pytest
@@ -318,3 +319,20 @@ def test_an_unusable_facts_file_says_why(tmp_path, content, reason):
         path.write_text(content)
     with pytest.raises(ValueError, match=reason):
         _topology.load_facts(str(path))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"format": "f", "lists": {"virtual_machines": [{"id": "a", "tags": {"é": "ü"}}, {"id": "b"}], "empty": []}},
+        {"azure_jit": {"summary": {"n": 1.5, "ok": True, "none": None}, "virtual_machines": [[1, 2], "x"]}, "tuple": (1, "2")},
+        [],
+        "text",
+    ],
+)
+def test_private_json_is_what_json_dumps_writes(tmp_path, document):
+    path = str(tmp_path / "doc.json")
+    _topology.write_private_json(path, document)
+    with open(path, encoding="utf-8") as stream:
+        text = stream.read()
+    assert text == json.dumps(document, separators=(",", ":"))
