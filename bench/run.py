@@ -69,7 +69,7 @@ PROFILES = ("instant", "azure")
 # loops run on a sample spread over every policy and are extrapolated linearly (marked so).
 AZURE_NAIVE_SAMPLE = {"quick": 20, "full": 200}
 AZURE_SIZES = {"quick": [100], "full": [100, 1000]}
-AZURE_HOSTS = {"quick": [10], "full": [10, 100]}
+AZURE_HOSTS = {"quick": [10], "full": [10, 100, 500]}
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -343,8 +343,9 @@ class Bench:
             self.check("second run writes nothing (%s, %d VMs)" % (self.current, vms), rerun["writes"] == 0, "%d writes" % rerun["writes"])
             if self.current == "instant" and vms >= 10000:
                 limit = 1024 if vms >= 50000 else 300
-                peak = rollout["peak_rss_mb"]
-                self.check("rollout peak memory < %d MB at %d VMs" % (limit, vms), peak < limit, "%.1f MB (largest process of the run)" % peak)
+                for row in (discovery, rollout):
+                    peak = row["peak_rss_mb"]
+                    self.check("%s peak memory < %d MB at %d VMs" % (row["phase"], limit, vms), peak < limit, "%.1f MB (largest process of the run)" % peak)
 
             # The floor: the same lists, then one GET + PUT per policy with the final bodies given.
             sim.reset()
@@ -353,15 +354,16 @@ class Bench:
             ]
             m, stats, _ = self.floor(sim, "floor-rollout-%d" % vms, "rollout", plan)
             floor = self.record("rollout", "floor", vms, None, m, stats)
-            if self.current == "azure":
-                limit = 3.0 if vms <= 100 else 2.5
-                ratio = rollout["wall_s"] / floor["wall_s"]
-                self.check(
-                    "rollout within %gx the floor (azure, %d VMs)" % (limit, vms),
-                    ratio <= limit,
-                    "%.1fs vs %.1fs (%.2fx)" % (rollout["wall_s"], floor["wall_s"], ratio),
-                    enforced=not self.quick,
-                )
+            # Enforced under azure, where the floor waits on ARM as we do. Under instant the floor is
+            # localhost round trips only, below what starting ansible-playbook costs: reported.
+            limit = 3.0 if vms <= 100 else 2.5
+            ratio = rollout["wall_s"] / floor["wall_s"]
+            self.check(
+                "rollout within %gx the floor (%s, %d VMs)" % (limit, self.current, vms),
+                ratio <= limit,
+                "%.1fs vs %.1fs (%.2fx)" % (rollout["wall_s"], floor["wall_s"], ratio),
+                enforced=self.current == "azure" and not self.quick,
+            )
 
             # The naive loop, from the same seed, on the same VMs with the same ports.
             sim.reset()
@@ -521,7 +523,7 @@ class Bench:
                     ours["wall_s"] <= limit,
                     "%.1fs vs %.1fs allowed (floor %.1fs, apply delay %gs; ansible-playbook with one no-op task on these hosts: %.1fs)"
                     % (ours["wall_s"], limit, floor["wall_s"], delay, noop.wall_s),
-                    enforced=not self.quick and hosts >= 500 and self.current == "instant",
+                    enforced=not self.quick and hosts >= 500,
                 )
 
     def naive_access_max(self):

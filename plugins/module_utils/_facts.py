@@ -340,6 +340,7 @@ class _Builder:
         seen_rules = {}
         exposure = []
         bastion_checks = []  # per NIC, per NSG on its path, per port: the sources admitted
+        hosts = [host for group in _bastion.reachable(record, self.networks, self.bastions) for host in group]
         for nic in record["nics"]:
             nics.append(
                 {
@@ -378,7 +379,8 @@ class _Builder:
             if memberships:
                 self.check_drift(record, nic, levels, denies=denies, ports=ports)
             checked = self.ports_to_check(ports, record["os_type"])
-            bastion_checks.append(_bastion.nic_check([nsg for _level, nsg in levels if nsg], nic["private_ip"], checked, context))
+            if hosts:  # only a VM some Bastion reaches can be reachable only through Bastion
+                bastion_checks.append(_bastion.nic_check([nsg for _level, nsg in levels if nsg], nic["private_ip"], checked, context))
             memo = {}
             for port, protocol in checked:
                 exposure.append(
@@ -419,7 +421,6 @@ class _Builder:
             "nics": nics,
             "exposure": exposure,
         }
-        hosts = [host for group in _bastion.reachable(record, self.networks, self.bastions) for host in group]
         facts["bastion_hosts"] = [host.id for host in hosts]
         policy_sources = [source for port in ports for source in port["allowed_source_address_prefixes"]]
         facts["bastion_only"] = _bastion.bastion_only(bastion_checks, policy_sources, exposure, hosts)
