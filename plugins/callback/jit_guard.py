@@ -21,8 +21,9 @@ description:
     last resort when the controller process exits. It says what it closed in the output.
   - It also knows access whose task never returned. When loaded, it creates a private record file
     (in a new directory only the user can read) and exports its path as E(JITACCESS_GUARD_RECORD)
-    to the modules it runs. M(jitaccess.azure.jit_request) appends what it opened to that file
-    right after each successful C(initiate), before it waits for the rules. So when the run is
+    to the modules it runs. M(jitaccess.azure.jit_request) appends what it opens to that file
+    before its C(initiate) when it knows the source (an explicit source, the policy's or Bastion's),
+    else right after each successful C(initiate), before it waits for the rules. So when the run is
     interrupted while the module is still waiting, the callback closes that access too. The
     record holds the C(opened) items (VM, ports, sources, policy, NSGs, private IPs) and
     non-secret authentication options, never a secret. The directory is removed when the
@@ -233,6 +234,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (  # n
 from ansible_collections.jitaccess.azure.plugins.module_utils._close import delete_rules, plan_close, read_close_state  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import (  # noqa: E402
     KIND_CLOSED,
+    KIND_WITHDRAWN,
     MASKED,
     RECORD_VARIABLE,
     accesses_from_opened,
@@ -283,6 +285,15 @@ def merge_record(open_accesses, entries):
                 if (key[0], key[1]) == vm_port:
                     access["renew"] = False
             continue
+        if entry.get("kind") == KIND_WITHDRAWN:
+            # recorded before an initiate that Azure refused or that never started: nothing to wait for
+            vm_port = (normalize_id(str(entry.get("vm_id") or "")), entry.get("port"))
+            # (only the access that very record added: the same VM port opened earlier stays)
+            attempt = entry.get("attempt")
+            for key in [key for key, access in open_accesses.items() if (key[0], key[1]) == vm_port and attempt and access.get("attempt") == attempt]:
+                del open_accesses[key]
+                known.discard(vm_port)
+            continue
         if entry.get("kind"):
             continue  # a kind of line this version does not know
         auth = entry.get("auth") if isinstance(entry.get("auth"), dict) else {}
@@ -304,6 +315,7 @@ def merge_record(open_accesses, entries):
                 "auth": auth,
                 "pending": True,
                 "origin": ORIGIN_RECORD,
+                "attempt": entry.get("attempt"),  # set when recorded before the initiate (may be withdrawn)
                 "sites": path_of(entry),  # NSGs where a rule may still be open
                 "lease": lease,
                 "renew": True,

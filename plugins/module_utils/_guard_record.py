@@ -38,6 +38,17 @@ KIND_CLOSED = "closed"
 later close in the same run knows the request was applied and closed, not still pending."""
 
 
+KIND_WITHDRAWN = "withdrawn"
+"""A line for a VM port recorded before its initiate (``vm_id``, ``port``, ``attempt``) whose initiate
+Azure refused or that never started: nothing will open there, so jit_guard stops waiting for it.
+Only the access recorded with the same ``attempt`` is withdrawn (not the same port opened before)."""
+
+
+def withdrawn_items(items, attempt):
+    """Record items withdrawing the ``opened`` items recorded with ``attempt`` before an initiate that did not happen."""
+    return [{"kind": KIND_WITHDRAWN, "vm_id": item["vm_id"], "port": item["port"], "attempt": attempt} for item in items]
+
+
 def closed_items(closed, closed_at):
     """Record items for jit_request's ``closed`` list, stamped with Azure's time ``closed_at``."""
     return [{"kind": KIND_CLOSED, "vm_id": item["vm_id"], "port": item["port"], "closed_at": closed_at} for item in closed]

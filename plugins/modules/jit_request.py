@@ -572,7 +572,13 @@ from ansible_collections.jitaccess.azure.plugins.module_utils import _access, _a
 from ansible_collections.jitaccess.azure.plugins.module_utils._api import initiate_jit_request, list_jit_policies  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import describe_error, error_details  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._auth import NON_SECRET_AUTH_KEYS  # noqa: E402
-from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import RECORD_VARIABLE, closed_items, read_closed, write_guard_record  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record import (  # noqa: E402
+    RECORD_VARIABLE,
+    closed_items,
+    read_closed,
+    withdrawn_items,
+    write_guard_record,
+)
 from ansible_collections.jitaccess.azure.plugins.module_utils._module import AzureError, AzureJitModule, vm_references  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._parallel import side_by_side  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._request import PortResult  # noqa: E402
@@ -600,11 +606,14 @@ ACTION_PENDING = "pending"
 POLICY_HINT = "put it under JIT with jitaccess.azure.jit_policy first"
 
 NSG_GET_LIMIT = 10
+"""While waiting, up to this many NSGs are read with one GET each per polling round; more are read
+with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
 INITIATE_CONCURRENCY = 4
 """Initiates (one per JIT policy) in flight at once: each takes about a second on Azure, and ARM
 refills 10 writes/s per subscription."""
-"""While waiting, up to this many NSGs are read with one GET each per polling round; more are read
-with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
+REFUSALS = frozenset((400, 401, 403, 404, 422))
+"""Final answers to an initiate that mean Azure created no request (not 408, 409 or 429, which may
+follow an earlier attempt that did): only those withdraw what was recorded for jit_guard."""
 
 ARGUMENT_SPEC = dict(
     virtual_machines=vm_references(ports=dict(type="list", elements="int")),
@@ -853,15 +862,47 @@ class JitRequest:
     def initiate_all(self, by_policy, waits):
         """One initiate per policy, up to :data:`INITIATE_CONCURRENCY` at once. Each accepted request
         is recorded for jit_guard as soon as Azure answers it. After a refusal no further initiate
-        starts; those in flight finish and are reported, then the module fails naming the refusal."""
-        api, justification = self.module.api, self.options.justification
+        starts; those in flight finish and are reported, then the module fails naming the refusal.
+
+        The VM ports whose source is known are recorded before any POST: a run interrupted while
+        Azure holds a request whose answer has not come back yet still closes what it may open
+        (jit_guard waits for those rules). What was not initiated after all is withdrawn."""
+        justification = self.options.justification
         jobs = [
             (policy_id, _request.build_initiate_body([(plan["record"]["id"], ports) for plan, ports in items], justification))
             for policy_id, items in by_policy.items()
         ]
+        prerecorded = [item for item in waits if item["sources"] is not None]
+        attempt = os.urandom(8).hex()  # names these lines, so that a withdrawal takes back only them
+        self.record_for_guard([dict(self._opened_item(item["plan"], item["port"], joined(item["sources"]), []), attempt=attempt) for item in prerecorded])
+        not_opened = set()  # policies whose initiate never started, or that Azure answered with a refusal
+        try:
+            self._initiate_jobs(jobs, waits, not_opened)
+        finally:  # also when the module fails: withdraw what surely did not open (never what may have)
+            withdrawn = [item for item in prerecorded if item["plan"]["policy"]["id"] in not_opened]
+            if withdrawn:
+                self.record_for_guard(withdrawn_items([{"vm_id": item["plan"]["record"]["id"], "port": item["port"]["number"]} for item in withdrawn], attempt))
+
+    def _initiate_jobs(self, jobs, waits, not_opened):
+        api = self.module.api
+        not_opened.update(policy_id for policy_id, _body in jobs)
+
+        def initiate(policy_id, body):
+            try:
+                response = initiate_jit_request(api, policy_id, body)
+            except AzureError as exc:
+                if getattr(exc, "status_code", None) not in REFUSALS:  # a timeout, 5xx...: it may have opened
+                    not_opened.discard(policy_id)
+                raise
+            except BaseException:
+                not_opened.discard(policy_id)
+                raise
+            not_opened.discard(policy_id)
+            return response
+
         _responses, refused = side_by_side(
             jobs,
-            lambda policy_id, body: initiate_jit_request(api, policy_id, body),
+            initiate,
             INITIATE_CONCURRENCY,
             on_result=lambda index, response: self.accepted(jobs[index][0], response, waits),
         )
@@ -877,14 +918,17 @@ class JitRequest:
         """Note what the initiate on ``policy_id`` opened, and record it for jit_guard (before waiting:
         if the run is interrupted now, jit_guard still knows what to close)."""
         recorded = self._recorded_sources(response)
-        fresh = []
+        fresh, unrecorded = [], []
         for item in waits:
             if item["plan"]["policy"]["id"] == policy_id:
-                if item["sources"] is None:
+                known = item["sources"] is not None  # then recorded before the initiate
+                if not known:
                     item["sources"] = recorded.get((_arm.normalize_id(item["plan"]["record"]["id"]), item["port"]["number"]))
                 fresh.append(self._opened_item(item["plan"], item["port"], joined(item["sources"]), []))
+                if not known:
+                    unrecorded.append(fresh[-1])
         self.opened.extend(fresh)
-        self.record_for_guard(fresh)
+        self.record_for_guard(unrecorded)
         self.module.progress("initiated a JIT request on policy %s: %d VM port(s)" % (_request.policy_label(policy_id), len(fresh)))
 
     def check_room(self, by_policy):

@@ -225,6 +225,21 @@ def test_merge_record_adds_pending_accesses_and_lets_results_win():
     assert list(known) == [(APP_VM.lower(), 22, None)] and known[(APP_VM.lower(), 22, None)]["pending"]
 
 
+def test_a_withdrawal_takes_back_only_what_its_own_attempt_recorded():
+    """jit_request records the ports it is about to initiate (attempt A); a refused initiate withdraws
+    them. The same port recorded earlier by another attempt, or from a result, stays in the ledger."""
+    accesses = {}
+    earlier = dict(opened(DB_VM), auth={}, attempt="0")
+    jit_guard.merge_record(accesses, [earlier, dict(opened(APP_VM), auth={}, attempt="A")])
+    assert jit_guard.merge_record(accesses, [dict(opened(DB_VM), auth={}, attempt="A")]) == []  # already known
+    jit_guard.merge_record(accesses, _guard_record.withdrawn_items([{"vm_id": APP_VM, "port": 22}, {"vm_id": DB_VM, "port": 22}], "A"))
+    assert [key[0] for key in accesses] == [DB_VM.lower()]  # APP_VM withdrawn; DB_VM was recorded by attempt 0
+    jit_guard.merge_record(accesses, [{"kind": _guard_record.KIND_WITHDRAWN, "vm_id": DB_VM, "port": 22}])  # no attempt: nothing
+    assert [key[0] for key in accesses] == [DB_VM.lower()]
+    # withdrawn, then opened again by a later attempt: known again
+    assert jit_guard.merge_record(accesses, [dict(opened(APP_VM), auth={}, attempt="B")]) == [(APP_VM.lower(), 22, ("127.0.0.1",))]
+
+
 def test_interrupted_wait_closes_what_was_recorded(recording_guard):
     module_records([opened(APP_VM), opened(DB_VM)])
     recording_guard.v2_playbook_on_stats(None)  # the task never returned
