@@ -757,6 +757,36 @@ def chart(results, path, mode):
     plt.close(fig)
 
 
+def merge(paths):
+    """One results document from ``paths``: the first run, plus the rows, ratios, targets, notes and
+    breakdown of each later run (a run of other sizes or profiles). Ratios and targets stay those of
+    the run that measured them; a row another run already has is kept from the earlier run. Each
+    later run's machine, versions and load are kept under ``merged_runs``."""
+    documents = []
+    for path in paths:
+        with open(path, encoding="utf-8") as stream:
+            documents.append(json.load(stream))
+    base = documents[0]
+
+    def key(row):
+        return (row["profile"], row["phase"], row["approach"], row["vms"], row["hosts"])
+
+    for path, extra in zip(paths[1:], documents[1:], strict=True):
+        present = {key(row) for row in base["results"]}
+        base["results"] += [row for row in extra["results"] if key(row) not in present]
+        for name in ("ratios_ours_over_naive", "ratios_ours_over_floor", "targets", "notes"):
+            base[name] = base.get(name, []) + extra.get(name, [])
+        for name, values in extra.get("breakdown", {}).items():
+            if isinstance(values, dict):
+                base["breakdown"].setdefault(name, {}).update({k: v for k, v in values.items() if k not in base["breakdown"].get(name, {})})
+        base["settings"]["fleets"].update(extra["settings"].get("fleets", {}))
+        base.setdefault("merged_runs", []).append(
+            {"from": os.path.basename(path), "machine": extra["machine"], "versions": extra["versions"], "mode": extra.get("mode")}
+        )
+        base["notes"].append("rows of %s come from a separate run (merged_runs): ratios and targets are each run's own" % os.path.basename(path))
+    return base
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="jitaccess.azure benchmark (see docs/bench.md)")
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 VMs, access for 10/100 hosts (runs in make test)")
@@ -772,7 +802,21 @@ def main(argv=None):
     )
     parser.add_argument("--table", metavar="RESULTS_JSON", help="print the results of an earlier run as Markdown tables and exit")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, seeds, per-task timings)")
+    parser.add_argument(
+        "--merge", nargs="+", metavar="RESULTS_JSON", help="merge these results (the first, then later runs' other rows) into --out's results.json and chart"
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        document = merge(args.merge)
+        out_dir = args.out or BENCH
+        os.makedirs(out_dir, exist_ok=True)
+        json_path = os.path.join(out_dir, "results.json")
+        with open(json_path, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, indent=1)
+            stream.write("\n")
+        chart(document["results"], os.path.join(out_dir, "results.png"), document["mode"])
+        print("merged %d runs into %s" % (len(args.merge), json_path))
+        return 0
     if args.table:
         with open(args.table, encoding="utf-8") as stream:
             print(markdown(json.load(stream)))
