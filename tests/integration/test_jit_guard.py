@@ -200,3 +200,33 @@ def test_modules_see_the_record_and_access_not_applied_yet_is_closed(armsim):
     assert "jit_guard: closed app-1 port 22 from 127.0.0.1" in run.stdout, run.stdout
     assert jit_rules(armsim) == []
     assert armsim.stats()["by_operation"].get("DELETE securityRules") == 1
+
+
+def test_the_record_is_written_before_the_initiate_and_a_refusal_withdraws_it(armsim):
+    """With a known source, jit_request records the ports before its initiate (a signal while Azure
+    holds the request still finds them); an initiate Azure refuses withdraws exactly those lines, so
+    the guard neither waits for nor reports access that never opened."""
+    import base64
+    import json
+
+    armsim.fault(method="POST", path_contains="initiate", status=403, code="AuthorizationFailed", message="No initiate here.")
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                dict(open_task(("app-1", "rg-app")), ignore_errors=True),
+                {"name": "record after", "ansible.builtin.slurp": {"src": "{{ lookup('env', 'JITACCESS_GUARD_RECORD') }}"}},
+            ],
+        }
+    ]
+    run = run_playbook(armsim, play, env=GUARD_ENV)
+    armsim.clear_faults()
+    assert run.result("open")["failed"] and "AuthorizationFailed" in run.result("open")["msg"]
+    lines = [json.loads(line) for line in base64.b64decode(run.result("record after")["content"]).decode().splitlines()]
+    assert [(line.get("kind"), line["vm_id"].rsplit("/", 1)[1], line["port"]) for line in lines] == [(None, "app-1", 22), ("withdrawn", "app-1", 22)]
+    assert lines[0]["attempt"] and lines[1]["attempt"] == lines[0]["attempt"] and lines[0]["source"] == SOURCE
+    assert armsim.stats()["by_operation"].get("POST initiate") == 1
+    assert "jit_guard: waiting up to" not in run.stdout and "may still be open" not in run.stdout, run.stdout
+    assert run.rc == 0, run.stdout + run.stderr  # ignore_errors: the run succeeds, nothing is left to close
+    assert jit_rules(armsim) == []
