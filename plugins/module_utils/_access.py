@@ -14,8 +14,15 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, normalize_id, properties_of, rest_field
-from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import JIT_KIND_ALLOW, JIT_KIND_DENY, SecurityRule, classify_jit_rule, find_jit_rules
+from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError, normalize_id, parse_resource_id, properties_of, rest_field
+from ansible_collections.jitaccess.azure.plugins.module_utils._nsg import (
+    JIT_KIND_ALLOW,
+    JIT_KIND_DENY,
+    SecurityRule,
+    classify_jit_rule,
+    find_jit_rules,
+    rule_room,
+)
 
 
 def nsg_rule_entries(nsg):
@@ -100,6 +107,29 @@ def missing_deny_ports(nsg, address, ports):
     return sorted({port for port in ports if not any(rule.covers_port(port) for rule in denies)})
 
 
+def allow_rule_room(requested, nsgs):
+    """Why NSGs on the paths cannot take the allow rules a request adds (Azure's rule limit, or no
+    free priority: Defender would never apply them), one text per NSG; ``[]`` when all can.
+    ``requested``: ``[(path pairs, VM id, port numbers)]``; ``nsgs``: lower-case id -> NSG. A port
+    whose allow rule is already there gets it replaced, and one rule serves all of a VM's IPs."""
+    fresh = {}  # (NSG, VM, port) -> one allow rule
+    for paths, vm_id, ports in requested:
+        for nsg_id, ip in paths:
+            nsg = nsgs.get(normalize_id(nsg_id))
+            for port in ports:
+                if nsg is not None and not allow_rules(nsg, ip, port):
+                    fresh[(normalize_id(nsg_id), vm_id, port)] = True
+    needed = {}
+    for key, _vm, _port in fresh:
+        needed[key] = needed.get(key, 0) + 1
+    problems = []
+    for key, count in needed.items():
+        reason = rule_room(nsgs[key], count)
+        if reason:
+            problems.append("NSG %s cannot take the %d JIT allow rule(s) this request needs: %s" % (nsgs[key].get("name") or key, count, reason))
+    return problems
+
+
 def rule_id(nsg_id, name):
     return "%s/securityRules/%s" % (nsg_id, name)
 
@@ -144,3 +174,34 @@ def baseline_fingerprints(paths, nsgs, port):
         if nsg is not None:
             result.update(rule_fingerprint(entry[1]) for entry in allow_rules(nsg, ip, port))
     return result
+
+
+def format_missing(missing, names):
+    """``VM web-1 port 22 on NSG nsg-web (10.1.0.4)``, joined; ``names`` maps lower NSG id -> name."""
+    parts = []
+    for vm_name, port, nsg_id, ip in missing:
+        parts.append("VM %s port %s on NSG %s (destination %s)" % (vm_name, port, names.get(normalize_id(nsg_id), nsg_id), ip))
+    return "; ".join(parts)
+
+
+def joined(sources):
+    """Sources as the results show them (``10.0.0.0/24,10.1.0.4``); ``None`` when unknown."""
+    return ",".join(sources) if sources else None
+
+
+def rule_ref(rule):
+    """``{vm_name, nsg_id, name}`` of a rule planned by :func:`_close.plan_close`."""
+    return {"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]}
+
+
+def nsg_rule_refs(access):
+    """``[{id, nsg_id, name}]`` of the allow rules in an ``access`` list."""
+    return [{"id": rule["id"], "nsg_id": rule["nsg_id"], "name": rule["name"]} for rule in access]
+
+
+def nsg_name(nsg_id):
+    """The name in an NSG id (the text itself when it is not an id), for messages."""
+    try:
+        return parse_resource_id(nsg_id).name
+    except JitValidationError:
+        return nsg_id

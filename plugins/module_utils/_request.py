@@ -283,6 +283,18 @@ def build_initiate_ports(policy_vm, seconds, *, ports=None, sources=None, vm_lab
     return result
 
 
+def recorded_sources(response):
+    """``{(vm id lower, port): (prefix, ...)}`` from an initiate's answer, where the service names them."""
+    result = {}
+    data = response if isinstance(response, dict) else {}
+    for vm in data.get("virtualMachines") or []:
+        for port in vm.get("ports") or []:
+            prefixes = port_prefixes(port)
+            if prefixes and port.get("number") is not None:
+                result[(normalize_id(vm.get("id", "")), int(port["number"]))] = tuple(prefixes)
+    return result
+
+
 def build_initiate_body(vm_ports, justification=None):
     """The ``initiate`` request body.
 

@@ -608,9 +608,9 @@ POLICY_HINT = "put it under JIT with jitaccess.azure.jit_policy first"
 NSG_GET_LIMIT = 10
 """While waiting, up to this many NSGs are read with one GET each per polling round; more are read
 with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
-INITIATE_CONCURRENCY = 4
+INITIATE_CONCURRENCY = 8
 """Initiates (one per JIT policy) in flight at once: each takes about a second on Azure, and ARM
-refills 10 writes/s per subscription."""
+refills 10 writes/s per subscription (eight in flight stay under it)."""
 REFUSALS = frozenset((400, 401, 403, 404, 422))
 """Final answers to an initiate that mean Azure created no request (not 408, 409 or 429, which may
 follow an earlier attempt that did): only those withdraw what was recorded for jit_guard."""
@@ -632,29 +632,6 @@ ARGUMENT_SPEC = dict(
     stale_only=dict(type="bool", default=False),
     bastion=dict(type="raw"),
 )
-
-
-def format_missing(missing, names):
-    """``VM web-1 port 22 on NSG nsg-web (10.1.0.4)``, joined; ``names`` maps lower NSG id -> name."""
-    parts = []
-    for vm_name, port, nsg_id, ip in missing:
-        parts.append("VM %s port %s on NSG %s (destination %s)" % (vm_name, port, names.get(_arm.normalize_id(nsg_id), nsg_id), ip))
-    return "; ".join(parts)
-
-
-def joined(sources):
-    """Sources as the results show them (``10.0.0.0/24,10.1.0.4``); ``None`` when unknown."""
-    return ",".join(sources) if sources else None
-
-
-def rule_ref(rule):
-    """``{vm_name, nsg_id, name}`` of a rule planned by :func:`_close.plan_close`."""
-    return {"vm_name": rule["vm_name"], "nsg_id": rule["nsg_id"], "name": rule["rule_name"]}
-
-
-def nsg_rule_refs(access):
-    """``[{id, nsg_id, name}]`` of the allow rules in an ``access`` list."""
-    return [{"id": rule["id"], "nsg_id": rule["nsg_id"], "name": rule["name"]} for rule in access]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -716,12 +693,6 @@ class JitRequest:
         self.policy_index = _jit.index_policies(self.policies)
         # ARM's clock (the Date of its latest answer) judges request end times, not the controller's.
         self.now = _request.server_time(api.server_date, datetime.now(_UTC))
-
-    def nsg_name(self, nsg_id):
-        try:
-            return _arm.parse_resource_id(nsg_id).name
-        except _arm.JitValidationError:
-            return nsg_id
 
     # -- present -----------------------------------------------------------------------------
     def plan_open(self):
@@ -846,7 +817,7 @@ class JitRequest:
         for item in waits:
             plan, port = item["plan"], item["port"]
             access = item.get("access") or []
-            source = joined(item["sources"] or (access[0]["source_address_prefixes"] if access else None))
+            source = _access.joined(item["sources"] or (access[0]["source_address_prefixes"] if access else None))
             port_results[(plan["record"]["id"], port["number"])] = PortResult(
                 port["number"],
                 ACTION_OPENED,
@@ -874,31 +845,32 @@ class JitRequest:
         ]
         prerecorded = [item for item in waits if item["sources"] is not None]
         attempt = os.urandom(8).hex()  # names these lines, so that a withdrawal takes back only them
-        self.record_for_guard([dict(self._opened_item(item["plan"], item["port"], joined(item["sources"]), []), attempt=attempt) for item in prerecorded])
+        self.record_for_guard(
+            [dict(self._opened_item(item["plan"], item["port"], _access.joined(item["sources"]), []), attempt=attempt) for item in prerecorded]
+        )
         not_opened = set()  # policies whose initiate never started, or that Azure answered with a refusal
         try:
             self._initiate_jobs(jobs, waits, not_opened)
         finally:  # also when the module fails: withdraw what surely did not open (never what may have)
-            withdrawn = [item for item in prerecorded if item["plan"]["policy"]["id"] in not_opened]
-            if withdrawn:
-                self.record_for_guard(withdrawn_items([{"vm_id": item["plan"]["record"]["id"], "port": item["port"]["number"]} for item in withdrawn], attempt))
+            withdrawn = [
+                {"vm_id": item["plan"]["record"]["id"], "port": item["port"]["number"]} for item in prerecorded if item["plan"]["policy"]["id"] in not_opened
+            ]
+            self.record_for_guard(withdrawn_items(withdrawn, attempt))
 
     def _initiate_jobs(self, jobs, waits, not_opened):
         api = self.module.api
         not_opened.update(policy_id for policy_id, _body in jobs)
 
         def initiate(policy_id, body):
+            refused = False
             try:
-                response = initiate_jit_request(api, policy_id, body)
+                return initiate_jit_request(api, policy_id, body)
             except AzureError as exc:
-                if getattr(exc, "status_code", None) not in REFUSALS:  # a timeout, 5xx...: it may have opened
+                refused = getattr(exc, "status_code", None) in REFUSALS
+                raise
+            finally:
+                if not refused:  # answered, or a timeout, a 5xx...: it may have opened
                     not_opened.discard(policy_id)
-                raise
-            except BaseException:
-                not_opened.discard(policy_id)
-                raise
-            not_opened.discard(policy_id)
-            return response
 
         _responses, refused = side_by_side(
             jobs,
@@ -917,14 +889,14 @@ class JitRequest:
     def accepted(self, policy_id, response, waits):
         """Note what the initiate on ``policy_id`` opened, and record it for jit_guard (before waiting:
         if the run is interrupted now, jit_guard still knows what to close)."""
-        recorded = self._recorded_sources(response)
+        recorded = _request.recorded_sources(response)
         fresh, unrecorded = [], []
         for item in waits:
             if item["plan"]["policy"]["id"] == policy_id:
                 known = item["sources"] is not None  # then recorded before the initiate
                 if not known:
                     item["sources"] = recorded.get((_arm.normalize_id(item["plan"]["record"]["id"]), item["port"]["number"]))
-                fresh.append(self._opened_item(item["plan"], item["port"], joined(item["sources"]), []))
+                fresh.append(self._opened_item(item["plan"], item["port"], _access.joined(item["sources"]), []))
                 if not known:
                     unrecorded.append(fresh[-1])
         self.opened.extend(fresh)
@@ -934,22 +906,8 @@ class JitRequest:
     def check_room(self, by_policy):
         """Fail before any write when an NSG on a path cannot take the allow rules a request adds
         (Azure's rule limit, or no free priority): Defender would never apply them."""
-        fresh = OrderedDict()  # (NSG, VM, port) -> one allow rule, whatever the number of IPs
-        for items in by_policy.values():
-            for plan, ports in items:
-                for nsg_id, ip in plan["paths"]:
-                    nsg = self.nsgs.get(_arm.normalize_id(nsg_id))
-                    for port in ports:  # a port whose allow rule is already there gets it replaced
-                        if nsg is not None and not _access.allow_rules(nsg, ip, port["number"]):
-                            fresh[(_arm.normalize_id(nsg_id), plan["record"]["id"], port["number"])] = True
-        needed = OrderedDict()
-        for key, _vm, _port in fresh:
-            needed[key] = needed.get(key, 0) + 1
-        problems = []
-        for key, count in needed.items():
-            reason = _nsg.rule_room(self.nsgs[key], count)
-            if reason:
-                problems.append("NSG %s cannot take the %d JIT allow rule(s) this request needs: %s" % (self.nsgs[key].get("name") or key, count, reason))
+        requested = [(plan["paths"], plan["record"]["id"], [port["number"] for port in ports]) for items in by_policy.values() for plan, ports in items]
+        problems = _access.allow_rule_room(requested, self.nsgs)
         if problems:
             self.module.fail_json(msg="%s. Nothing was requested: make room in the NSG first (remove unused rules)" % "; ".join(problems), errors=problems)
 
@@ -963,18 +921,6 @@ class JitRequest:
         error = write_guard_record(path, items, auth)
         if error:
             self.module.warn("could not record the opened access for jit_guard in %s: %s" % (path, error))
-
-    @staticmethod
-    def _recorded_sources(response):
-        """``{(vm id lower, port): (prefix, ...)}`` from the initiate answer, when the service names them."""
-        result = {}
-        data = response if isinstance(response, dict) else {}
-        for vm in data.get("virtualMachines") or []:
-            for port in vm.get("ports") or []:
-                prefixes = _jit.port_prefixes(port)
-                if prefixes and port.get("number") is not None:
-                    result[(_arm.normalize_id(vm.get("id", "")), int(port["number"]))] = tuple(prefixes)
-        return result
 
     def read_nsgs(self, nsg_ids):
         """``{lower id: NSG}`` for ``nsg_ids`` (lower id -> id): one GET each, or one paged list per
@@ -1026,10 +972,10 @@ class JitRequest:
         if wait_until(all_applied, self.options.wait_timeout):
             return
         missing = [(item["plan"]["record"]["name"], item["port"]["number"], nsg_id, ip) for item in pending for nsg_id, ip in item["missing"]]
-        names = {_arm.normalize_id(item[2]): self.nsg_name(item[2]) for item in missing}
+        names = {_arm.normalize_id(item[2]): _access.nsg_name(item[2]) for item in missing}
         self.module.fail_json(
             msg="timed out after %s s waiting for the JIT allow rules (the request was initiated; Defender for Cloud may still apply it): missing %s"
-            % (self.options.wait_timeout, format_missing(missing, names)),
+            % (self.options.wait_timeout, _access.format_missing(missing, names)),
             changed=True,
             initiated=self.initiated,
             opened=self.opened,
@@ -1075,7 +1021,7 @@ class JitRequest:
             "end_time_utc": port.get("endTimeUtc"),
             "private_ips": sorted(OrderedDict.fromkeys(pair[1] for pair in plan["paths"])),
             "nsg_ids": list(OrderedDict.fromkeys(pair[0] for pair in plan["paths"])),
-            "nsg_rules": nsg_rule_refs(access),
+            "nsg_rules": _access.nsg_rule_refs(access),
         }
 
     def _finish_present(self, plans, port_results):
@@ -1125,7 +1071,7 @@ class JitRequest:
         if options.stale_only:
             planned = [rule for rule in planned if not self._kept_by_a_request(rule)]
         for rule in kept:
-            self.module.warn("left JIT allow rule %s on NSG %s untouched: %s" % (rule["rule_name"], self.nsg_name(rule["nsg_id"]), rule["reason"]))
+            self.module.warn("left JIT allow rule %s on NSG %s untouched: %s" % (rule["rule_name"], _access.nsg_name(rule["nsg_id"]), rule["reason"]))
         if planned and not self.module.check_mode:
             self._delete_all(planned)
         if pending and options.wait and not self.module.check_mode:
@@ -1160,7 +1106,7 @@ class JitRequest:
                             "port": number,
                             "source": sources,
                             "policy_id": policy["id"] if policy else None,
-                            "nsg_rules": nsg_rule_refs(described),
+                            "nsg_rules": _access.nsg_rule_refs(described),
                         }
                     )
                     self.diff["before"][key] = "open from %s" % sources
@@ -1247,7 +1193,7 @@ class JitRequest:
                 " Defender for Cloud may still apply them; they stay open until their end time unless closed" % (self.options.wait_timeout, names),
                 changed=bool(deleted),
                 pending=[{"vm_id": item["record"]["id"], "vm_name": item["record"]["name"], "port": item["port"]} for item in pending],
-                deleted_rules=[rule_ref(rule) for rule in deleted],
+                deleted_rules=[_access.rule_ref(rule) for rule in deleted],
             )
         return deleted
 
@@ -1283,8 +1229,8 @@ class JitRequest:
             error=error_details(errors[0][1]),
             errors=messages,
             changed=bool(deleted),
-            still_open=[rule_ref(rule) for rule in left],
-            deleted_rules=[rule_ref(rule) for rule in deleted],
+            still_open=[_access.rule_ref(rule) for rule in left],
+            deleted_rules=[_access.rule_ref(rule) for rule in deleted],
         )
 
     # -- entry -------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ test__close.py, waiting in test__wait.py and the jit_guard record in test__guard
 
 from fakes import NSG_NIC, NSG_SUBNET, WEB_VM
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _module, _request, _wait
+from ansible_collections.jitaccess.azure.plugins.module_utils import _access, _module, _request, _wait
 from ansible_collections.jitaccess.azure.plugins.modules import jit_request as jr
 
 
@@ -27,15 +27,15 @@ def test_argument_spec_shares_the_virtual_machines_option():
 
 
 def test_format_missing():
-    text = jr.format_missing([("web-1", 22, NSG_NIC, "10.1.0.4")], {NSG_NIC.lower(): "nsg-nic"})
+    text = _access.format_missing([("web-1", 22, NSG_NIC, "10.1.0.4")], {NSG_NIC.lower(): "nsg-nic"})
     assert text == "VM web-1 port 22 on NSG nsg-nic (destination 10.1.0.4)"
-    two = jr.format_missing([("web-1", 22, NSG_NIC.upper(), "10.1.0.4"), ("web-2", 3389, NSG_SUBNET, "10.1.0.5")], {NSG_NIC.lower(): "nsg-nic"})
+    two = _access.format_missing([("web-1", 22, NSG_NIC.upper(), "10.1.0.4"), ("web-2", 3389, NSG_SUBNET, "10.1.0.5")], {NSG_NIC.lower(): "nsg-nic"})
     assert two == "VM web-1 port 22 on NSG nsg-nic (destination 10.1.0.4); VM web-2 port 3389 on NSG %s (destination 10.1.0.5)" % NSG_SUBNET
-    assert jr.format_missing([], {}) == ""
+    assert _access.format_missing([], {}) == ""
 
 
 def test_rule_references():
     planned = {"vm_name": "web-1", "nsg_id": NSG_SUBNET, "rule_name": "r1", "priority": 100, "port_numbers": [22]}
-    assert jr.rule_ref(planned) == {"vm_name": "web-1", "nsg_id": NSG_SUBNET, "name": "r1"}
+    assert _access.rule_ref(planned) == {"vm_name": "web-1", "nsg_id": NSG_SUBNET, "name": "r1"}
     access = [{"id": NSG_SUBNET + "/securityRules/r1", "nsg_id": NSG_SUBNET, "name": "r1", "priority": 100, "source_address_prefixes": ["*"]}]
-    assert jr.nsg_rule_refs(access) == [{"id": NSG_SUBNET + "/securityRules/r1", "nsg_id": NSG_SUBNET, "name": "r1"}]
+    assert _access.nsg_rule_refs(access) == [{"id": NSG_SUBNET + "/securityRules/r1", "nsg_id": NSG_SUBNET, "name": "r1"}]
