@@ -662,8 +662,8 @@ class CallbackModule(CallbackBase):
             groups = {}
             for access in self._open.values():
                 lease = access.get("lease")
-                if not lease or not access.get("renew"):
-                    continue
+                if not lease or not access.get("renew") or access.get("attempt"):
+                    continue  # (recorded before its initiate and not reported yet: Azure may not hold it yet)
                 subscription = parse_resource_id(access["vm_id"]).subscription
                 auth_key = (subscription.lower(), tuple(sorted(access["auth"].items())))
                 group = groups.setdefault(auth_key, (subscription, access["auth"], {}))

@@ -240,6 +240,17 @@ def test_a_withdrawal_takes_back_only_what_its_own_attempt_recorded():
     assert jit_guard.merge_record(accesses, [dict(opened(APP_VM), auth={}, attempt="B")]) == [(APP_VM.lower(), 22, ("127.0.0.1",))]
 
 
+def test_a_lease_recorded_before_its_initiate_is_not_judged_until_reported(recording_guard, monkeypatch):
+    """A port recorded before its initiate may not be in Azure's policy yet: the renewal check must
+    not read that as 'its request ended'. It is judged once the task reports it."""
+    monkeypatch.setattr(jit_guard._api, "connect", lambda *args, **kwargs: pytest.fail("nothing to renew yet"))
+    lease = dict(opened(APP_VM), auth={}, attempt="A", lease=300, access_until="2099-01-01T00:00:00Z", policy_id=APP_VM.rsplit("/", 4)[0] + "/policy")
+    module_records([lease])
+    recording_guard._renew_leases()
+    (access,) = recording_guard._open.values()
+    assert access["lease"] is not None and access["renew"] and access["attempt"] == "A"
+
+
 def test_interrupted_wait_closes_what_was_recorded(recording_guard):
     module_records([opened(APP_VM), opened(DB_VM)])
     recording_guard.v2_playbook_on_stats(None)  # the task never returned
