@@ -42,10 +42,9 @@ def rule_fingerprint(raw):
 
 
 _PARSED_NSGS = {}
-"""id(NSG dict) -> (the dict, rules by lower-case name, JIT rules by destination address, the other
-JIT rules): each NSG read is parsed once (the dict is kept, so its id cannot be reused)."""
-PARSED_NSGS_LIMIT = 100000
-"""NSGs kept parsed at most (more than a 50,000-VM fleet has); beyond, the cache starts again."""
+"""NSG id (lower case) -> (the dict, rules by lower-case name, JIT rules by destination address, the
+other JIT rules): each NSG read is parsed once; a newer read of the same NSG (a polling round)
+replaces its entry, so the cache never holds more than one read per NSG."""
 
 
 def _host_address(token):
@@ -61,10 +60,9 @@ def _host_address(token):
 
 def _parsed(nsg):
     """The cached parse of ``nsg``: its rules by name, its JIT rules by destination address."""
-    cached = _PARSED_NSGS.get(id(nsg))
+    key = normalize_id(str(nsg.get("id") or id(nsg)))
+    cached = _PARSED_NSGS.get(key)
     if cached is None or cached[0] is not nsg:
-        if len(_PARSED_NSGS) >= PARSED_NSGS_LIMIT:
-            _PARSED_NSGS.clear()
         entries = nsg_rule_entries(nsg)
         by_address, wide = {}, []
         for rule, _raw in entries:
@@ -76,7 +74,7 @@ def _parsed(nsg):
                 continue
             for host in set(hosts):
                 by_address.setdefault(host, []).append(rule)
-        cached = _PARSED_NSGS[id(nsg)] = (nsg, {rule.name.lower(): raw for rule, raw in entries}, by_address, wide)
+        cached = _PARSED_NSGS[key] = (nsg, {rule.name.lower(): raw for rule, raw in entries}, by_address, wide)
     return cached
 
 
