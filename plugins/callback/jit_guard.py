@@ -249,7 +249,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._request import ( 
     lease_renew_before,
     server_time,
 )
-from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_nsg  # noqa: E402
+from ansible_collections.jitaccess.azure.plugins.module_utils._topology import read_nsgs  # noqa: E402
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import backoff_delays, wait_until  # noqa: E402
 
 JIT_REQUEST_ACTIONS = ("jitaccess.azure.jit_request", "jit_request")
@@ -855,7 +855,7 @@ class CallbackModule(CallbackBase):
         delete them as they appear, through the shared plan_close/delete_rules.
 
         ``found`` holds the rules of the first pass (planned and kept). Only the NSGs still missing
-        a rule are read again (one GET each per round, with backoff). Returns ``(planned, deleted,
+        a rule are read again (:func:`read_nsgs`: one GET each for a few, per round, with backoff). Returns ``(planned, deleted,
         accesses still without their rules)``. ``state`` is ``(topology, nsgs)`` of the first pass.
         """
         topology, nsgs = state
@@ -883,11 +883,7 @@ class CallbackModule(CallbackBase):
             missing = set()
             for access, record, seen in waiting:
                 missing |= missing_sites(record, access, seen)
-            for nsg_key in sorted(missing):
-                parsed = parse_resource_id(nsg_ids.get(nsg_key, nsg_key))
-                fresh = call("read network security group %s" % parsed.name, lambda nsg_key=nsg_key: read_nsg(api, nsg_ids.get(nsg_key, nsg_key)))
-                if fresh is not None:
-                    nsgs[nsg_key] = fresh
+            nsgs.update(read_nsgs(api, call, [nsg_ids.get(nsg_key, nsg_key) for nsg_key in sorted(missing)]))
             targets = [
                 {"vm_id": access["vm_id"], "ports": [access["port"]], "sources": list(access["sources"]) if access["sources"] else None}
                 for access, _record, _seen in waiting

@@ -275,11 +275,15 @@ def _is_address(value):
 
 
 class _Builder:
-    def __init__(self, inventory, policies, now, subscription_id):
+    def __init__(self, inventory, policies, now, subscription_id, consume=False):
         self.now = _arm.parse_azure_datetime(now)
         self.subscription_id = subscription_id
         self.topology = _topology.build_topology(inventory)
+        if consume:
+            inventory.release("virtual_machines", "network_interfaces", "public_ip_addresses")
         self.nsgs = {_arm.normalize_id(nsg.get("id")): PreparedNsg(nsg) for nsg in inventory.network_security_groups}
+        if consume:
+            inventory.release("network_security_groups")
         self.policies = list(policies)
         self.by_vm = _jit.index_policies(self.policies)
         self.active = {}
@@ -714,7 +718,9 @@ def _subscription_of(resource_id):
         return ""
 
 
-def build_facts(inventory, policies, now, subscription_id, *, resource_groups=None, virtual_machines=None, tags=None, detail=DETAIL_FULL, subscriptions=None):
+def build_facts(
+    inventory, policies, now, subscription_id, *, resource_groups=None, virtual_machines=None, tags=None, detail=DETAIL_FULL, subscriptions=None, consume=False
+):
     """The ``azure_jit`` fact: ``subscription_id``, ``subscription_ids``, ``generated_at``,
     ``scope``, ``virtual_machines``, ``policies``, ``stale_rules``, ``drift`` and ``summary``
     (with ``summary.subscriptions``: the same counts per subscription).
@@ -724,11 +730,13 @@ def build_facts(inventory, policies, now, subscription_id, *, resource_groups=No
     dicts (every policy of those subscriptions); ``now``: the current time (aware datetime or ISO string).
     ``detail``: ``full`` (every key of every VM) or ``summary`` (VM entries cut down with
     :func:`summary_entry`; everything else, the counts included, is the same).
+    ``consume``: empty the inventory's VM, NIC, public IP and NSG lists as soon as they are indexed
+    (:meth:`~._topology.Inventory.release`): the facts then reuse their memory.
     Raises :class:`~._jit.JitValidationError` for a bad scope (unknown VM, bad tags or detail).
     """
     if detail not in DETAILS:
         raise _arm.JitValidationError(f"detail {detail!r} is not valid: expected one of {', '.join(DETAILS)}")
-    builder = _Builder(inventory, policies, now, subscription_id)
+    builder = _Builder(inventory, policies, now, subscription_id, consume=consume)
     selected = select_vms(builder.topology, subscription_id, resource_groups, virtual_machines, tags)
     subscriptions = list(subscriptions or [subscription_id])
     counts = _Counts()

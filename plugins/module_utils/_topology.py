@@ -27,6 +27,8 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._arm import (
     vm_id_from_reference,
 )
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
 UNSUPPORTED_NO_NSG = "no network security group on any NIC or subnet of the VM"
 UNSUPPORTED_NO_NIC = "the VM has no network interface"
 
@@ -65,6 +67,12 @@ class Inventory:
         self.kinds = tuple(kind for kind in self.KINDS if given[kind] is not None)  # what was read (or reused)
         for kind in self.KINDS:
             setattr(self, kind, list(given[kind] or ()))
+
+    def release(self, *kinds):
+        """Empty the lists of ``kinds`` (the raw reads dominate a large run's memory: a caller done
+        with them frees them early, and what it builds next reuses that memory)."""
+        for kind in kinds:
+            getattr(self, kind).clear()
 
 
 KIND_WORDS = {
@@ -126,6 +134,17 @@ _UNREAD = {
 
 def _slim(kind):
     top, in_properties = _UNREAD[kind]
+    shared_defaults = {}  # Azure's six default rules, the same in every NSG: one copy each
+
+    def share_defaults(properties):
+        rules = properties.get("defaultSecurityRules")
+        if not isinstance(rules, list):
+            return
+        for index, rule in enumerate(rules):
+            if isinstance(rule, dict):
+                rule.pop("id", None)  # never read: a default rule cannot be deleted or named
+                rule.pop("etag", None)
+                rules[index] = shared_defaults.setdefault(_ENCODE(rule), rule)
 
     def drop(item):
         for key in top:
@@ -145,20 +164,84 @@ def _slim(kind):
                     inner = part.get("properties")
                     if isinstance(inner, dict):
                         inner.pop("provisioningState", None)
+        if kind == "network_security_groups":
+            share_defaults(properties)
 
     return drop
 
 
-def list_kind(api, kind, subscription_id=None):
-    """Every resource of one :data:`RAW_LISTS` kind in a subscription (default: the API's), as
-    REST dicts without the members this collection never reads: one paged list."""
+def list_kind(api, kind, subscription_id=None, resource_group=None):
+    """Every resource of one :data:`RAW_LISTS` kind in a subscription (default: the API's), or in
+    one of its resource groups, as REST dicts without the members this collection never reads: one
+    paged list."""
     path, api_version, extra = RAW_LISTS[kind]
+    if resource_group:
+        scope = "/subscriptions/%s/resourceGroups/%s/providers/%s" % (subscription_id or api.subscription_id, resource_group, path)
+        return api.list(resource_path(scope), api_version, extra, each=_slim(kind))
     return api.list_in_subscription(path, api_version, extra, subscription_id=subscription_id, each=_slim(kind))
 
 
 def read_nsg(api, nsg_id):
     """One network security group as REST JSON (a vanished NSG raises ``ResourceNotFoundError``)."""
     return api.request("GET", resource_path(nsg_id), NETWORK_API_VERSION)
+
+
+NSG_GET_LIMIT = 10
+"""Up to this many NSGs are read with one GET each (side by side)."""
+NSG_GROUP_LIST_LIMIT = 10
+"""More NSGs in up to this many resource groups are read with one paged list per resource group,
+side by side; in more resource groups, with one paged list per subscription."""
+NSG_READ_CONCURRENCY = 8
+"""NSG reads in flight at once while polling (ARM refills 25 reads/s per subscription)."""
+
+
+def nsg_reads(nsg_ids):
+    """The fewest, quickest reads that return every NSG of ``nsg_ids`` (ids, any case): a list of
+    ``(action, (api) -> [NSG REST dicts])``. Few NSGs: one GET each. Else one list per resource
+    group holding them (a polling round then costs one page's latency, not a subscription's worth
+    of pages one after the other), or per subscription when they are spread over many groups."""
+    unique = {}
+    for nsg_id in nsg_ids:
+        unique.setdefault(normalize_id(nsg_id), nsg_id)
+    ids = list(unique.values())
+    if len(ids) <= NSG_GET_LIMIT:
+        return [("read network security group %s" % nsg_id, lambda api, nsg_id=nsg_id: [read_nsg(api, nsg_id)]) for nsg_id in ids]
+    groups = {}
+    for nsg_id in ids:
+        parsed = parse_resource_id(nsg_id)
+        groups.setdefault((parsed.subscription.lower(), parsed.resource_group.lower()), (parsed.subscription, parsed.resource_group))
+    if len(groups) <= NSG_GROUP_LIST_LIMIT:
+        return [
+            (
+                "list network security groups in resource group %s" % group,
+                lambda api, sub=sub, group=group: list_kind(api, "network_security_groups", sub, resource_group=group),
+            )
+            for sub, group in groups.values()
+        ]
+    return [
+        ("list network security groups in subscription %s" % sub, lambda api, sub=sub: list_kind(api, "network_security_groups", sub))
+        for sub in {sub.lower(): sub for sub, _group in groups.values()}.values()
+    ]
+
+
+def read_nsgs(api, call, nsg_ids):
+    """``{lower id: NSG REST dict}`` for ``nsg_ids`` (those that exist), read as :func:`nsg_reads`
+    plans, up to :data:`NSG_READ_CONCURRENCY` at once. ``call(action, function)`` runs in the
+    calling thread on each read's outcome in turn and turns its error into a module failure (or
+    returns None to go on without that read)."""
+    wanted = {normalize_id(nsg_id) for nsg_id in nsg_ids}
+    reads = nsg_reads(nsg_ids)
+    found = {}
+    if not reads:
+        return found
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(NSG_READ_CONCURRENCY, len(reads))) as pool:
+        futures = [(action, pool.submit(read, api)) for action, read in reads]
+        for action, future in futures:
+            for nsg in call(action, future.result) or ():
+                key = normalize_id(nsg.get("id") or "")
+                if key in wanted:
+                    found[key] = nsg
+    return found
 
 
 LIST_CONCURRENCY = 4
@@ -209,9 +292,6 @@ def save_inventory(path, inventory, subscriptions, clock=time.time):
         "lists": {kind: getattr(inventory, kind) for kind in inventory.kinds},
     }
     write_private_json(path, document)
-
-
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _write_json(stream, value, depth):

@@ -15,13 +15,13 @@ DEFAULT_WAIT_TIMEOUT = 300
 """Seconds jit_request and jit_policy wait for Azure to apply a change, unless told otherwise."""
 
 
-def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=5.0):
+def backoff_delays(first=0.5, steady_rounds=3, factor=1.5, maximum=3.0):
     """Sleeps between polling rounds: 0.5 s three times (short apply delays), then growing by
-    ``factor`` up to ``maximum``: 0.5, 0.5, 0.5, 0.75, 1.1, 1.7, 2.5, 3.8, 5, 5...
+    ``factor`` up to ``maximum``: 0.5, 0.5, 0.5, 0.75, 1.1, 1.7, 2.5, 3, 3...
 
-    The cap bounds how late a poll sees an applied change (Defender takes 10-30 s): at most 5 s,
-    for at most one round of reads every 5 s (10 NSG GETs or one list per subscription, a small
-    part of ARM's 25 reads/s refill)."""
+    The cap bounds how late a poll sees an applied change (Defender takes 10-30 s): at most 3 s,
+    for at most one round of reads every 3 s (up to 10 NSG GETs or resource-group lists, about
+    3 reads/s: a small part of ARM's 25 reads/s refill)."""
     delay = first
     rounds = 0
     while True:

@@ -560,7 +560,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (
     not_found_message,
     nsgs_by_id,
     read_inventory,
-    read_nsg,
+    read_nsgs,
     subscriptions_of,
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAULT_WAIT_TIMEOUT, backoff_delays, wait_until  # noqa: E402
@@ -1066,8 +1066,7 @@ def wait_for_deny_rules(module, repaired, topology, nsgs, policies, *, timeout, 
 
     def deny_rules_back():
         nonlocal pending
-        for nsg_id in dict.fromkeys(item["nsg_id"] for item in pending):
-            nsgs[_arm.normalize_id(nsg_id)] = module.azure_call(f"read network security group {nsg_id}", read_nsg, api, nsg_id)
+        nsgs.update(read_nsgs(api, module.azure_call, [item["nsg_id"] for item in pending]))
         entries = [{"id": item["vm_id"], "ports": [{"number": port} for port in item["missing_ports"]]} for item in pending]
         pending = find_drift(entries, topology, nsgs)
         if pending:
@@ -1177,6 +1176,7 @@ def run(module):
     module.progress(describe_inventory(inventory, subscriptions, reused))
     topology = build_topology(inventory)
     nsgs = nsgs_by_id(inventory)
+    inventory.release("virtual_machines", "network_interfaces")  # in the topology now: free them
     try:
         targets, skipped = resolve_targets(options.refs, topology, present=present, skip_unsupported=options.skip_unsupported)
         groups = _jit.group_vms_by_policy(targets, policy_name=options.policy_name)

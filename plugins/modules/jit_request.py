@@ -184,8 +184,9 @@ options:
   wait:
     description:
       - With O(state=present), wait until the JIT allow rule for every requested VM port is on
-        every NSG on the VM's path, reading each NSG once per polling round, with backoff (one GET
-        per NSG for up to 10 NSGs, else one paged list of the subscription's NSGs per round).
+        every NSG on the VM's path, reading each NSG once per polling round, with backoff up to 3 s
+        (the reads of a round side by side; one GET per NSG for up to 10 NSGs, else one paged list
+        per resource group for NSGs in up to 10 groups, else one per subscription).
       - With V(false) the module returns right after the C(initiate) call; the C(access) lists are
         then empty and C(open) is V(false) for the ports it initiated.
       - With O(state=absent) the deletions are always waited for.
@@ -566,6 +567,7 @@ initiated:
 
 import os  # noqa: E402
 from collections import OrderedDict  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _access, _arm, _close, _jit, _nsg, _request, _topology  # noqa: E402
@@ -585,10 +587,8 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._request import Po
 from ansible_collections.jitaccess.azure.plugins.module_utils._topology import (  # noqa: E402
     build_topology,
     describe_inventory,
-    list_kind,
     nsgs_by_id,
     read_inventory,
-    read_nsg,
     subscriptions_of,
 )
 from ansible_collections.jitaccess.azure.plugins.module_utils._wait import DEFAULT_WAIT_TIMEOUT, wait_until  # noqa: E402
@@ -605,9 +605,6 @@ ACTION_PENDING = "pending"
 
 POLICY_HINT = "put it under JIT with jitaccess.azure.jit_policy first"
 
-NSG_GET_LIMIT = 10
-"""While waiting, up to this many NSGs are read with one GET each per polling round; more are read
-with one paged list of the subscription's NSGs (ceil(NSGs / page size) calls)."""
 INITIATE_CONCURRENCY = 8
 """Initiates (one per JIT policy) in flight at once: each takes about a second on Azure, and ARM
 refills 10 writes/s per subscription (eight in flight stay under it)."""
@@ -676,10 +673,14 @@ class JitRequest:
             error = str(exc)
         if error:
             self.module.fail_json(msg=error)
-        self.inventory = read_inventory(api, self.call, subscriptions=subscriptions)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the JIT policies are listed beside the fleet
+            listing = pool.submit(list_jit_policies, api, subscriptions)
+            self.inventory = read_inventory(api, self.call, subscriptions=subscriptions)
+            self.policies = self.call("list JIT policies", listing.result)
         self.module.progress(describe_inventory(self.inventory, subscriptions))
         self.topology = build_topology(self.inventory)
         self.nsgs = nsgs_by_id(self.inventory)
+        self.inventory.release("virtual_machines", "network_interfaces", "public_ip_addresses")  # in the topology now
         resolved = None
         try:
             # with bastion: VM id (lower) -> the source its Bastion's subnet gives
@@ -689,7 +690,6 @@ class JitRequest:
         if error:
             self.module.fail_json(msg=error)
         self.vms = [(target, record) for target, (_reference, record) in zip(self.options.targets, resolved, strict=True)]
-        self.policies = self.call("list JIT policies", lambda: list_jit_policies(api, subscriptions))
         self.policy_index = _jit.index_policies(self.policies)
         # ARM's clock (the Date of its latest answer) judges request end times, not the controller's.
         self.now = _request.server_time(api.server_date, datetime.now(_UTC))
@@ -923,26 +923,17 @@ class JitRequest:
             self.module.warn("could not record the opened access for jit_guard in %s: %s" % (path, error))
 
     def read_nsgs(self, nsg_ids):
-        """``{lower id: NSG}`` for ``nsg_ids`` (lower id -> id): one GET each, or one paged list per
-        subscription when there are many. On an error the module fails reporting what it opened."""
-        api = self.module.api
-        if len(nsg_ids) <= NSG_GET_LIMIT:
-            action, reads = "read network security group %s", [(nsg_id, lambda nsg_id=nsg_id: [read_nsg(api, nsg_id)]) for nsg_id in nsg_ids.values()]
-        else:  # many NSGs: one paged list of the subscription's NSGs costs fewer calls
-            action = "list network security groups in %s"
-            reads = [(sub, lambda sub=sub: list_kind(api, "network_security_groups", sub)) for sub in subscriptions_of(nsg_ids.values())]
-        found = {}
-        for what, read in reads:
+        """``{lower id: NSG}`` for ``nsg_ids`` (:func:`_topology.read_nsgs`). On an error the module
+        fails reporting what it opened."""
+
+        def call(action, function):
             try:
-                listed = read()
+                return function()
             except AzureError as exc:
                 # The requests are initiated: report them so that they can be closed (jit_guard).
-                self.module.fail_azure(exc, action % what, changed=True, opened=self.opened, initiated=self.initiated)
-            for nsg in listed:
-                key = _arm.normalize_id(nsg.get("id") or "")
-                if key in nsg_ids:
-                    found[key] = nsg
-        return found
+                self.module.fail_azure(exc, action, changed=True, opened=self.opened, initiated=self.initiated)
+
+        return _topology.read_nsgs(self.module.api, call, nsg_ids.values())
 
     def wait_for_rules(self, waits):
         """Poll the NSGs on the path until each initiated VM port has its allow rule on all of them."""

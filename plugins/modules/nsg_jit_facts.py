@@ -944,6 +944,7 @@ def run(module):
             tags=options.tags,
             detail=options.detail,
             subscriptions=subscriptions,
+            consume=True,  # the raw reads are freed as soon as they are indexed
         )
     except JitValidationError as exc:
         module.fail_json(msg=str(exc))

@@ -303,9 +303,8 @@ def test_close_pending_deletes_rules_as_they_appear_and_gives_up_at_the_deadline
     reads = []
 
     def read(method, url, api_version):
-        name = url.rsplit("/", 1)[1]
-        reads.append(name)
-        return {"id": name, "round": len(reads)}
+        reads.append(url.rsplit("/", 1)[1])
+        return {"id": url, "round": len(reads)}
 
     api = SimpleNamespace(request=read)
 

@@ -276,6 +276,24 @@ def test_path_needs_both_levels(subnet_rules, nic_rules, exposed, level, decidin
     assert [item["nsg"] for item in ssh["levels"]] == ["nsg-sub", "nsg-nic"]
 
 
+def test_consume_frees_the_raw_reads_and_changes_no_fact():
+    """consume=True empties the lists once indexed (memory at scale); the facts are the same."""
+    fleet = (
+        Fleet()
+        .subnet("s1", "nsg-sub")
+        .add_nsg("nsg-sub", jit_allow(7, "10.0.0.4", priority=100), jit_deny(1, "10.0.0.4", priority=4096))
+        .vm("a", "10.0.0.4", public_ip="20.50.0.11")
+        .vm("b", "10.0.0.5")
+        .policy({"a": [22]})
+    )
+    inventory = fleet.inventory()
+    consumed = _facts.build_facts(inventory, fleet.policies, NOW, SUB, consume=True)
+    assert consumed == fleet.facts() and len(consumed["virtual_machines"]) == 2
+    released = ("virtual_machines", "network_interfaces", "public_ip_addresses", "network_security_groups")
+    assert [len(getattr(inventory, kind)) for kind in released] == [0, 0, 0, 0]
+    assert len(inventory.virtual_networks) == 1  # Bastion reachability still reads them
+
+
 def test_requests_stale_allow_and_open_by_request():
     end = (NOW + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     past = (NOW - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,12 +1,14 @@
 """VM -> NIC -> subnet -> NSG joins from bulk list results (REST shapes, as the SDK returns them)."""
 
+import copy
 import json
 import os
+import threading
 
 import pytest
 from fakes import SUB, resource_group_id, vm_id
 
-from ansible_collections.jitaccess.azure.plugins.module_utils import _topology
+from ansible_collections.jitaccess.azure.plugins.module_utils import _nsg, _topology
 from ansible_collections.jitaccess.azure.plugins.module_utils._arm import JitValidationError
 
 NET = resource_group_id() + "/providers/Microsoft.Network"
@@ -336,3 +338,110 @@ def test_private_json_is_what_json_dumps_writes(tmp_path, document):
     with open(path, encoding="utf-8") as stream:
         text = stream.read()
     assert text == json.dumps(document, separators=(",", ":"))
+
+
+def nsg_id(group, name, sub=SUB):
+    return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/networkSecurityGroups/%s" % (sub, group, name)
+
+
+class ListingApi:
+    """Answers NSG GETs and lists from ``nsgs`` (ids), recording each call; ``barrier``: every
+    call waits on it (proves the reads run side by side)."""
+
+    def __init__(self, nsgs, barrier=None):
+        self.nsgs = [{"id": item, "name": item.rsplit("/", 1)[1]} for item in nsgs]
+        self.calls = []
+        self.barrier = barrier
+
+    def _wait(self):
+        if self.barrier is not None:
+            self.barrier.wait(timeout=10)
+
+    def request(self, method, path, api_version):
+        self.calls.append(("GET", path))
+        self._wait()
+        return next(item for item in self.nsgs if item["id"].lower() == path.lower())
+
+    def list(self, path, api_version, params=None, each=None):
+        self.calls.append(("LIST", path))
+        self._wait()
+        scope = path.split("/providers/")[0].lower() + "/"
+        return [dict(item) for item in self.nsgs if item["id"].lower().startswith(scope)]
+
+    def list_in_subscription(self, provider_path, api_version, params=None, subscription_id=None, each=None):
+        return self.list("/subscriptions/%s/providers/%s" % (subscription_id, provider_path), api_version, params, each)
+
+
+def run_call(action, function):
+    return function()
+
+
+def test_read_nsgs_gets_a_few_one_by_one_without_duplicates():
+    ids = [nsg_id("rg-%d" % (n % 3), "nsg-%d" % n) for n in range(_topology.NSG_GET_LIMIT)]
+    api = ListingApi(ids + [nsg_id("rg-0", "other")])
+    found = _topology.read_nsgs(api, run_call, ids + [ids[0].upper()])
+    assert sorted(found) == sorted(item.lower() for item in ids)
+    assert sorted(api.calls) == sorted(("GET", item) for item in ids)
+
+
+def test_read_nsgs_lists_each_resource_group_side_by_side_and_keeps_only_the_wanted():
+    ids = [nsg_id("rg-%d" % (n % 3), "nsg-%d" % n) for n in range(_topology.NSG_GET_LIMIT + 1)]
+    api = ListingApi(ids + [nsg_id("rg-0", "other"), nsg_id("rg-9", "elsewhere")], barrier=threading.Barrier(3))
+    found = _topology.read_nsgs(api, run_call, ids)
+    assert sorted(found) == sorted(item.lower() for item in ids)  # not "other": not asked for
+    group_list = "/subscriptions/%s/resourceGroups/rg-%d/providers/Microsoft.Network/networkSecurityGroups"
+    assert sorted(api.calls) == [("LIST", group_list % (SUB, n)) for n in range(3)]
+
+
+def test_read_nsgs_lists_the_subscription_when_the_nsgs_are_spread_over_many_groups():
+    other = "00000000-0000-0000-0000-00000000beef"
+    ids = [nsg_id("rg-%d" % n, "nsg") for n in range(_topology.NSG_GROUP_LIST_LIMIT + 1)] + [nsg_id("rg-x", "nsg-x", sub=other)]
+    api = ListingApi(ids)
+    found = _topology.read_nsgs(api, run_call, ids)
+    assert sorted(found) == sorted(item.lower() for item in ids)
+    assert sorted(api.calls) == sorted(("LIST", "/subscriptions/%s/providers/Microsoft.Network/networkSecurityGroups" % sub) for sub in (SUB, other))
+
+
+def test_read_nsgs_goes_on_without_a_read_the_caller_gives_up():
+    ids = [nsg_id("rg-a", "one"), nsg_id("rg-b", "two")]
+    api = ListingApi(ids)
+    failed = []
+
+    def call(action, function):
+        if action.endswith("/two"):
+            failed.append(action)
+            return None
+        return function()
+
+    assert list(_topology.read_nsgs(api, call, ids)) == [ids[0].lower()]
+    assert failed == ["read network security group %s" % ids[1]]
+
+
+def test_listed_nsgs_share_one_copy_of_each_default_rule_and_read_the_same():
+    def default_rule(nsg, name, priority, access):
+        return {
+            "name": name,
+            "id": nsg + "/defaultSecurityRules/" + name,
+            "etag": 'W/"%s"' % nsg,
+            "properties": {"access": access, "priority": priority, "direction": "Inbound", "protocol": "*", "provisioningState": "Succeeded"},
+        }
+
+    def nsg(name):
+        nsg_id_ = nsg_id("rg-a", name)
+        custom = {"name": "ssh", "id": nsg_id_ + "/securityRules/ssh", "etag": 'W/"%s"' % name, "properties": {"access": "Allow", "priority": 100}}
+        rules = [default_rule(nsg_id_, "AllowVnetInBound", 65000, "Allow"), default_rule(nsg_id_, "DenyAllInBound", 65500, "Deny")]
+        return {"id": nsg_id_, "name": name, "properties": {"securityRules": [custom], "defaultSecurityRules": rules}}
+
+    listed = [nsg("one"), nsg("two")]
+    expected = [_nsg.rules_from_nsg(copy.deepcopy(item)) for item in listed]
+
+    class PagingApi:
+        def list_in_subscription(self, provider_path, api_version, params=None, subscription_id=None, each=None):
+            for item in listed:
+                each(item)
+            return listed
+
+    one, two = _topology.list_kind(PagingApi(), "network_security_groups", SUB)
+    assert [_nsg.rules_from_nsg(one), _nsg.rules_from_nsg(two)] == expected
+    assert all(a is b for a, b in zip(one["properties"]["defaultSecurityRules"], two["properties"]["defaultSecurityRules"], strict=True))
+    assert one["properties"]["securityRules"][0]["etag"] == 'W/"one"'  # custom rules keep their identity

@@ -43,18 +43,24 @@ def test_backoff_grows_to_a_cap():
     values = [next(delays) for dummy in range(14)]
     assert values[:4] == [0.5, 0.5, 0.5, 0.75]
     assert values == sorted(values)
-    assert values[-1] == 5.0
-    # a change applied after 15 s (armsim's azure profile) is seen within 2 s of it
+    assert values[-1] == 3.0
+    # a change applied after 15 s (armsim's azure profile) is seen within 2 s of it, and one
+    # applied at any time within the cap
     delays, total = _wait.backoff_delays(), 0
     while total < 15:
         total += next(delays)
     assert total - 15 < 2
-    # 300 s of waiting is a bounded number of rounds (reads per NSG): under one round per 4 s
+    for applied in range(1, 120):
+        delays, total = _wait.backoff_delays(), 0
+        while total < applied:
+            total += next(delays)
+        assert total - applied <= 3.0
+    # 300 s of waiting is a bounded number of rounds (reads per NSG): under one round per 2.5 s
     delays, total, rounds = _wait.backoff_delays(), 0, 0
     while total < 300:
         total += next(delays)
         rounds += 1
-    assert rounds < 300 / 4
+    assert rounds < 300 / 2.5
 
 
 def test_wait_until_succeeds_on_the_first_check_without_sleeping():
