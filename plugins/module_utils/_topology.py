@@ -253,8 +253,9 @@ def read_inventory(api, call, kinds=CORE_KINDS, subscriptions=None, reused=None)
     """List every resource of ``kinds`` in each subscription (default: the API's): one paged list
     call per kind and subscription, up to :data:`LIST_CONCURRENCY` at once, merged into one
     :class:`Inventory` in a fixed order (ARM ids are unique across subscriptions). The kinds
-    ``reused`` (an :class:`Inventory` from :func:`load_inventory`) holds are taken from it instead
-    of being listed.
+    ``reused`` (an :class:`Inventory` from :func:`load_inventory`) holds are moved out of it
+    instead of being listed (its lists are left empty: one reference to the items, so that
+    :meth:`Inventory.release` frees them).
 
     ``call(action, function)`` runs an ARM call and turns errors into a module failure; it runs in
     the calling thread, on each list's outcome in turn.
@@ -262,6 +263,8 @@ def read_inventory(api, call, kinds=CORE_KINDS, subscriptions=None, reused=None)
     subscriptions = list(subscriptions or [api.subscription_id])
     held = set(reused.kinds) & set(kinds) if reused is not None else set()
     merged = {kind: list(getattr(reused, kind)) if kind in held else [] for kind in kinds}
+    if held:
+        reused.release(*held)
     jobs = [(subscription, kind) for subscription in subscriptions for kind in kinds if kind not in held]
     if not jobs:
         return Inventory(**merged)
@@ -275,7 +278,7 @@ def read_inventory(api, call, kinds=CORE_KINDS, subscriptions=None, reused=None)
 
 # -- handing the reads of one task to the next through a file, not Ansible variables ------------
 
-INVENTORY_FILE_FORMAT = "jitaccess.azure/inventory/1"
+INVENTORY_FILE_FORMAT = "jitaccess.azure/inventory/2"
 INVENTORY_FILE_MAX_AGE = 3600
 """Seconds a saved inventory may be reused: it is meant for the tasks of one run."""
 STABLE_KINDS = ("virtual_machines", "network_interfaces", "virtual_networks", "public_ip_addresses", "bastion_hosts")
@@ -284,14 +287,25 @@ STABLE_KINDS = ("virtual_machines", "network_interfaces", "virtual_networks", "p
 
 def save_inventory(path, inventory, subscriptions, clock=time.time):
     """Write ``inventory`` (the lists of :func:`read_inventory`) to ``path``, owner-only (0600),
-    atomically: a later task of the run reuses them instead of listing the fleet again."""
-    document = {
+    atomically: a later task of the run reuses them instead of listing the fleet again.
+
+    One JSON header line (format, time, subscriptions), then one line per item: its kind, a tab and
+    the item as JSON. A reader parses only the kinds it wants, one item at a time (a 50,000-VM
+    inventory is a quarter of a gigabyte of text: never held whole)."""
+    header = {
         "format": INVENTORY_FILE_FORMAT,
         "saved_at": clock(),
         "subscriptions": sorted(str(s).lower() for s in subscriptions),
-        "lists": {kind: getattr(inventory, kind) for kind in inventory.kinds},
+        "kinds": list(inventory.kinds),
     }
-    write_private_json(path, document)
+
+    def write(stream):
+        stream.write(_ENCODE(header) + "\n")
+        for kind in inventory.kinds:
+            for item in getattr(inventory, kind):
+                stream.write("%s\t%s\n" % (kind, _ENCODE(item)))
+
+    _write_private(path, write)
 
 
 def _write_json(stream, value, depth):
@@ -316,37 +330,71 @@ def _write_json(stream, value, depth):
         stream.write(_ENCODE(value))
 
 
-def write_private_json(path, document):
-    """Write ``document`` as JSON to ``path``, owner-only (0600), atomically (a reader never sees
-    half a file)."""
+def _write_private(path, write):
+    """``write(stream)`` to ``path``, owner-only (0600), atomically (a reader never sees half a file)."""
     temporary = "%s.%d.tmp" % (path, os.getpid())
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        _write_json(stream, document, 3)  # document -> lists / fact -> one list -> its items
+        write(stream)
     os.replace(temporary, path)
+
+
+def write_private_json(path, document):
+    """Write ``document`` as JSON to ``path``, owner-only (0600), atomically."""
+    _write_private(path, lambda stream: _write_json(stream, document, 3))  # document -> fact -> one list -> its items
+
+
+_LOAD_BATCH = 500
+"""Inventory lines parsed with one ``json.loads``: the decoder shares the key strings of the items
+of one call (as it does for a listed page), and a batch stays small."""
+
+
+def _items_by_kind(stream, kinds):
+    """``(kind, [items])`` for the item lines of ``kinds`` in ``stream``, in batches; other kinds'
+    lines are skipped unparsed."""
+    kind_of_batch, batch = None, []
+    for line in stream:
+        kind, _tab, text = line.partition("\t")
+        if kind not in kinds:
+            continue
+        if batch and (kind != kind_of_batch or len(batch) >= _LOAD_BATCH):
+            yield kind_of_batch, json.loads("[%s]" % ",".join(batch))
+            batch = []
+        kind_of_batch = kind
+        batch.append(text)
+    if batch:
+        yield kind_of_batch, json.loads("[%s]" % ",".join(batch))
 
 
 def load_inventory(path, subscriptions, kinds, max_age=INVENTORY_FILE_MAX_AGE, clock=time.time):
     """``(Inventory with ``kinds`` from the file, None)``, or ``(None, why it cannot be used)``:
     missing or unreadable, another format, older than ``max_age`` seconds, or not covering every
-    one of ``subscriptions``."""
+    one of ``subscriptions``. Only the lines of ``kinds`` are parsed; NSGs share their default
+    rules as when listed."""
     try:
         with open(path, encoding="utf-8") as stream:
-            document = json.load(stream)
-    except (OSError, ValueError) as exc:
+            header = json.loads(stream.readline() or "null")
+            if not isinstance(header, dict) or header.get("format") != INVENTORY_FILE_FORMAT:
+                return None, "%s is not an inventory saved by nsg_jit_facts" % path
+            age = clock() - float(header.get("saved_at") or 0)
+            if age > max_age or age < -60:
+                return None, "%s was saved %d s ago (reused for at most %d s)" % (path, age, max_age)
+            missing = sorted({str(s).lower() for s in subscriptions} - set(header.get("subscriptions") or []))
+            if missing:
+                return None, "%s does not cover subscription(s) %s" % (path, ", ".join(missing))
+            wanted = [kind for kind in header.get("kinds") or [] if kind in kinds and kind in Inventory.KINDS]
+            lists = {kind: [] for kind in wanted}
+            tidy = {kind: _slim(kind) for kind in wanted if kind == "network_security_groups"}
+            chosen = {subscription.lower() for subscription in subscriptions}
+            for kind, items in _items_by_kind(stream, lists):
+                for item in items:
+                    if _subscription_of(item) in chosen:
+                        if kind in tidy:
+                            tidy[kind](item)
+                        lists[kind].append(item)
+    except (OSError, ValueError, TypeError) as exc:
         return None, "cannot read %s (%s)" % (path, exc.__class__.__name__)
-    if not isinstance(document, dict) or document.get("format") != INVENTORY_FILE_FORMAT:
-        return None, "%s is not an inventory saved by nsg_jit_facts" % path
-    age = clock() - float(document.get("saved_at") or 0)
-    if age > max_age or age < -60:
-        return None, "%s was saved %d s ago (reused for at most %d s)" % (path, age, max_age)
-    missing = sorted({str(s).lower() for s in subscriptions} - set(document.get("subscriptions") or []))
-    if missing:
-        return None, "%s does not cover subscription(s) %s" % (path, ", ".join(missing))
-    lists = document.get("lists") or {}
-    wanted = set(kinds) & set(lists)
-    chosen = {subscription.lower() for subscription in subscriptions}
-    return Inventory(**{kind: [item for item in lists.get(kind) or [] if _subscription_of(item) in chosen] for kind in wanted}), None
+    return Inventory(**lists), None
 
 
 FACTS_FILE_FORMAT = "jitaccess.azure/facts/1"

@@ -202,6 +202,7 @@ def test_read_inventory_lists_only_what_the_reused_file_lacks():
     assert sorted(listed) == ["networkSecurityGroups", "publicIPAddresses", "virtualNetworks"]
     assert inventory.virtual_machines == [{"id": "vm"}] and inventory.network_interfaces == []
     assert inventory.kinds == _topology.CORE_KINDS
+    assert reused.virtual_machines == []  # moved, not copied: releasing the inventory frees the items
 
 
 def test_listed_items_lose_only_members_never_read():
@@ -445,3 +446,24 @@ def test_listed_nsgs_share_one_copy_of_each_default_rule_and_read_the_same():
     assert [_nsg.rules_from_nsg(one), _nsg.rules_from_nsg(two)] == expected
     assert all(a is b for a, b in zip(one["properties"]["defaultSecurityRules"], two["properties"]["defaultSecurityRules"], strict=True))
     assert one["properties"]["securityRules"][0]["etag"] == 'W/"one"'  # custom rules keep their identity
+
+
+def test_a_saved_inventory_is_read_one_item_at_a_time_and_only_for_the_kinds_asked(tmp_path):
+    path = str(tmp_path / "inventory.json")
+    default = {"name": "DenyAllInBound", "properties": {"access": "Deny", "priority": 65500, "direction": "Inbound"}}
+    nsgs = [{"id": nsg_id("rg", name), "properties": {"defaultSecurityRules": [dict(default)]}} for name in ("one", "two")]
+    vm = {"id": vm_id("web-1"), "tags": {"note": "tab\there, newline\nthere"}}
+    _topology.save_inventory(path, _topology.Inventory(virtual_machines=[vm], network_security_groups=nsgs), [SUB], clock=lambda: 1000.0)
+    with open(path, encoding="utf-8") as stream:
+        lines = stream.read().splitlines()
+    assert len(lines) == 4 and json.loads(lines[0])["kinds"] == ["virtual_machines", "network_security_groups"]
+    reused, why = _topology.load_inventory(path, [SUB], ("virtual_machines", "network_security_groups"), clock=lambda: 1010.0)
+    assert why is None and reused.virtual_machines == [vm] and reused.network_security_groups == nsgs
+    one, two = reused.network_security_groups
+    assert one["properties"]["defaultSecurityRules"][0] is two["properties"]["defaultSecurityRules"][0]  # held once, as when listed
+    # a kind not asked for is never parsed: a damaged NSG line does not matter to a VM reader
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write("\n".join(lines[:2] + ["network_security_groups\t{damaged"]) + "\n")
+    reused, why = _topology.load_inventory(path, [SUB], ("virtual_machines",), clock=lambda: 1010.0)
+    assert why is None and reused.virtual_machines == [vm] and reused.kinds == ("virtual_machines",)
+    assert "cannot read" in _topology.load_inventory(path, [SUB], ("network_security_groups",), clock=lambda: 1010.0)[1]
