@@ -52,9 +52,34 @@ def _seed():
                 "virtual_machines": [{"name": "%s-%02d" % (letter, n), "ports": [22]} for n in range(count)],
             }
         )
+    # Two groups whose VMs each have their own NIC NSG: 14 NSGs on the paths, in 2 resource groups.
+    for index, letter in enumerate("de"):
+        group = "rg-nics-" + letter
+        names = ["%s-%02d" % (letter, n) for n in range(NIC_NSG_VMS)]
+        seed["resource_groups"].append(
+            {
+                "name": group,
+                "location": "westeurope",
+                "network_security_groups": [{"name": "nsg-nics-" + letter, "rules": []}] + [{"name": name + "-nsg", "rules": []} for name in names],
+                "virtual_networks": [
+                    {
+                        "name": "vnet-" + letter,
+                        "address_space": "10.%d.0.0/16" % (30 + index),
+                        "subnets": [{"name": "default", "prefix": "10.%d.0.0/24" % (30 + index), "nsg": "nsg-nics-" + letter}],
+                    }
+                ],
+                "virtual_machines": [
+                    {"name": name, "os_type": "Linux", "nics": [{"subnet": "vnet-%s/default" % letter, "nsg": name + "-nsg"}]} for name in names
+                ],
+            }
+        )
+        seed["jit_policies"].append(
+            {"name": "default", "resource_group": group, "location": "westeurope", "virtual_machines": [{"name": name, "ports": [22]} for name in names]}
+        )
     return seed
 
 
+NIC_NSG_VMS = 6
 ARMSIM_SEED = _seed()
 ARMSIM_OPTIONS = {"apply_delay": 1.5}
 APPLY_WINDOW = 120  # _request.APPLY_WINDOW_SECONDS
@@ -234,6 +259,25 @@ def test_forty_vms_three_policies_three_initiates(armsim):
         found = allow_rules(state, "nsg-fleet-" + group[-1])
         assert len(found) == FLEET[group][1]
         assert {tuple(sources(p)) for p in found.values()} == {("198.51.100.10",)}
+
+
+def test_many_nsgs_in_few_resource_groups_are_polled_with_one_list_per_group(armsim):
+    """14 NSGs on the paths (more than the 10 read one GET each), in 2 resource groups: each
+    polling round lists those 2 groups' NSGs (side by side), never the whole subscription again."""
+    vms = [vm_ref("%s-%02d" % (letter, n), "rg-nics-" + letter) for letter in "de" for n in range(NIC_NSG_VMS)]
+    armsim.reset_stats()
+    result = run(armsim, task("open", {"virtual_machines": vms, "ports": [22], "source_address_prefixes": ["198.51.100.10"], "duration": "15m"}))
+    opened = ok(result, "open")
+    assert len(opened["opened"]) == 2 * NIC_NSG_VMS and all(port["open"] for vm in opened["virtual_machines"] for port in vm["ports"])
+    nsg_lists = [entry["path"] for entry in armsim.requests() if entry["method"] == "GET" and entry["path"].lower().endswith("/networksecuritygroups")]
+    subscription_wide = "/subscriptions/%s/providers/Microsoft.Network/networkSecurityGroups" % SUB
+    per_group = ["/subscriptions/%s/resourceGroups/rg-nics-%s/providers/Microsoft.Network/networkSecurityGroups" % (SUB, letter) for letter in "de"]
+    assert nsg_lists[0] == subscription_wide and subscription_wide not in nsg_lists[1:], nsg_lists  # the inventory, once
+    rounds = nsg_lists[1:]
+    assert rounds and sorted(set(rounds)) == per_group and rounds.count(per_group[0]) == rounds.count(per_group[1]), rounds
+    state = armsim.state()
+    for name in ("d-00", "e-05"):  # the rules are on the subnet NSG and the VM's own NIC NSG
+        assert len(allow_rules(state, name + "-nsg")) == 1
 
 
 def test_a_refused_initiate_reports_what_the_other_policies_opened(armsim):
