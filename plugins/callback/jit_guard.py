@@ -855,8 +855,9 @@ class CallbackModule(CallbackBase):
         delete them as they appear, through the shared plan_close/delete_rules.
 
         ``found`` holds the rules of the first pass (planned and kept). Only the NSGs still missing
-        a rule are read again (:func:`read_nsgs`: one GET each for a few, per round, with backoff). Returns ``(planned, deleted,
-        accesses still without their rules)``. ``state`` is ``(topology, nsgs)`` of the first pass.
+        a rule are read again, once per round with backoff (``read_nsgs``: one GET each for a few).
+        Returns ``(planned, deleted, accesses still without their rules)``. ``state`` is
+        ``(topology, nsgs)`` of the first pass.
         """
         topology, nsgs = state
         nsg_ids = {normalize_id(nsg_id): nsg_id for record in topology.values() for nsg_id in record.get("nsg_ids") or []}
