@@ -848,6 +848,11 @@ class JitRequest:
         self.record_for_guard(
             [dict(self._opened_item(item["plan"], item["port"], _access.joined(item["sources"]), []), attempt=attempt) for item in prerecorded]
         )
+        record = os.environ.get(RECORD_VARIABLE)
+        if record and not os.path.isdir(os.path.dirname(record)):
+            # jit_guard removes its record when the run ends (Ctrl-C, SIGTERM): this task outlived
+            # its run, and nothing would close what it opened now.
+            self.module.fail_json(msg="the run that started this task has ended (jit_guard's record %s is gone): nothing was requested" % record)
         not_opened = set()  # policies whose initiate never started, or that Azure answered with a refusal
         try:
             self._initiate_jobs(jobs, waits, not_opened)

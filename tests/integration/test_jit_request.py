@@ -504,3 +504,18 @@ def test_throttling_and_unavailable_are_survived(armsim):
     assert len(request_ports(state, "nic-1", 22)) == 1
     assert len(allow_rules(state, "nsg-nic-only")) == 1
     assert armsim.admin("GET", "/faults") in ([], {}, {"faults": []})
+
+
+def test_a_task_that_outlived_its_run_requests_nothing(armsim, tmp_path):
+    """jit_guard removes its record directory when the run ends (Ctrl-C, SIGTERM). A jit_request
+    still running then must not initiate: nothing would close what it opened."""
+    gone = str(tmp_path / "guard-record-removed" / "record.jsonl")
+    armsim.reset_stats()
+    result = run(
+        armsim,
+        task("open", {"virtual_machines": [vm_ref("a-00", "rg-fleet-a")], "ports": [22], "source_address_prefixes": ["198.51.100.10"]}, ignore_errors=True),
+        env={"JITACCESS_GUARD_RECORD": gone},
+    )
+    failed = result.result("open")
+    assert failed.get("failed") and "the run that started this task has ended" in failed["msg"] and gone in failed["msg"], failed
+    assert armsim.stats()["writes"] == 0 and not ops(armsim).get("POST initiate")
