@@ -229,19 +229,27 @@ def read_nsgs(api, call, nsg_ids):
     plans, up to :data:`NSG_READ_CONCURRENCY` at once. ``call(action, function)`` runs in the
     calling thread on each read's outcome in turn and turns its error into a module failure (or
     returns None to go on without that read)."""
+    nsg_ids = list(nsg_ids)
     wanted = {normalize_id(nsg_id) for nsg_id in nsg_ids}
-    reads = nsg_reads(nsg_ids)
     found = {}
-    if not reads:
-        return found
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(NSG_READ_CONCURRENCY, len(reads))) as pool:
-        futures = [(action, pool.submit(read, api)) for action, read in reads]
-        for action, future in futures:
-            for nsg in call(action, future.result) or ():
-                key = normalize_id(nsg.get("id") or "")
-                if key in wanted:
-                    found[key] = nsg
+    for _action, listed in _side_by_side(call, [(action, read, (api,)) for action, read in nsg_reads(nsg_ids)], NSG_READ_CONCURRENCY):
+        for nsg in listed or ():
+            key = normalize_id(nsg.get("id") or "")
+            if key in wanted:
+                found[key] = nsg
     return found
+
+
+def _side_by_side(call, reads, workers):
+    """``(action, outcome)`` of each ``(action, function, args)`` of ``reads``, run up to ``workers``
+    at once; ``call(action, future.result)`` turns each outcome, in order, in the calling thread
+    (where an error ends the module)."""
+    if not reads:
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(reads))) as pool:
+        futures = [(action, pool.submit(function, *args)) for action, function, args in reads]
+        for action, future in futures:
+            yield action, call(action, future.result)
 
 
 LIST_CONCURRENCY = 4
@@ -268,11 +276,10 @@ def read_inventory(api, call, kinds=CORE_KINDS, subscriptions=None, reused=None)
     jobs = [(subscription, kind) for subscription in subscriptions for kind in kinds if kind not in held]
     if not jobs:
         return Inventory(**merged)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(LIST_CONCURRENCY, len(jobs))) as pool:
-        listed = [(subscription, kind, pool.submit(list_kind, api, kind, subscription)) for subscription, kind in jobs]
-        for subscription, kind, future in listed:
-            where = "" if len(subscriptions) == 1 else " in subscription %s" % subscription
-            merged[kind].extend(call(RAW_LIST_ACTIONS[kind] + where, future.result))
+    where = {subscription: "" if len(subscriptions) == 1 else " in subscription %s" % subscription for subscription in subscriptions}
+    reads = [(RAW_LIST_ACTIONS[kind] + where[subscription], list_kind, (api, kind, subscription)) for subscription, kind in jobs]
+    for (_subscription, kind), (_action, listed) in zip(jobs, _side_by_side(call, reads, LIST_CONCURRENCY), strict=True):
+        merged[kind].extend(listed)
     return Inventory(**merged)
 
 

@@ -928,7 +928,7 @@ class JitRequest:
             self.module.warn("could not record the opened access for jit_guard in %s: %s" % (path, error))
 
     def read_nsgs(self, nsg_ids):
-        """``{lower id: NSG}`` for ``nsg_ids`` (:func:`_topology.read_nsgs`). On an error the module
+        """``{lower id: NSG}`` for ``nsg_ids`` (ids, repeats allowed: :func:`_topology.read_nsgs`). On an error the module
         fails reporting what it opened."""
 
         def call(action, function):
@@ -938,7 +938,7 @@ class JitRequest:
                 # The requests are initiated: report them so that they can be closed (jit_guard).
                 self.module.fail_azure(exc, action, changed=True, opened=self.opened, initiated=self.initiated)
 
-        return _topology.read_nsgs(self.module.api, call, nsg_ids.values())
+        return _topology.read_nsgs(self.module.api, call, nsg_ids)
 
     def wait_for_rules(self, waits):
         """Poll the NSGs on the path until each initiated VM port has its allow rule on all of them."""
@@ -947,8 +947,7 @@ class JitRequest:
 
         def all_applied():
             nonlocal pending
-            nsg_ids = OrderedDict((_arm.normalize_id(nsg_id), nsg_id) for item in pending for nsg_id, _ip in item["plan"]["paths"])
-            nsgs = self.read_nsgs(nsg_ids)
+            nsgs = self.read_nsgs([nsg_id for item in pending for nsg_id, _ip in item["plan"]["paths"]])
             still = []
             for item in pending:
                 sources = item["sources"] if item["sources"] and len(item["sources"]) == 1 else None
@@ -1161,8 +1160,7 @@ class JitRequest:
         deleted, done = [], set()
 
         def settled():
-            nsg_ids = OrderedDict((_arm.normalize_id(nsg_id), nsg_id) for item in pending for nsg_id, _ip in item["missing"])
-            fresh = self.read_nsgs(nsg_ids)
+            fresh = self.read_nsgs([nsg_id for item in pending for nsg_id, _ip in item["missing"]])
             now = _request.server_time(self.module.api.server_date, datetime.now(_UTC))
             targets = [{"vm_id": item["record"]["id"], "ports": [item["port"]], "sources": sources} for item in pending]
             planned = [rule for rule in _close.plan_close(self.topology, fresh, targets)[0] if (rule["nsg_id"].lower(), rule["rule_name"].lower()) not in done]
