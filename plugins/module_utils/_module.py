@@ -10,6 +10,7 @@ import copy
 import gc
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -82,6 +83,16 @@ def loose_numbers(spec, raw, path=""):
     return problems
 
 
+def end_at_interrupt():
+    """Make Ctrl-C end the module run at once, as SIGTERM does. Ansible's worker passes the signal on
+    to its process group, this module included. Python's KeyboardInterrupt would unwind the main
+    thread only, then wait for the ARM calls still in flight in the other threads (seconds under
+    latency): a module that outlives its run. A module has nothing to clean up: jit_guard closes what
+    the run opened. A run that ignores SIGINT (nohup) keeps ignoring it."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 GC_THRESHOLDS = (100000, 50, 100)
 """Cyclic garbage collector thresholds for module runs (Python's default is 700, 10, 10)."""
 
@@ -94,6 +105,7 @@ class AzureJitModule:
         # keeps them until it exits. With the default thresholds the collector rescans them again
         # and again: a third of nsg_jit_facts' time on a 10,000-VM fleet. The data has no cycles.
         gc.set_threshold(*GC_THRESHOLDS)
+        end_at_interrupt()
         self.started = time.monotonic()
         self._progress_lock = threading.Lock()
         self._wait_started = self._last_heartbeat = None

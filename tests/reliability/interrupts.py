@@ -115,9 +115,10 @@ def interrupt(sim, tmp_path, point, signum):
         opened_before_signal = [rule for rule in jit_rules(sim.state()) if rule["sources"] == [OURS]]
         sent = time.monotonic()
         run.proc.send_signal(signum)
-        # within 30 s: every process of the run has ended (a module too) and the service has
-        # applied whatever was initiated (no apply is due): from then on nothing opens or closes
-        while run.proc.poll() is None or run.group_alive() or sim.admin("GET", "/applies")["due"]:
+        # within 30 s: every process of the run has ended (a module too, in its worker's own
+        # session: a module that outlived its run could still initiate) and the service has applied
+        # whatever was initiated (no apply is due): from then on nothing opens or closes
+        while run.proc.poll() is None or run.group_alive() or run.processes_alive() or sim.admin("GET", "/applies")["due"]:
             if time.monotonic() - sent > CLOSE_WITHIN:
                 break
             time.sleep(0.1)

@@ -230,6 +230,22 @@ class Background:
             return True
         return True
 
+    def processes_alive(self):
+        """Whether any process of the run still exists, in whatever session: Ansible's workers call
+        setsid, so a module outlives the run's process group. Each inherits the run's environment,
+        which names this run's results file."""
+        marker = ("RECORD_RESULTS_PATH=%s" % self.record).encode() + b"\0"
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                with open("/proc/%s/environ" % pid, "rb") as stream:
+                    if marker in stream.read():
+                        return True
+            except OSError:  # ended meanwhile, or not ours to read
+                continue
+        return False
+
     def output(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as stream:
             return stream.read()

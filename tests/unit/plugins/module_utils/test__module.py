@@ -1,5 +1,7 @@
 """_module: the shared virtual_machines sub-spec and the strict reading of every int option."""
 
+import os
+
 import pytest
 
 from ansible_collections.jitaccess.azure.plugins.module_utils import _module
@@ -78,3 +80,43 @@ def test_a_long_wait_shows_a_line_at_the_default_verbosity_every_30_s(tmp_path, 
     levels = [(json.loads(line)["verbosity"], json.loads(line)["msg"]) for line in path.read_text().splitlines()]
     assert [level for level, _msg in levels] == [1, 1, 1, 0, 1, 0]
     assert levels[3][1] == "3 ports pending (waiting 30 s)"
+
+
+CHILD = """
+import signal, sys, threading
+sys.path[:0] = %r
+from ansible_collections.jitaccess.azure.plugins.module_utils import _module
+if sys.argv[1] == "ignored":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+_module.end_at_interrupt()
+print(signal.getsignal(signal.SIGINT).name, flush=True)
+release = threading.Event()
+threading.Thread(target=release.wait, args=(120,)).start()  # an ARM call in flight, in a pool thread
+release.wait(120)
+"""
+
+
+@pytest.mark.parametrize("start", ["default", "ignored"])
+def test_ctrl_c_ends_a_module_at_once_unless_the_run_ignores_it(start):
+    import signal
+    import subprocess
+    import sys
+
+    import ansible_collections
+
+    roots = [os.path.dirname(path) for path in ansible_collections.__path__] + [p for p in sys.path if p]
+    child = subprocess.Popen([sys.executable, "-c", CHILD % (roots,), start], stdout=subprocess.PIPE, text=True)
+    try:
+        shown = child.stdout.readline().strip()  # the handler in force: the child is ready
+        child.send_signal(signal.SIGINT)
+        if start == "default":
+            assert shown == "SIG_DFL"
+            # ended by the signal itself, not after the other thread (KeyboardInterrupt would wait 120 s)
+            assert child.wait(timeout=60) == -signal.SIGINT
+        else:
+            assert shown == "SIG_IGN"
+            with pytest.raises(subprocess.TimeoutExpired):
+                child.wait(timeout=1)  # still running: a bounded check that it ignored the signal
+    finally:
+        child.kill()
+        child.wait()
