@@ -516,14 +516,16 @@ class Bench:
                 )
                 if self.current == "azure":
                     self.check("no 429 in any run of ours (azure, %d hosts)" % hosts, ours["throttled"] == 0, "%d throttled answers" % ours["throttled"])
-                # ours <= apply delay + 2x the floor's own time (its wall time less the apply delay)
+                # ours <= apply delay + 2x the floor's own time (its wall time less the apply delay).
+                # Enforced under azure, as the rollout's: under instant the floor's own time is one
+                # Python start and five localhost calls, less than ansible-playbook alone costs.
                 limit = delay + 2 * max(floor["wall_s"] - delay, 0.0)
                 self.check(
                     "access within apply delay + 2x the floor's time (%s, %d hosts)" % (self.current, hosts),
                     ours["wall_s"] <= limit,
                     "%.1fs vs %.1fs allowed (floor %.1fs, apply delay %gs; ansible-playbook with one no-op task on these hosts: %.1fs)"
                     % (ours["wall_s"], limit, floor["wall_s"], delay, noop.wall_s),
-                    enforced=not self.quick and hosts >= 500,
+                    enforced=self.current == "azure" and not self.quick and hosts >= 500,
                 )
 
     def naive_access_max(self):
