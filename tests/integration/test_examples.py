@@ -9,6 +9,7 @@ out of JIT). Every example task must succeed; the outcomes are then checked in a
 """
 
 import ast
+import json
 import os
 
 import yaml
@@ -17,7 +18,7 @@ from harness import collections_path, run_playbook
 ARMSIM_SEED = "examples.yaml"
 
 SUB = "00000000-0000-0000-0000-000000000001"
-ORDER = ["nsg_jit_facts", "jit_request", "jit_policy"]
+ORDER = ["nsg_jit_facts", "jit_request", "jit_policy", "jit_fleet_report_files"]
 # Variables an example takes from the play, as a user's play would define them.
 PLAY_VARS = {
     "jit_policy": {
@@ -83,12 +84,13 @@ def test_every_module_has_runnable_examples():
     assert modules == sorted(ORDER)
 
 
-def test_examples_run_as_written(armsim):
+def test_examples_run_as_written(armsim, tmp_path):
     plays, expected = [], []
+    play_vars = dict(PLAY_VARS, jit_fleet_report_files={"report_dir": str(tmp_path)})
     for module in ORDER:
         tasks = yaml.safe_load(examples_of(os.path.join(installed_modules(), module + ".py")))
         assert isinstance(tasks, list) and tasks, module
-        plays.append({"name": "EXAMPLES of " + module, "hosts": "localhost", "gather_facts": False, "vars": PLAY_VARS.get(module, {}), "tasks": tasks})
+        plays.append({"name": "EXAMPLES of " + module, "hosts": "localhost", "gather_facts": False, "vars": play_vars.get(module, {}), "tasks": tasks})
         expected += [(module, name) for name in leaf_tasks(tasks)]
 
     run = run_playbook(armsim, plays)
@@ -142,6 +144,18 @@ def test_examples_run_as_written(armsim):
     assert auto["changes"]["changed"] == [vm_id("app-1", "rg-app").lower()]
     assert auto["virtual_machines"][0]["ports"][0]["allowed_source_address_prefixes"] == ["10.9.1.0/26"]
     assert not result("jit_policy", "Allow access only from a named Bastion host")["changed"]  # the same Bastion
+
+    # jit_fleet_report_files: the audit report's three files (owner-only) and the Markdown page alone (group-readable)
+    written = result("jit_fleet_report_files", "Write the audit report")["files"]
+    assert [(f["format"], f["path"], f["changed"]) for f in written] == [
+        (fmt, str(tmp_path / ("jit_audit." + ext)), True) for fmt, ext in (("json", "json"), ("markdown", "md"), ("html", "html"))
+    ]
+    modes = {name: oct(os.stat(tmp_path / name).st_mode & 0o777) for name in os.listdir(tmp_path)}
+    assert modes == {"jit_audit.json": "0o600", "jit_audit.md": "0o600", "jit_audit.html": "0o600", "jit_audit_page.md": "0o640"}
+    with open(tmp_path / "jit_audit.json", encoding="utf-8") as stream:
+        audit = json.load(stream)
+    assert audit["mode"] == "audit" and audit["policies_written"] == 0 and audit["candidates"]
+    assert "# JIT fleet report — audit" in (tmp_path / "jit_audit_page.md").read_text(encoding="utf-8")
 
     # armsim's state: what the examples left behind, and nothing else
     state = armsim.state()
