@@ -107,3 +107,23 @@ def test_reports_are_owner_only_in_a_new_directory_and_an_existing_one_keeps_its
     assert run.rc == 0, run.stdout[-3000:]
     assert oct(os.stat(shared).st_mode & 0o777) == "0o755"  # not the role's to change
     assert oct(os.stat(shared / "jit_fleet_report.json").st_mode & 0o777) == "0o640"  # the user's choice
+
+
+def test_check_mode_writes_nothing_to_azure_or_to_the_report_directory(armsim, tmp_path):
+    """--check with enforce: the plan is computed and shown, nothing is written anywhere (the report
+    directory is not even created), and the run succeeds."""
+    before = policy_vms(armsim)
+    armsim.reset_stats()
+    reports = tmp_path / "new-reports"
+    run = run_playbook(armsim, PLAYBOOK, extra_vars=dict(COMMON, jit_fleet_report_dir=str(reports), jit_fleet_mode="enforce"), check=True)
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert not reports.exists() and policy_vms(armsim) == before
+    writes = {op: n for op, n in armsim.stats()["by_operation"].items() if not op.startswith("GET")}
+    assert writes == {}, writes
+    (written,) = [r for r in run.results if r["task"].endswith("Write the report as JSON, Markdown and HTML")]
+    assert written["result"]["changed"] and [os.path.basename(f["path"]) for f in written["result"]["files"]] == [
+        "jit_fleet_report.json",
+        "jit_fleet_report.md",
+        "jit_fleet_report.html",
+    ]
+    assert "JIT fleet enforce" in run.stdout
