@@ -86,8 +86,9 @@ CHILD = """
 import signal, sys, threading
 sys.path[:0] = %r
 from ansible_collections.jitaccess.azure.plugins.module_utils import _module
-if sys.argv[1] == "ignored":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# as Python starts a module: KeyboardInterrupt, unless the run ignores SIGINT (pytest itself may run
+# with SIGINT ignored, as a background job of a non-interactive shell)
+signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ignored" else signal.default_int_handler)
 _module.end_at_interrupt()
 print(signal.getsignal(signal.SIGINT).name, flush=True)
 release = threading.Event()
