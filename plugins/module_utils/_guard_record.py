@@ -68,6 +68,13 @@ def write_guard_record(path, items, auth):
     return None
 
 
+def run_has_ended(path):
+    """Whether the run that exported ``path`` has ended: jit_guard removes the record's directory
+    when its run ends (Ctrl-C, SIGTERM, exit), so a task still running then must open nothing
+    (no one would close it). False without a record (no jit_guard)."""
+    return bool(path) and not os.path.isdir(os.path.dirname(path))
+
+
 # --------------------------------------------------------------------------------------------------
 # Reader (jit_guard)
 

@@ -232,7 +232,7 @@ def read_nsgs(api, call, nsg_ids):
     nsg_ids = list(nsg_ids)
     wanted = {normalize_id(nsg_id) for nsg_id in nsg_ids}
     found = {}
-    for _action, listed in _side_by_side(call, [(action, read, (api,)) for action, read in nsg_reads(nsg_ids)], NSG_READ_CONCURRENCY):
+    for listed in _side_by_side(call, [(action, read, (api,)) for action, read in nsg_reads(nsg_ids)], NSG_READ_CONCURRENCY):
         for nsg in listed or ():
             key = normalize_id(nsg.get("id") or "")
             if key in wanted:
@@ -241,15 +241,17 @@ def read_nsgs(api, call, nsg_ids):
 
 
 def _side_by_side(call, reads, workers):
-    """``(action, outcome)`` of each ``(action, function, args)`` of ``reads``, run up to ``workers``
-    at once; ``call(action, future.result)`` turns each outcome, in order, in the calling thread
-    (where an error ends the module)."""
+    """The outcome of each ``(action, function, args)`` of ``reads``, in order, run up to ``workers``
+    at once; ``call(action, future.result)`` turns each outcome in the calling thread (where an
+    error ends the module, or is passed over). Not :func:`_parallel.side_by_side`, which serves
+    writes: it starts nothing more after a failure, whereas whether a failed read matters is for
+    ``call`` to judge."""
     if not reads:
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(reads))) as pool:
         futures = [(action, pool.submit(function, *args)) for action, function, args in reads]
         for action, future in futures:
-            yield action, call(action, future.result)
+            yield call(action, future.result)
 
 
 LIST_CONCURRENCY = 4
@@ -278,7 +280,7 @@ def read_inventory(api, call, kinds=CORE_KINDS, subscriptions=None, reused=None)
         return Inventory(**merged)
     where = {subscription: "" if len(subscriptions) == 1 else " in subscription %s" % subscription for subscription in subscriptions}
     reads = [(RAW_LIST_ACTIONS[kind] + where[subscription], list_kind, (api, kind, subscription)) for subscription, kind in jobs]
-    for (_subscription, kind), (_action, listed) in zip(jobs, _side_by_side(call, reads, LIST_CONCURRENCY), strict=True):
+    for (_subscription, kind), listed in zip(jobs, _side_by_side(call, reads, LIST_CONCURRENCY), strict=True):
         merged[kind].extend(listed)
     return Inventory(**merged)
 

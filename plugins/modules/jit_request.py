@@ -578,6 +578,7 @@ from ansible_collections.jitaccess.azure.plugins.module_utils._guard_record impo
     RECORD_VARIABLE,
     closed_items,
     read_closed,
+    run_has_ended,
     withdrawn_items,
     write_guard_record,
 )
@@ -849,9 +850,7 @@ class JitRequest:
             [dict(self._opened_item(item["plan"], item["port"], _access.joined(item["sources"]), []), attempt=attempt) for item in prerecorded]
         )
         record = os.environ.get(RECORD_VARIABLE)
-        if record and not os.path.isdir(os.path.dirname(record)):
-            # jit_guard removes its record when the run ends (Ctrl-C, SIGTERM): this task outlived
-            # its run, and nothing would close what it opened now.
+        if run_has_ended(record):  # this task outlived its run: nothing would close what it opened now
             self.module.fail_json(msg="the run that started this task has ended (jit_guard's record %s is gone): nothing was requested" % record)
         not_opened = set()  # policies whose initiate never started, or that Azure answered with a refusal
         try:

@@ -64,3 +64,12 @@ def test_the_record_variable_and_the_mask_are_fixed_names():
     # jit_request reads the variable jit_guard exports; both take it from here
     assert _guard_record.RECORD_VARIABLE == "JITACCESS_GUARD_RECORD"
     assert _guard_record.MASKED == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+def test_the_run_has_ended_when_jit_guard_removed_the_records_directory(tmp_path):
+    path = tmp_path / "guard" / "opened.jsonl"
+    path.parent.mkdir()
+    assert not _guard_record.run_has_ended(str(path))  # the file itself need not exist yet
+    path.parent.rmdir()
+    assert _guard_record.run_has_ended(str(path))
+    assert not _guard_record.run_has_ended(None) and not _guard_record.run_has_ended("")  # no jit_guard
